@@ -1,0 +1,31 @@
+# Each target does its own set-up: a fresh clone needs only `make run` or `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: run test lint eval clean-output
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## clean raw/ into clean/
+	$(PY) -m pipeline clean raw --out clean
+
+test: $(STAMP)  ## the whole test suite
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pipeline flows tests
+
+eval: $(STAMP)  ## quality evaluations on ../shared/data (not part of the tests)
+	$(PY) -m tests.evaluate
+
+clean-output:
+	rm -rf clean/*.jsonl clean/*.json

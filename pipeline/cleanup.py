@@ -1,0 +1,391 @@
+"""Boilerplate cleanup: repeated titles, bylines, known boilerplate lines and lines learned from the corpus.
+
+Every rule removes whole lines, and only where boilerplate stands: in the run of boilerplate at the head
+or the tail of a document, or (for the few ``[anywhere]`` rules, such as "Advertisement") as a line of its
+own between paragraphs. A line longer than ``CleanupConfig.max_boilerplate_words`` is never removed, so a
+body paragraph that merely mentions cookies or newsletters stays. Each removed line is recorded on the
+document (``Document.removed``) so reports can show what was cut.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+import xxhash
+from dateutil import parser as date_parser
+
+from pipeline.contract import Document, Rejection
+
+SECTIONS = ("edge", "anywhere", "tail-cut")
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupConfig:
+    """Settings of the cleanup stage.
+
+    Args:
+        boilerplate_file: rule file replacing the shipped ``pipeline/boilerplate.txt``.
+        learn_min_docs: a line is learned as boilerplate of a source only if at least this many distinct
+            articles of that source carry it ...
+        learn_min_share: ... and at least this share of the source's documents.
+        edge_lines: how many lines at each end of a document count towards learning.
+        max_boilerplate_words: longer lines are never boilerplate.
+    """
+
+    boilerplate_file: Path | None = None
+    learn_min_docs: int = 3
+    learn_min_share: float = 0.3
+    edge_lines: int = 8
+    max_boilerplate_words: int = 30
+
+    def __post_init__(self) -> None:
+        if self.learn_min_docs < 2:
+            raise ValueError("learn_min_docs must be at least 2")
+        if not 0.0 < self.learn_min_share <= 1.0:
+            raise ValueError("learn_min_share must be in (0, 1]")
+        if self.edge_lines < 1 or self.max_boilerplate_words < 1:
+            raise ValueError("edge_lines and max_boilerplate_words must be positive")
+
+
+@dataclass(slots=True)
+class BoilerplateRules:
+    """Compiled rule sections of a boilerplate file (one alternation per section)."""
+
+    edge: re.Pattern[str]
+    anywhere: re.Pattern[str]
+    tail_cut: re.Pattern[str]
+    source: str = ""
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> BoilerplateRules:
+        """Read and compile a rule file (the shipped list when ``path`` is None).
+
+        Raises ``ValueError`` naming the line of a rule that does not compile.
+        """
+        if path is None:
+            text = resources.files("pipeline").joinpath("boilerplate.txt").read_text(encoding="utf-8")
+            origin = "pipeline/boilerplate.txt"
+        else:
+            text = Path(path).read_text(encoding="utf-8")
+            origin = str(path)
+        rules: dict[str, list[str]] = {name: [] for name in SECTIONS}
+        section = None
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1]
+                if section not in rules:
+                    raise ValueError(f"{origin}:{number}: unknown section [{section}]")
+                continue
+            if section is None:
+                raise ValueError(f"{origin}:{number}: rule before any [section]")
+            try:
+                re.compile(line)
+            except re.error as err:
+                raise ValueError(f"{origin}:{number}: bad pattern: {err}") from err
+            rules[section].append(line)
+
+        def compiled(patterns: list[str]) -> re.Pattern[str]:
+            return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)", re.I)
+
+        return cls(compiled(rules["edge"]), compiled(rules["anywhere"]), compiled(rules["tail-cut"]), origin)
+
+
+def line_key(line: str) -> int:
+    """Case- and spacing-insensitive 64-bit key of a line, stable across processes (unlike ``hash``)."""
+    return xxhash.xxh64_intdigest(" ".join(line.casefold().split()).encode("utf-8"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Learning boilerplate lines from the corpus
+
+@dataclass(slots=True)
+class LineCounts:
+    """Per source group: documents seen, and for each edge line how many documents carry it.
+
+    ``articles`` keeps at most ``learn_min_docs`` distinct article fingerprints per line: copies of one
+    article (syndication, re-fetches) repeat every line, and must not teach that their body is boilerplate.
+    """
+
+    docs: Counter[str] = field(default_factory=Counter)
+    lines: dict[str, Counter[int]] = field(default_factory=dict)
+    articles: dict[tuple[str, int], set[int]] = field(default_factory=dict)
+
+    def add(self, doc: Document, config: CleanupConfig) -> None:
+        """Count the edge lines of one normalised document."""
+        lines = [ln for ln in doc.body.split("\n") if ln]
+        if not lines:
+            return
+        self.docs[doc.group] += 1
+        fingerprint = line_key(max(lines, key=len))
+        n = config.edge_lines
+        edge = lines if len(lines) <= 2 * n else lines[:n] + lines[-n:]
+        counts = self.lines.setdefault(doc.group, Counter())
+        for key in {line_key(ln) for ln in edge if len(ln.split()) <= config.max_boilerplate_words}:
+            counts[key] += 1
+            seen = self.articles.setdefault((doc.group, key), set())
+            if len(seen) < config.learn_min_docs:
+                seen.add(fingerprint)
+
+    def merge(self, other: LineCounts, config: CleanupConfig) -> None:
+        """Add another chunk's counts to these."""
+        self.docs.update(other.docs)
+        for group, counts in other.lines.items():
+            self.lines.setdefault(group, Counter()).update(counts)
+        for key, seen in other.articles.items():
+            mine = self.articles.setdefault(key, set())
+            for fingerprint in seen:
+                if len(mine) >= config.learn_min_docs:
+                    break
+                mine.add(fingerprint)
+
+    def learned(self, config: CleanupConfig) -> dict[str, frozenset[int]]:
+        """The line keys that are boilerplate in each group."""
+        result: dict[str, frozenset[int]] = {}
+        for group, counts in self.lines.items():
+            floor = max(config.learn_min_docs, config.learn_min_share * self.docs[group])
+            keys = frozenset(k for k, c in counts.items()
+                             if c >= floor and len(self.articles.get((group, k), ())) >= config.learn_min_docs)
+            if keys:
+                result[group] = keys
+        return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# Titles and bylines
+
+_TITLE_SEPARATOR = r"\s+[-–—|:·•»]\s+|\s*[|·•»]\s*"
+_SUFFIX = re.compile(rf"(?:{_TITLE_SEPARATOR})(?P<site>[^|·•»]{{1,60}})$")
+_PREFIX = re.compile(rf"^(?P<site>[^|·•»]{{1,60}}?)(?:{_TITLE_SEPARATOR})")
+_FOLD_TITLE = re.compile(r"[\W_]+")
+
+
+def _fold(text: str) -> str:
+    return _FOLD_TITLE.sub(" ", text.casefold()).strip()
+
+
+def title_variants(title: str) -> set[str]:
+    """The folded title, and the title without a short site-name suffix or prefix ("Title | Site")."""
+    variants = {_fold(title)}
+    suffix = _SUFFIX.search(title)
+    if suffix and suffix.start() > 0:
+        variants.add(_fold(title[: suffix.start()]))
+    prefix = _PREFIX.match(title)
+    if prefix and prefix.end() < len(title):
+        variants.add(_fold(title[prefix.end():]))
+    return {v for v in variants if v}
+
+
+def same_title(line: str, title: str) -> bool:
+    """Whether ``line`` repeats ``title``, exactly or with a site name added to or removed from either."""
+    folded_line, folded_title = _fold(line), _fold(title)
+    if not folded_line:
+        return False
+    return folded_line in title_variants(title) or folded_title in title_variants(line)
+
+
+def _looks_like_title(line: str) -> bool:
+    words = line.split()
+    return (0 < len(words) <= 30 and len(line) <= 250 and not line.endswith((".", ",", ";", ":"))
+            or line.endswith("..."))
+
+
+_YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
+_NAME_WORD = re.compile(r"^(?:[A-ZÀ-ÖØ-Þ][\w'’.-]*|[A-Z]\.|and|&|de|van|von|der|da|di|del|la|le|bin|al-\w+)$")
+_BYLINE_SPLIT = re.compile(r"\s+[|•·–—-]\s+|\s*[|•·]\s*")
+_BY = re.compile(r"^(?:by|written by|words by|story by|posted by|reporting by|author:)\s+(?P<rest>.+)$", re.I)
+_POSTED = re.compile(r"^(?:posted|published|updated|last updated|first published)(?: on| at)?:?\s+"
+                     r"(?P<date>.+?)(?:\s+by\s+(?P<author>.+))?$", re.I)
+
+
+def parse_date(text: str) -> str | None:
+    """An ISO date (``YYYY-MM-DD``) from a date string that names a year, else None."""
+    text = text.strip().rstrip(".")
+    if not _YEAR.search(text) or len(text) > 60:
+        return None
+    try:
+        parsed = date_parser.parse(text, fuzzy=False, default=datetime(1900, 1, 1))
+    except (ValueError, OverflowError):
+        try:  # "Nov 19, 2024 10:32 AM EST" and the like, with words dateutil does not know around them
+            parsed = date_parser.parse(text, fuzzy=True, default=datetime(1900, 1, 1))
+        except (ValueError, OverflowError):
+            return None
+        if not re.search(r"\d{1,2}", text.replace(str(parsed.year), "")):
+            return None
+    if parsed.year < 1990 or parsed.year > 2100:
+        return None
+    return parsed.date().isoformat()
+
+
+def _author_name(text: str) -> str | None:
+    text = text.strip().rstrip(",;")
+    text = re.split(r",\s*(?:reuters|ap|afp|associated press|staff|bloomberg)\b", text, flags=re.I)[0]
+    words = text.replace(",", " , ").split()
+    names = [w for w in words if w != ","]
+    if not 1 <= len(names) <= 8 or not all(_NAME_WORD.match(w) for w in names):
+        return None
+    return text.strip()
+
+
+def parse_byline(line: str) -> tuple[str | None, str | None] | None:
+    """``(author, date)`` when ``line`` is a byline or dateline, else None.
+
+    Recognised: "By NAME", "By NAME | DATE", "By NAME, DATE", "Posted on DATE by NAME", "Published: DATE",
+    and a line that is only a date. Only short lines qualify; a sentence starting with "By the end of..."
+    fails the name check and stays.
+    """
+    if len(line) > 160:
+        return None
+    by = _BY.match(line)
+    if by:
+        parts = _BYLINE_SPLIT.split(by.group("rest"))
+        author_part, date = parts[0], None
+        for part in parts[1:]:
+            date = date or parse_date(part)
+        if date is None and "," in author_part:
+            head, _, tail = author_part.partition(",")
+            if parse_date(tail):
+                author_part, date = head, parse_date(tail)
+        author = _author_name(author_part)
+        return (author, date) if author else None
+    posted = _POSTED.match(line)
+    if posted:
+        date = parse_date(_BYLINE_SPLIT.split(posted.group("date"))[0])
+        author = _author_name(posted.group("author")) if posted.group("author") else None
+        return (author, date) if date or author else None
+    if len(line.split()) <= 8 and not line.endswith("?"):
+        date = parse_date(line)
+        if date and not re.search(r"[a-z]{3,}", re.sub(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+                                                           r"|mon|tue|wed|thu|fri|sat|sun|updated|published|am|pm"
+                                                           r"|gmt|utc|[ecmp][sd]t|at|on|of|the)\w*", "", line.casefold())):
+            return (None, date)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# The cleanup itself
+
+def _short(line: str, config: CleanupConfig) -> bool:
+    return len(line.split()) <= config.max_boilerplate_words
+
+
+def _hard_wrapped(lines: list[str]) -> bool:
+    """Whether lines are fixed-width wrapped prose (e-mail, plain-text archives) rather than paragraphs."""
+    if len(lines) < 4:
+        return False
+    open_ended = sum(1 for ln in lines if not ln.rstrip().endswith((".", "!", "?", '"', "”", "’", ":", ")")))
+    widths = sorted(len(ln) for ln in lines)
+    return open_ended >= 0.5 * len(lines) and 40 <= widths[len(widths) // 2] <= 100
+
+
+def paragraphs(text: str) -> list[list[str]]:
+    """Paragraphs of normalised text, each a list of lines.
+
+    Blank lines separate paragraphs. Text with no blank line at all has one paragraph per line, unless its
+    lines are hard-wrapped prose, which stays one paragraph.
+    """
+    if "\n\n" in text:
+        return [block.split("\n") for block in text.split("\n\n") if block]
+    lines = [ln for ln in text.split("\n") if ln]
+    if _hard_wrapped(lines):
+        return [lines]
+    return [[ln] for ln in lines]
+
+
+def clean_document(doc: Document, rules: BoilerplateRules, learned: frozenset[int], config: CleanupConfig
+                   ) -> Document | Rejection:
+    """Strip title repeats, bylines and boilerplate from a normalised document.
+
+    Fills ``title`` (from the first line of plain text where it looks like one), ``author`` and ``date``
+    (from a byline) where they were empty. Returns a ``no_main_text`` rejection when nothing is left.
+    """
+    blocks = paragraphs(doc.body)
+    removed = doc.removed
+
+    def is_edge_boilerplate(line: str) -> bool:
+        return _short(line, config) and bool(rules.edge.fullmatch(line) or rules.anywhere.fullmatch(line)
+                                             or line_key(line) in learned)
+
+    # Head: boilerplate, the title (once, then its repeats) and one byline, in any order.
+    title_from_text = doc.title is None and doc.kind == "text"
+    byline_seen = False
+    while blocks:
+        block = blocks[0]
+        line = block[0]
+        if is_edge_boilerplate(line):
+            pass
+        elif doc.title and same_title(line, doc.title):
+            # Keep the shorter form as the title: "Title" rather than "Title | Site".
+            if title_from_text and len(line) < len(doc.title):
+                doc.title = line
+        elif title_from_text and not doc.title and len(block) == 1 and len(blocks) > 1 and _looks_like_title(line):
+            doc.title = line
+            del block[0]
+            blocks.pop(0)
+            continue
+        elif not byline_seen and (byline := parse_byline(line)):
+            byline_seen = True
+            doc.author = doc.author or byline[0]
+            doc.date = doc.date or byline[1]
+        else:
+            break
+        removed.append(line)
+        del block[0]
+        if not block:
+            blocks.pop(0)
+
+    _strip_tail(blocks, removed, is_edge_boilerplate, rules, config)
+
+    kept_blocks = []
+    for block in blocks:
+        kept = []
+        for line in block:
+            if _short(line, config) and rules.anywhere.fullmatch(line):
+                removed.append(line)
+            else:
+                kept.append(line)
+        if kept:
+            kept_blocks.append("\n".join(kept))
+    if not kept_blocks:
+        return Rejection(doc.source, "no_main_text", f"nothing left after removing {len(removed)} boilerplate "
+                                                     "line(s)", stage="cleanup")
+    doc.body = "\n\n".join(kept_blocks)
+    return doc
+
+
+def _strip_tail(blocks: list[list[str]], removed: list[str], is_edge_boilerplate, rules: BoilerplateRules,
+                config: CleanupConfig) -> None:
+    """Remove the boilerplate run at the end, and a trailing block of short lines under a tail-cut heading."""
+    while blocks:
+        # A "Related" / "Share this:" heading followed only by short lines: cut from the heading down.
+        lines = [(bi, li) for bi, block in enumerate(blocks) for li in range(len(block))]
+        cut = None
+        for bi, li in reversed(lines[-40:]):
+            line = blocks[bi][li]
+            if len(line.split()) > 20:
+                break
+            if rules.tail_cut.fullmatch(line):
+                cut = (bi, li)
+        if cut is not None and cut != (0, 0):
+            bi, li = cut
+            for block in blocks[bi:]:
+                removed.extend(block[li:] if block is blocks[bi] else block)
+            del blocks[bi][li:]
+            del blocks[bi + 1:]
+            if not blocks[bi]:
+                blocks.pop(bi)
+            continue
+        line = blocks[-1][-1]
+        if not is_edge_boilerplate(line):
+            return
+        removed.append(line)
+        blocks[-1].pop()
+        if not blocks[-1]:
+            blocks.pop()

@@ -1,0 +1,147 @@
+"""The records that flow through the stages and the output contract every later tool reads.
+
+OUTPUT holds exactly these files (see README, "Output contract"):
+
+- ``records.jsonl``    one :class:`Record` per kept document
+- ``duplicates.jsonl`` one :class:`Duplicate` per dropped copy
+- ``rejected.jsonl``   one :class:`Rejection` per input that yields no record
+- ``stats.json``       counts per stage and reason, timings, configuration
+
+Every input document appears exactly once across the three ``.jsonl`` files (keyed by ``source``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+RECORDS = "records.jsonl"
+DUPLICATES = "duplicates.jsonl"
+REJECTED = "rejected.jsonl"
+STATS = "stats.json"
+
+RECORD_FIELDS = ("id", "source", "url", "title", "author", "text", "date", "hostname", "content_hash")
+DUPLICATE_FIELDS = ("id", "source", "duplicate_of", "kind", "similarity")
+REJECTION_FIELDS = ("source", "reason", "detail")
+
+# Short, stable reason codes; README documents each.
+REASONS = (
+    "empty",  # zero bytes or only whitespace
+    "binary",  # not text (NUL bytes, control characters, known binary magic)
+    "decode_error",  # bytes that no encoding explains
+    "too_large",  # over the per-file size cap
+    "unreadable",  # the file could not be read (permissions, vanished, I/O error)
+    "parse_error",  # a JSON line or file that does not parse, or a record with no text field
+    "no_main_text",  # HTML with no main text, or text that is all boilerplate
+)
+
+
+def document_id(source: str) -> str:
+    """Stable id of a document: the first 16 hex digits of SHA-256 of its ``source``."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+def content_hash(text: str) -> str:
+    """Hash of the clean text, the key for exact duplicates."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class Document:
+    """One document on its way through the stages.
+
+    ``kind`` says how ``body`` is to be read (``html`` or ``text``); after extraction it is ``text``.
+    ``group`` is the source group whose recurring lines are learned as boilerplate (hostname, else the
+    first sub-folder of INPUT).
+    """
+
+    source: str
+    body: str
+    kind: str = "text"
+    url: str | None = None
+    title: str | None = None
+    author: str | None = None
+    date: str | None = None
+    hostname: str | None = None
+    group: str = ""
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return document_id(self.source)
+
+
+@dataclass(slots=True)
+class Rejection:
+    """An input that yields no record, with the stage that rejected it and why."""
+
+    source: str
+    reason: str
+    detail: str
+    stage: str = "load"
+
+    def __post_init__(self) -> None:
+        if self.reason not in REASONS:
+            raise ValueError(f"unknown rejection reason {self.reason!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def record_json(doc: Document) -> dict[str, Any]:
+    """The ``records.jsonl`` object of a clean document."""
+    return {
+        "id": doc.id,
+        "source": doc.source,
+        "url": doc.url,
+        "title": doc.title,
+        "author": doc.author,
+        "text": doc.body,
+        "date": doc.date,
+        "hostname": doc.hostname,
+        "content_hash": content_hash(doc.body),
+        "removed_lines": doc.removed,
+    }
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read a JSON-lines output file (empty list when it does not exist)."""
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def validate_output(out: Path) -> dict[str, int]:
+    """Check an OUTPUT folder against the contract; return counts, raise ``ValueError`` on a breach."""
+    records = read_jsonl(out / RECORDS)
+    duplicates = read_jsonl(out / DUPLICATES)
+    rejected = read_jsonl(out / REJECTED)
+    for name, rows, fields in (
+        (RECORDS, records, RECORD_FIELDS),
+        (DUPLICATES, duplicates, DUPLICATE_FIELDS),
+        (REJECTED, rejected, REJECTION_FIELDS),
+    ):
+        for row in rows:
+            missing = [f for f in fields if f not in row]
+            if missing:
+                raise ValueError(f"{name}: {row.get('source')!r} lacks {missing}")
+    sources = [r["source"] for r in records + duplicates + rejected]
+    if len(sources) != len(set(sources)):
+        seen: set[str] = set()
+        twice = sorted({s for s in sources if s in seen or seen.add(s)})  # type: ignore[func-returns-value]
+        raise ValueError(f"sources accounted for more than once: {twice[:5]}")
+    kept_ids = {r["id"] for r in records}
+    for dup in duplicates:
+        if dup["duplicate_of"] not in kept_ids:
+            raise ValueError(f"{dup['source']!r} is a duplicate of {dup['duplicate_of']!r}, not a kept record")
+        if dup["kind"] not in ("exact", "near") or not 0.0 <= dup["similarity"] <= 1.0:
+            raise ValueError(f"{dup['source']!r}: bad kind or similarity")
+    for rej in rejected:
+        if rej["reason"] not in REASONS:
+            raise ValueError(f"{rej['source']!r}: unknown reason {rej['reason']!r}")
+    json.loads((out / STATS).read_text(encoding="utf-8"))
+    return {"records": len(records), "duplicates": len(duplicates), "rejected": len(rejected)}

@@ -1,0 +1,251 @@
+"""Loading raw inputs: walk INPUT, read bytes, decode, and split files into documents.
+
+A file becomes zero or more :class:`Document` objects, or :class:`Rejection` objects saying why not.
+Nothing here raises for a bad file: every failure is a rejection with a reason.
+
+Formats, by extension and then by sniffing the first bytes:
+
+- ``.html``/``.htm``/``.xhtml`` (or text starting with ``<!doctype html``/``<html``): one HTML page
+- ``.json``: one object, or an array of objects (``path#N`` for the N-th, 1-based)
+- ``.jsonl``/``.ndjson``: one object per line (``path#N`` for line N, 1-based)
+- anything else that decodes as text: one plain-text article
+- any of these compressed with gzip (``.gz``) is read through the compression
+
+A JSON object gives its fields under the names common scrapers use (``text``/``content``/``body``...,
+``html``/``raw_html``..., ``title``/``headline``, ``url``/``link``, ``author``/``authors``/``byline``,
+``date``/``published``...). A sidecar ``NAME.meta.json`` beside a page (written by ``pipeline fetch``)
+gives its URL.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from charset_normalizer import from_bytes
+
+from pipeline.contract import Document, Rejection
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+SIDECAR_SUFFIX = ".meta.json"
+HTML_SUFFIXES = {".html", ".htm", ".xhtml", ".shtml", ".php", ".asp", ".aspx"}
+JSON_SUFFIXES = {".json"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+_BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x7fELF", b"BZh", b"\xfd7zXZ",
+                 b"RIFF", b"OggS", b"ID3", b"\x00\x00\x01\x00", b"wOFF", b"wOF2")
+_HTML_START = re.compile(rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w:.-]+)""", re.I)
+
+TEXT_KEYS = ("text", "content", "body", "article", "maintext", "main_text", "article_body", "articleBody",
+             "raw_content", "plain_text", "fulltext", "full_text", "description")
+HTML_KEYS = ("html", "raw_html", "content_html", "html_content", "page", "source_html")
+TITLE_KEYS = ("title", "headline", "name")
+URL_KEYS = ("url", "link", "canonical_url", "source_url", "final_url", "permalink", "href")
+AUTHOR_KEYS = ("author", "authors", "byline", "creator", "writer")
+DATE_KEYS = ("date", "published", "date_publish", "published_at", "publish_date", "pubDate", "datePublished",
+             "pub_date", "created_at", "timestamp", "time")
+HOST_KEYS = ("hostname", "domain", "source_domain", "site", "sitename")
+
+
+def discover(root: Path, exclude: Path | None = None) -> list[Path]:
+    """All input files under ``root``, sorted, skipping hidden entries, sidecars and ``exclude``.
+
+    Directory symlinks are not followed (no loops); file symlinks are read like files.
+    """
+    found: list[Path] = []
+    exclude = exclude.resolve() if exclude else None
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and (exclude is None or (here / d).resolve() != exclude))
+        for name in sorted(filenames):
+            if not name.startswith(".") and not name.endswith(SIDECAR_SUFFIX):
+                found.append(here / name)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def load_file(path: Path, root: Path) -> Iterator[Document | Rejection]:
+    """Read one file and yield its documents, or a rejection saying why there are none."""
+    source = path.relative_to(root).as_posix()
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            yield Rejection(source, "too_large", f"{path.stat().st_size} bytes > cap {MAX_FILE_BYTES}")
+            return
+        data = path.read_bytes()
+        suffixes = [s.lower() for s in path.suffixes]
+        if suffixes and suffixes[-1] == ".gz":
+            data = _gunzip(data)
+            suffixes = suffixes[:-1]
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        yield Rejection(source, "unreadable", f"{type(err).__name__}: {err}")
+        return
+    except ValueError as err:  # gzip over the size cap
+        yield Rejection(source, "too_large", str(err))
+        return
+    suffix = suffixes[-1] if suffixes else ""
+    text_or_rejection = decode(data, source)
+    if isinstance(text_or_rejection, Rejection):
+        yield text_or_rejection
+        return
+    text = text_or_rejection
+    meta = _read_sidecar(path)
+    if suffix in JSONL_SUFFIXES:
+        yield from _split_jsonl(text, source)
+    elif suffix in JSON_SUFFIXES:
+        yield from _split_json(text, source)
+    else:
+        kind = "html" if suffix in HTML_SUFFIXES or _HTML_START.match(data[:2048]) else "text"
+        yield Document(source=source, body=text, kind=kind, url=meta.get("url"),
+                       group=_folder_group(source))
+
+
+def _gunzip(data: bytes) -> bytes:
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
+        out = handle.read(MAX_FILE_BYTES + 1)
+    if len(out) > MAX_FILE_BYTES:
+        raise ValueError(f"decompressed size over cap {MAX_FILE_BYTES}")
+    return out
+
+
+def decode(data: bytes, source: str) -> str | Rejection:
+    """Bytes to text: BOM, UTF-8, the charset an HTML page declares, then detection.
+
+    Returns a rejection (``empty``, ``binary``, ``decode_error``) when the bytes are not readable text.
+    """
+    if not data.strip():
+        return Rejection(source, "empty", f"{len(data)} bytes, no content")
+    head = data[:4096]
+    if head.startswith(_BINARY_MAGIC) or b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return Rejection(source, "binary", "binary signature or NUL bytes")
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(codec).lstrip("\ufeff")
+            except UnicodeDecodeError as err:
+                return Rejection(source, "decode_error", f"{codec} BOM but {err.reason} at byte {err.start}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        text = _decode_legacy(data)
+        if text is None:
+            return Rejection(source, "decode_error", f"not UTF-8 ({err.reason} at byte {err.start}), "
+                                                     "and no other encoding explains it")
+    if _control_ratio(text) > 0.05:
+        return Rejection(source, "binary", "over 5% control characters")
+    return text
+
+
+def _decode_legacy(data: bytes) -> str | None:
+    declared = _META_CHARSET.search(data[:4096])
+    if declared:
+        try:
+            return data.decode(declared.group(1).decode("ascii"))
+        except (LookupError, UnicodeDecodeError):
+            pass
+    best = from_bytes(data[:200_000]).best()
+    if best is None or best.encoding in ("utf_8", "utf_16", "utf_32") or best.chaos > 0.2:
+        return None
+    try:
+        return data.decode(best.encoding)
+    except (LookupError, UnicodeDecodeError):
+        return None
+
+
+def _control_ratio(text: str) -> float:
+    sample = text[:8192]
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\n\r\t\f" or 0x7F <= ord(ch) < 0xA0)
+    return controls / max(len(sample), 1)
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    if not sidecar.exists():
+        return {}
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(meta, dict):
+        return {}
+    return {"url": meta.get("final_url") or meta.get("url")}
+
+
+def _folder_group(source: str) -> str:
+    return source.split("/", 1)[0] if "/" in source else ""
+
+
+def _split_jsonl(text: str, source: str) -> Iterator[Document | Rejection]:
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        item_source = f"{source}#{number}"
+        try:
+            item = json.loads(line)
+        except ValueError as err:
+            yield Rejection(item_source, "parse_error", f"JSON line {number}: {err}")
+            continue
+        yield document_from_json(item, item_source)
+
+
+def _split_json(text: str, source: str) -> Iterator[Document | Rejection]:
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        # A .json file that is really JSON lines is common in scraper exports.
+        if "\n" in text.strip() and text.lstrip().startswith("{"):
+            yield from _split_jsonl(text, source)
+        else:
+            yield Rejection(source, "parse_error", f"JSON: {err}")
+        return
+    if isinstance(data, list):
+        for number, item in enumerate(data, start=1):
+            yield document_from_json(item, f"{source}#{number}")
+    else:
+        yield document_from_json(data, source)
+
+
+def _first(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = item.get(key)
+        if value not in (None, "", [], {}):
+            return value
+    return None
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        parts = [_as_text(v) for v in value]
+        return ", ".join(p for p in parts if p) or None
+    if isinstance(value, dict):
+        return _as_text(_first(value, ("name", "text", "value")))
+    return str(value).strip() or None
+
+
+def document_from_json(item: Any, source: str) -> Document | Rejection:
+    """A document from one scraped JSON object, or a ``parse_error`` rejection when it has no text."""
+    if not isinstance(item, dict):
+        return Rejection(source, "parse_error", f"expected a JSON object, got {type(item).__name__}")
+    text = _first(item, TEXT_KEYS)
+    html_value = _first(item, HTML_KEYS)
+    kind = "text"
+    if isinstance(html_value, str) and (not isinstance(text, str) or not text.strip()):
+        text, kind = html_value, "html"
+    if isinstance(text, list):  # a list of paragraphs
+        text = "\n\n".join(str(p) for p in text if p)
+    if not isinstance(text, str) or not text.strip():
+        return Rejection(source, "parse_error", f"no text field (looked for {', '.join(TEXT_KEYS[:5])}, ...)")
+    if kind == "text" and _HTML_START.match(text[:2048].encode("utf-8", "replace")):
+        kind = "html"
+    url = _as_text(_first(item, URL_KEYS))
+    hostname = _as_text(_first(item, HOST_KEYS))
+    return Document(source=source, body=text, kind=kind, url=url, title=_as_text(_first(item, TITLE_KEYS)),
+                    author=_as_text(_first(item, AUTHOR_KEYS)), date=_as_text(_first(item, DATE_KEYS)),
+                    hostname=hostname, group=_folder_group(source))

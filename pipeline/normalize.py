@@ -1,0 +1,83 @@
+"""Text normalisation: what every clean ``text`` goes through, and the stricter dedup key.
+
+``normalize_text`` changes only what no reader would call content: mojibake, Unicode composition, line
+endings, control and zero-width characters, runs of spaces and blank lines. Quotes, case, digits and
+punctuation stay as written. ``dedup_tokens`` folds those too, and is used only for signatures.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+import ftfy
+
+# Bumped whenever the output of normalize_text or dedup_tokens changes, so an index never mixes versions.
+NORMALIZATION_VERSION = 1
+
+# ftfy's defaults also straighten curly quotes and fold ligatures/width: that is content, not encoding
+# damage, so only the encoding repairs are switched on.
+_FTFY_CONFIG = ftfy.TextFixerConfig(
+    unescape_html=False,
+    uncurl_quotes=False,
+    fix_latin_ligatures=False,
+    fix_character_width=False,
+    normalization=None,
+    explain=False,
+)
+# Two-character sequences that UTF-8 read as cp1252/latin-1 produces (Ã©, â€™, Â , Ð¿ ...). ftfy is slow
+# (~900 docs/s), so it runs only where this cheap check fires.
+_MOJIBAKE = re.compile("[ÂÃÄÅÆÇÐÑØÙâ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u2122]")
+_ENTITY = re.compile(r"&(?:#\d{2,7}|#x[0-9a-fA-F]{2,6}|[a-zA-Z]{2,8});")
+_NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\x85\x0b\x0c]")
+# C0/C1 controls except tab and newline, zero-width characters, soft hyphen, BOM, bidi marks.
+_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_SPACES = re.compile("[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def repair_mojibake(text: str) -> str:
+    """Undo UTF-8-read-as-cp1252 damage where a fast check sees its markers; otherwise return text as is."""
+    if text.isascii() or not _MOJIBAKE.search(text):
+        return text
+    return ftfy.fix_text(text, _FTFY_CONFIG)
+
+
+def normalize_text(text: str, *, unescape: bool = False) -> str:
+    """Normalise text for output: mojibake, NFC, line endings, invisible characters, whitespace.
+
+    Args:
+        text: decoded text.
+        unescape: also decode HTML entities (``&amp;`` ...), for text that came out of markup.
+
+    Paragraphs (blank-line separated) and line breaks inside them are kept. Idempotent.
+    """
+    text = repair_mojibake(text)
+    if unescape and "&" in text and _ENTITY.search(text):
+        text = html.unescape(text)
+    text = unicodedata.normalize("NFC", text)
+    text = _NEWLINES.sub("\n", text)
+    text = _INVISIBLE.sub("", text)
+    text = _SPACES.sub(" ", text)
+    lines = [line.strip() for line in text.split("\n")]
+    text = "\n".join(lines)
+    return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+                         "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+                         "\u00ab": '"', "\u00bb": '"'})
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def dedup_tokens(text: str) -> list[str]:
+    """Word tokens of the dedup key: NFKC, case-folded, quotes unified, punctuation dropped.
+
+    Digits are unified to ASCII by NFKC but kept: two short reports that differ only in their figures
+    are distinct articles, and folding digits would merge them.
+    """
+    text = unicodedata.normalize("NFKC", text.translate(_QUOTES)).casefold()
+    # Apostrophes inside words join them ("don't" -> "dont") so quote styles cannot split tokens.
+    text = text.replace("'", "")
+    return _NON_WORD.sub(" ", text).split()

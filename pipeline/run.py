@@ -1,0 +1,357 @@
+"""The ``clean`` run: discover -> load/extract/normalise (pass 1) -> learn boilerplate -> strip/sign
+(pass 2) -> dedup -> write.
+
+Passes 1 and 2 are per chunk of files and run in worker processes; each spools its documents to a file in
+a temporary folder inside OUTPUT and returns only compact results. Dedup and writing are sequential in
+the parent, in input order, so the output does not depend on the number of workers. The Prefect flow in
+``flows/clean_folder.py`` composes the same functions as tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from pipeline import contract
+from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_document
+from pipeline.contract import Document, Rejection, content_hash, record_json
+from pipeline.dedup import PREFIX_TOKENS, Deduplicator, Signed
+from pipeline.extract import extract_main_text, tidy_metadata
+from pipeline.load import discover, load_file
+from pipeline.normalize import dedup_tokens, normalize_text
+from pipeline.signature import MinHashConfig, Signer, shingle_hashes
+from pipeline.writer import AtomicJsonl, write_json_atomic
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]
+
+
+class UsageError(Exception):
+    """A bad request (missing input folder, bad option): the CLI prints it on one line and exits 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """Settings of a whole run."""
+
+    cleanup: CleanupConfig = field(default_factory=CleanupConfig)
+    minhash: MinHashConfig = field(default_factory=MinHashConfig)
+    workers: int = 0  # 0: all cores
+    chunk_size: int = 200  # files per task
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0 (0 means all cores)")
+        if self.chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+
+    @property
+    def processes(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+@dataclass(slots=True)
+class LoadedChunk:
+    """Pass-1 result of one chunk: its spool file, rejections and boilerplate line counts."""
+
+    spool: str
+    documents: int
+    groups: set[str]
+    counts: LineCounts
+    rejections: list[Rejection]
+    seconds: float
+
+
+@dataclass(slots=True)
+class CleanedChunk:
+    """Pass-2 result of one chunk: clean records spooled, compact signatures for dedup."""
+
+    spool: str
+    signed: list[Signed]
+    rejections: list[Rejection]
+    removed_lines: Counter[tuple[str, str]]
+    seconds: float
+
+
+@dataclass(slots=True)
+class Summary:
+    """What a run did, as printed by the CLI and stored in ``stats.json``."""
+
+    files: int
+    documents: int
+    kept: int
+    exact_duplicates: int
+    near_duplicates: int
+    rejected: int
+    seconds: float
+    stats: dict[str, Any]
+
+    @property
+    def duplicates(self) -> int:
+        return self.exact_duplicates + self.near_duplicates
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pass 1: load, extract, normalise (worker side)
+
+def load_chunk(paths: list[str], root: str, spool: str, config: CleanupConfig) -> LoadedChunk:
+    """Load, extract and normalise one chunk of files; spool the documents; count edge lines."""
+    start = time.perf_counter()
+    counts = LineCounts()
+    rejections: list[Rejection] = []
+    documents: list[Document] = []
+    for path in paths:
+        for item in load_file(Path(path), Path(root)):
+            doc = prepare_document(item) if isinstance(item, Document) else item
+            if isinstance(doc, Rejection):
+                rejections.append(doc)
+            else:
+                documents.append(doc)
+                counts.add(doc, config)
+    with open(spool, "wb") as handle:
+        pickle.dump(documents, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return LoadedChunk(spool, len(documents), {d.group for d in documents}, counts, rejections,
+                       time.perf_counter() - start)
+
+
+def prepare_document(doc: Document) -> Document | Rejection:
+    """Extract (HTML) and normalise one loaded document."""
+    came_from_html = doc.kind == "html"
+    if came_from_html:
+        extracted = extract_main_text(doc)
+        if isinstance(extracted, Rejection):
+            return extracted
+    doc = tidy_metadata(doc)
+    doc.body = normalize_text(doc.body, unescape=not came_from_html)
+    for name in ("title", "author"):
+        value = getattr(doc, name)
+        if value:
+            setattr(doc, name, normalize_text(value, unescape=True).replace("\n", " ") or None)
+    if not doc.body:
+        return Rejection(doc.source, "empty", "no text after normalisation", stage="normalize")
+    return doc
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pass 2: strip boilerplate, sign (worker side)
+
+@lru_cache(maxsize=4)
+def _rules(path: Path | None) -> BoilerplateRules:
+    return BoilerplateRules.load(path)
+
+
+@lru_cache(maxsize=4)
+def _signer(config: MinHashConfig) -> Signer:
+    return Signer(config)
+
+
+def clean_chunk(spool_in: str, spool_out: str, learned: dict[str, frozenset[int]], config: RunConfig
+                ) -> CleanedChunk:
+    """Strip boilerplate from a spooled chunk, spool the clean records and return their signatures."""
+    start = time.perf_counter()
+    rules = _rules(config.cleanup.boilerplate_file)
+    signer = _signer(config.minhash)
+    with open(spool_in, "rb") as handle:
+        documents: list[Document] = pickle.load(handle)
+    signed: list[Signed] = []
+    rejections: list[Rejection] = []
+    removed: Counter[tuple[str, str]] = Counter()
+    with open(spool_out, "w", encoding="utf-8") as out:
+        for doc in documents:
+            result = clean_document(doc, rules, learned.get(doc.group, frozenset()), config.cleanup)
+            if isinstance(result, Rejection):
+                rejections.append(result)
+                continue
+            removed.update((doc.group, line) for line in doc.removed)
+            record = record_json(result)
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            signed.append(sign(record, signer))
+    return CleanedChunk(spool_out, signed, rejections, removed, time.perf_counter() - start)
+
+
+def sign(record: dict[str, Any], signer: Signer) -> Signed:
+    """The compact dedup view of a clean record."""
+    tokens = dedup_tokens(record["text"])
+    hashes = shingle_hashes(tokens, signer.config.shingle_size)
+    prefix = None
+    if len(tokens) >= PREFIX_TOKENS + signer.config.min_containment_shingles:
+        prefix = xxhash.xxh64_intdigest(" ".join(tokens[:PREFIX_TOKENS]).encode("utf-8"))
+    return Signed(record["id"], record["source"], record["content_hash"], len(record["text"]), record["date"],
+                  hashes, signer.signature(hashes), prefix)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The parent: plan, merge, dedup, write
+
+def plan_chunks(input_dir: Path, out_dir: Path, chunk_size: int) -> list[list[str]]:
+    """Input files in sorted order, cut into chunks of ``chunk_size`` paths."""
+    if not input_dir.is_dir():
+        raise UsageError(f"input folder not found: {input_dir}")
+    files = [str(p) for p in discover(input_dir, exclude=out_dir)]
+    return [files[i:i + chunk_size] for i in range(0, len(files), chunk_size)]
+
+
+def learn_boilerplate(loaded: Iterable[LoadedChunk], config: CleanupConfig) -> dict[str, frozenset[int]]:
+    """Merge the chunks' line counts and decide each source group's learned boilerplate lines."""
+    total = LineCounts()
+    for chunk in loaded:
+        total.merge(chunk.counts, config)
+    return total.learned(config)
+
+
+def finish(input_dir: Path, out_dir: Path, config: RunConfig, files: int, loaded: list[LoadedChunk],
+           cleaned: Iterable[CleanedChunk], learned: dict[str, frozenset[int]], started: float,
+           timings: dict[str, float], spool_dir: Path) -> Summary:
+    """Dedup the cleaned chunks in order and write the four output files atomically."""
+    t0 = time.perf_counter()
+    dedup = Deduplicator(config.minhash, spool_dir)
+    rejections = [r for chunk in loaded for r in chunk.rejections]
+    removed: Counter[tuple[str, str]] = Counter()
+    spools: list[str] = []
+    clean_seconds = 0.0
+    try:
+        for chunk in cleaned:
+            for doc in chunk.signed:
+                dedup.add(doc)
+            rejections.extend(chunk.rejections)
+            removed.update(chunk.removed_lines)
+            spools.append(chunk.spool)
+            clean_seconds += chunk.seconds
+        timings["clean_and_dedup"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        verdicts = dedup.verdicts()
+        timings["clusters"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        kept = exact = near = 0
+        with AtomicJsonl(out_dir / contract.RECORDS) as records, \
+                AtomicJsonl(out_dir / contract.DUPLICATES) as duplicates, \
+                AtomicJsonl(out_dir / contract.REJECTED) as rejected:
+            for record in _read_spools(spools):
+                verdict = verdicts.get(record["id"])
+                if verdict is None:
+                    records.write(record)
+                    kept += 1
+                else:
+                    duplicates.write({"id": record["id"], "source": record["source"], "url": record["url"],
+                                      "title": record["title"], **asdict(verdict)})
+                    exact += verdict.kind == "exact"
+                    near += verdict.kind == "near"
+            for rejection in rejections:
+                rejected.write(rejection.to_json())
+        timings["write"] = time.perf_counter() - t2
+        pairs = (dedup.pairs_checked, dedup.pairs_verified)
+    finally:
+        dedup.close()
+    timings["total"] = time.perf_counter() - started
+    timings["worker_load_seconds"] = sum(c.seconds for c in loaded)
+    timings["worker_clean_seconds"] = clean_seconds
+    documents = kept + exact + near + len(rejections)
+    stats = {
+        "input": str(input_dir),
+        "output": str(out_dir),
+        "files": files,
+        "documents": documents,
+        "kept": kept,
+        "duplicates": {"exact": exact, "near": near},
+        "rejected": len(rejections),
+        "rejected_by_reason": dict(sorted(Counter(r.reason for r in rejections).items())),
+        "rejected_by_stage": dict(sorted(Counter(r.stage for r in rejections).items())),
+        "dedup": {"candidate_pairs_checked": pairs[0], "pairs_verified": pairs[1],
+                  "clusters": len({v.duplicate_of for v in verdicts.values()})},
+        "boilerplate": {
+            "learned_lines_per_source": {g: len(k) for g, k in sorted(learned.items())},
+            "lines_removed": sum(removed.values()),
+            "most_removed": [{"source": g, "line": line, "count": n} for (g, line), n in removed.most_common(50)],
+        },
+        "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
+        "docs_per_second": round(documents / timings["total"], 1) if timings["total"] else None,
+        "config": {"workers": config.processes, "chunk_size": config.chunk_size,
+                   "minhash": asdict(config.minhash), "minhash_fingerprint": config.minhash.fingerprint(),
+                   "cleanup": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config.cleanup).items()}},
+    }
+    write_json_atomic(out_dir / contract.STATS, stats)
+    return Summary(files, documents, kept, exact, near, len(rejections), timings["total"], stats)
+
+
+def _read_spools(spools: list[str]) -> Iterator[dict[str, Any]]:
+    for spool in spools:
+        with open(spool, encoding="utf-8") as handle:
+            for line in handle:
+                yield json.loads(line)
+
+
+def clean_folder(input_dir: Path, out_dir: Path, config: RunConfig | None = None,
+                 progress: Progress | None = None) -> Summary:
+    """Clean every input under ``input_dir`` into ``out_dir`` (see README, "Output contract").
+
+    Raises:
+        UsageError: ``input_dir`` is not a folder, or the boilerplate file does not load.
+    """
+    config = config or RunConfig()
+    started = time.perf_counter()
+    input_dir, out_dir = Path(input_dir), Path(out_dir)
+    try:
+        _rules(config.cleanup.boilerplate_file)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"boilerplate file: {err}") from err
+    chunks = plan_chunks(input_dir, out_dir, config.chunk_size)
+    files = sum(len(c) for c in chunks)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spool_dir = Path(tempfile.mkdtemp(prefix=".spool-", dir=out_dir))
+    report = progress or (lambda stage, done, total: None)
+    timings: dict[str, float] = {}
+    try:
+        with _executor(config.processes, len(chunks)) as pool:
+            t0 = time.perf_counter()
+            loaded: list[LoadedChunk] = []
+            jobs = pool.map(load_chunk, chunks, [str(input_dir)] * len(chunks),
+                            [str(spool_dir / f"load-{i:06d}.pkl") for i in range(len(chunks))],
+                            [config.cleanup] * len(chunks))
+            for chunk in jobs:
+                loaded.append(chunk)
+                report("load", sum(len(c) for c in chunks[:len(loaded)]), files)
+            learned = learn_boilerplate(loaded, config.cleanup)
+            timings["load"] = time.perf_counter() - t0
+            cleaned = pool.map(clean_chunk, [c.spool for c in loaded],
+                               [str(spool_dir / f"clean-{i:06d}.jsonl") for i in range(len(loaded))],
+                               [{g: learned[g] for g in c.groups if g in learned} for c in loaded],
+                               [config] * len(loaded))
+
+            def reported(items: Iterable[CleanedChunk]) -> Iterator[CleanedChunk]:
+                done = 0
+                for i, item in enumerate(items):
+                    done += len(chunks[i])
+                    report("clean", done, files)
+                    yield item
+
+            return finish(input_dir, out_dir, config, files, loaded, reported(cleaned), learned, started,
+                          timings, spool_dir)
+    finally:
+        shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+class _InProcess(Executor):
+    """Runs ``map`` lazily in this process: no pool start-up for one worker or one chunk."""
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1):  # type: ignore[override]
+        return map(fn, *iterables)
+
+
+def _executor(processes: int, chunks: int) -> Executor:
+    if processes <= 1 or chunks <= 1:
+        return _InProcess()
+    return ProcessPoolExecutor(max_workers=min(processes, chunks))
