@@ -161,10 +161,9 @@ class LineCounts:
 # ---------------------------------------------------------------------------------------------------
 # Titles and bylines
 
-_TITLE_SEPARATOR = r"\s+[-–—|:·•»]\s+|\s*[|·•»]\s*"
-_SUFFIX = re.compile(rf"(?:{_TITLE_SEPARATOR})(?P<site>[^|·•»]{{1,60}})$")
-_PREFIX = re.compile(rf"^(?P<site>[^|·•»]{{1,60}}?)(?:{_TITLE_SEPARATOR})")
+_TITLE_SEPARATOR = re.compile(r"\s+[-–—|:·•»]\s+|\s*[|·•»]\s*")
 _FOLD_TITLE = re.compile(r"[\W_]+")
+_SITE_NAME_CHARS = 60
 
 
 def _fold(text: str) -> str:
@@ -172,14 +171,16 @@ def _fold(text: str) -> str:
 
 
 def title_variants(title: str) -> set[str]:
-    """The folded title, and the title without a short site-name suffix or prefix ("Title | Site")."""
+    """The folded title, and the title without a short site name after or before a separator.
+
+    "Title : Section – Site" gives "title section site", "title section" and "title".
+    """
     variants = {_fold(title)}
-    suffix = _SUFFIX.search(title)
-    if suffix and suffix.start() > 0:
-        variants.add(_fold(title[: suffix.start()]))
-    prefix = _PREFIX.match(title)
-    if prefix and prefix.end() < len(title):
-        variants.add(_fold(title[prefix.end():]))
+    for sep in _TITLE_SEPARATOR.finditer(title):
+        if 0 < len(title) - sep.end() <= _SITE_NAME_CHARS and sep.start() > 0:
+            variants.add(_fold(title[: sep.start()]))
+        if 0 < sep.start() <= _SITE_NAME_CHARS and sep.end() < len(title):
+            variants.add(_fold(title[sep.end():]))
     return {v for v in variants if v}
 
 
@@ -211,10 +212,10 @@ def parse_date(text: str) -> str | None:
     if not _YEAR.search(text) or len(text) > 60:
         return None
     try:
-        parsed = date_parser.parse(text, fuzzy=False, default=datetime(1900, 1, 1))
+        parsed = date_parser.parse(text, fuzzy=False, ignoretz=True, default=datetime(1900, 1, 1))
     except (ValueError, OverflowError):
         try:  # "Nov 19, 2024 10:32 AM EST" and the like, with words dateutil does not know around them
-            parsed = date_parser.parse(text, fuzzy=True, default=datetime(1900, 1, 1))
+            parsed = date_parser.parse(text, fuzzy=True, ignoretz=True, default=datetime(1900, 1, 1))
         except (ValueError, OverflowError):
             return None
         if not re.search(r"\d{1,2}", text.replace(str(parsed.year), "")):

@@ -16,16 +16,6 @@ import ftfy
 # Bumped whenever the output of normalize_text or dedup_tokens changes, so an index never mixes versions.
 NORMALIZATION_VERSION = 1
 
-# ftfy's defaults also straighten curly quotes and fold ligatures/width: that is content, not encoding
-# damage, so only the encoding repairs are switched on.
-_FTFY_CONFIG = ftfy.TextFixerConfig(
-    unescape_html=False,
-    uncurl_quotes=False,
-    fix_latin_ligatures=False,
-    fix_character_width=False,
-    normalization=None,
-    explain=False,
-)
 # Two-character sequences that UTF-8 read as cp1252/latin-1 produces (Ã©, â€™, Â , Ð¿ ...). ftfy is slow
 # (~900 docs/s), so it runs only where this cheap check fires.
 _MOJIBAKE = re.compile("[ÂÃÄÅÆÇÐÑØÙâ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u2122]")
@@ -41,7 +31,9 @@ def repair_mojibake(text: str) -> str:
     """Undo UTF-8-read-as-cp1252 damage where a fast check sees its markers; otherwise return text as is."""
     if text.isascii() or not _MOJIBAKE.search(text):
         return text
-    return ftfy.fix_text(text, _FTFY_CONFIG)
+    # fix_encoding, not fix_text: fix_text also straightens curly quotes and folds ligatures (content, not
+    # damage), and it judges line by line, leaving a short damaged line such as "60,000â‚©" alone.
+    return ftfy.fix_encoding(text)
 
 
 def normalize_text(text: str, *, unescape: bool = False) -> str:

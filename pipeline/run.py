@@ -188,7 +188,7 @@ def sign(record: dict[str, Any], signer: Signer) -> Signed:
     tokens = dedup_tokens(record["text"])
     hashes = shingle_hashes(tokens, signer.config.shingle_size)
     prefix = None
-    if len(tokens) >= PREFIX_TOKENS + signer.config.min_containment_shingles:
+    if len(tokens) >= max(PREFIX_TOKENS, signer.config.min_containment_shingles + signer.config.shingle_size - 1):
         prefix = xxhash.xxh64_intdigest(" ".join(tokens[:PREFIX_TOKENS]).encode("utf-8"))
     return Signed(record["id"], record["source"], record["content_hash"], len(record["text"]), record["date"],
                   hashes, signer.signature(hashes), prefix)
@@ -246,8 +246,7 @@ def finish(input_dir: Path, out_dir: Path, config: RunConfig, files: int, loaded
                     records.write(record)
                     kept += 1
                 else:
-                    duplicates.write({"id": record["id"], "source": record["source"], "url": record["url"],
-                                      "title": record["title"], **asdict(verdict)})
+                    duplicates.write({**record, **asdict(verdict)})
                     exact += verdict.kind == "exact"
                     near += verdict.kind == "near"
             for rejection in rejections:

@@ -38,7 +38,7 @@ class MinHashConfig:
 
     threshold: float = 0.8
     containment: float = 0.9
-    min_containment_shingles: int = 40
+    min_containment_shingles: int = 20
     shingle_size: int = 5
     num_perm: int = 128
     seed: int = 1

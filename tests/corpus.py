@@ -1,0 +1,191 @@
+"""Generated corpora with known truth, built from real article bodies.
+
+``syndicated_corpus`` publishes real articles (the article-extraction-benchmark ground truth) on several
+synthetic sites, each wrapping the body in its own scraped boilerplate (navigation, repeated titles with a
+site suffix, bylines, share widgets, newsletter prompts, "The post ... appeared first on ...", related-link
+blocks, site-specific footers that no shipped list knows), and perturbs copies the way syndication does:
+exact copies, a few edited words plus an added line, typographic variants, mojibake, and copies cut short
+with "Continue reading". Distinct short articles written from one template are mixed in; they must stay
+apart. Every file's true cluster and expected clean body are returned.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+BENCHMARK = SHARED / "article-extraction-benchmark"
+
+
+@dataclass(frozen=True)
+class Article:
+    key: str
+    title: str
+    body: str  # paragraphs separated by blank lines
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    host: str
+    folder: str
+    header: tuple[str, ...]
+    footer: tuple[str, ...]
+    own_footer: str  # site-specific line no shipped list knows; must be learned from the corpus
+    suffix_style: str
+    byline: str
+    inline_ads: bool
+
+
+SITES = (
+    Site("Daily Ledger", "dailyledger.example", "dailyledger", ("Skip to content", "Home | World | Business | Tech"),
+         ("Share this:", "Twitter", "Facebook", "Like this:", "Like Loading..."),
+         "Tips? Write to the Daily Ledger desk at tips@dailyledger.example", " | ", "By {author} | {date}", True),
+    Site("Metro Wire", "metrowire.example", "metrowire", ("Menu", "Search"),
+         ("The post {title} appeared first on Metro Wire.",),
+         "Metro Wire is reader-supported and independent since 1998", " – ", "Posted on {date} by {author}", False),
+    Site("The Observer Post", "observerpost.example", "observerpost", (),
+         ("Related", "{other1}", "{other2}", "Exit mobile version"),
+         "The Observer Post newsroom can be reached around the clock on 555-0199", " - ", "{date}", True),
+    Site("Coastline News", "coastline.example", "coastline", ("Jump to navigation",),
+         ("Sign up for our daily newsletter to get the latest stories in your inbox.",
+          "© 2024 Coastline News. All rights reserved."),
+         "Coastline News covers the coast from Harbor Point to Gull Bay", " | ", "By {author}", False),
+    Site("Northern Herald", "northernherald.example", "northernherald", (),
+         ("Leave a Reply", "Your email address will not be published. Required fields are marked *",
+          "Comment *", "Name *", "Email *"),
+         "Northern Herald reporters contributed to this article via the regional wire", " » ", "", True),
+)
+
+AUTHORS = ("Jane Doe", "John Smith", "Maria Garcia", "Wei Chen", "Amara Okafor", "Lars Nilsson")
+DATES = ("November 19, 2024", "March 3, 2023", "July 14, 2022", "January 8, 2024", "September 30, 2021")
+
+
+def benchmark_articles(limit: int | None = None) -> list[Article]:
+    """Real article bodies and page titles from the article-extraction-benchmark (sorted by id)."""
+    truth = json.loads((BENCHMARK / "ground-truth.json").read_text(encoding="utf-8"))
+    articles = []
+    for key in sorted(truth)[:limit]:
+        raw = gzip.decompress((BENCHMARK / "html" / f"{key}.html.gz").read_bytes()).decode("utf-8", "replace")
+        found = re.search(r"<title[^>]*>(.*?)</title>", raw, re.S | re.I)
+        title = html.unescape(found.group(1)).strip() if found else ""
+        title = re.split(r"\s+[|–—-]\s+", " ".join(title.split()))[0]
+        body = truth[key]["articleBody"].strip()
+        if title and len(body) > 300:
+            articles.append(Article(key, title, body))
+    return articles
+
+
+def _typographic_variant(text: str) -> str:
+    swapped = (text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+               .replace("\u2014", "--").replace(". ", ".  "))
+    return swapped.replace(" the ", " the\u00a0", 3)
+
+
+def _mojibake(text: str) -> str:
+    """UTF-8 read as Windows-1252, as browsers and scrapers do it (bytes 1252 lacks pass through as C1)."""
+    import ftfy.bad_codecs  # noqa: F401  registers "sloppy-windows-1252"
+
+    return text.encode("utf-8").decode("sloppy-windows-1252")
+
+
+def _edit(text: str, rng: random.Random) -> str:
+    words = text.split(" ")
+    for _ in range(3):
+        i = rng.randrange(len(words))
+        if words[i].isalpha():
+            words[i] = words[i].upper() if rng.random() < 0.5 else words[i] + "s"
+    return " ".join(words) + "\n\nThis article has been updated with additional reporting."
+
+
+def _truncate(text: str) -> str:
+    paragraphs = text.split("\n\n")
+    keep = max(1, int(len(paragraphs) * 0.6))
+    return "\n\n".join(paragraphs[:keep])
+
+
+def scraped_text(article: Article, body: str, site: Site, rng: random.Random, others: list[str],
+                 truncated: bool = False) -> str:
+    """The text a generic scraper saves for ``body`` on ``site``."""
+    author, date = rng.choice(AUTHORS), rng.choice(DATES)
+    lines = list(site.header)
+    lines.append(article.title + site.suffix_style + site.name if site.suffix_style else article.title)
+    lines.append(article.title)
+    if site.byline:
+        lines.append(site.byline.format(author=author, date=date))
+    paragraphs = body.split("\n\n")
+    if site.inline_ads and len(paragraphs) > 4:
+        paragraphs.insert(len(paragraphs) // 2, "Advertisement")
+    lines.extend(paragraphs)
+    if truncated:
+        lines.append("Continue reading")
+    lines.append(site.own_footer)
+    lines.extend(f.format(title=article.title, other1=others[0], other2=others[1]) for f in site.footer)
+    return "\n\n".join(lines) + "\n"
+
+
+def syndicated_corpus(root: Path, limit: int | None = None, seed: int = 7) -> dict[str, dict[str, str]]:
+    """Write the corpus under ``root``; return ``{source: {"cluster", "body"}}`` with the expected body.
+
+    ``body`` is what a perfect cleaner returns as ``text`` (None for copies cut short, whose ending the
+    scraper lost anyway, and for distinct short pieces, whose body is their whole text).
+    """
+    rng = random.Random(seed)
+    articles = benchmark_articles(limit)
+    truth: dict[str, dict[str, str]] = {}
+    for n, article in enumerate(articles):
+        sites = rng.sample(SITES, k=rng.randint(1, 4))
+        others = [a.title for a in rng.sample(articles, 2)]
+        for copy, site in enumerate(sites):
+            variant = "original" if copy == 0 else rng.choice(("exact", "edited", "typographic", "mojibake",
+                                                               "truncated"))
+            body, expected = article.body, article.body
+            if variant == "edited":
+                body = expected = _edit(article.body, rng)
+            elif variant == "typographic":
+                body = _typographic_variant(article.body)
+                expected = None  # same words, different typography: checked through dedup, not byte-exact
+            elif variant == "truncated":
+                body = expected = _truncate(article.body)
+            text = scraped_text(article, body, site, rng, others, truncated=variant == "truncated")
+            if variant == "mojibake":
+                text = _mojibake(text)
+            source = f"{site.folder}/{n:04d}-{variant}.txt"
+            path = root / source
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            truth[source] = {"cluster": article.key, "body": expected, "title": article.title}
+    for n, text in enumerate(distinct_short_articles(rng, 40)):
+        site = SITES[n % len(SITES)]
+        source = f"{site.folder}/brief-{n:03d}.txt"
+        (root / source).write_text(text, encoding="utf-8")
+        truth[source] = {"cluster": source, "body": None, "title": None}
+    return truth
+
+
+def distinct_short_articles(rng: random.Random, count: int) -> list[str]:
+    """Short local-news briefs from one template with different facts: distinct articles, alike in form."""
+    towns = ["Harbor Point", "Gull Bay", "Elm Grove", "Cedar Falls", "Stone Ridge", "Maple Hollow", "Fox Run",
+             "Iron Bridge", "Willow Creek", "Pine Bluff"]
+    things = ["a new library wing", "repairs to the Main Street bridge", "a summer youth jobs program",
+              "an expanded bus route", "a ban on leaf blowers", "a solar farm on the old landfill",
+              "a dog park near the river", "raises for school bus drivers"]
+    briefs = set()
+    while len(briefs) < count:
+        town, thing = rng.choice(towns), rng.choice(things)
+        yes, no = rng.randint(4, 9), rng.randint(0, 3)
+        cost = rng.randint(2, 90) * 10_000
+        briefs.add(
+            f"{town} council votes on {thing}\n\n"
+            f"The {town} town council voted {yes} to {no} on Tuesday night to approve {thing}. "
+            f"The plan is expected to cost about ${cost:,} and will be paid for from the town's reserve fund. "
+            f"Council members said residents had asked for {thing} for several years, and a public hearing "
+            f"on the details is scheduled for next month at the {town} community center.\n"
+        )
+    return sorted(briefs)
