@@ -286,18 +286,51 @@ def _hard_wrapped(lines: list[str]) -> bool:
     return open_ended >= 0.5 * len(lines) and 40 <= widths[len(widths) // 2] <= 100
 
 
-def paragraphs(text: str) -> list[list[str]]:
-    """Paragraphs of normalised text, each a list of lines.
+def paragraph_lines(text: str) -> list[str]:
+    """Lines of normalised text with ``""`` between paragraphs.
 
     Blank lines separate paragraphs. Text with no blank line at all has one paragraph per line, unless its
     lines are hard-wrapped prose, which stays one paragraph.
     """
-    if "\n\n" in text:
-        return [block.split("\n") for block in text.split("\n\n") if block]
-    lines = [ln for ln in text.split("\n") if ln]
-    if _hard_wrapped(lines):
-        return [lines]
-    return [[ln] for ln in lines]
+    lines = text.split("\n")
+    if "" in lines or _hard_wrapped(lines):
+        return lines
+    return [part for line in lines for part in (line, "")][:-1]
+
+
+def _join_paragraphs(lines: list[str], drop: set[int]) -> str:
+    blocks: list[str] = []
+    current: list[str] = []
+    for i, line in enumerate(lines + [""]):
+        if not line:
+            if current:
+                blocks.append("\n".join(current))
+            current = []
+        elif i not in drop:
+            current.append(line)
+    return "\n\n".join(blocks)
+
+
+def _title_anchor(lines: list[str], content: list[int], title: str | None, config: CleanupConfig) -> int | None:
+    """Position in ``content`` of the title line, where the title stands (repeated) near the head.
+
+    With a known title, the first head line that repeats it; without one, the first head line that the
+    next few lines repeat ("Title | Site" then "Title"). Only when every line before it is short: those
+    are page chrome (site name, navigation) that a scraper saved above the article.
+    """
+    head = content[:10]
+    for pos, i in enumerate(head):
+        line = lines[i]
+        if title:
+            found = same_title(line, title)
+        else:
+            # A repeated line is a title even when it ends in a period ("Take C.A.R.E.").
+            found = len(line.split()) <= 30 and any(same_title(lines[j], line) for j in head[pos + 1:pos + 4])
+        if found:
+            return pos if all(len(lines[j].split()) <= 12 for j in head[:pos]) else None
+        if len(line.split()) > config.max_boilerplate_words:
+            return None
+    return None
 
 
 def clean_document(doc: Document, rules: BoilerplateRules, learned: frozenset[int], config: CleanupConfig
@@ -307,86 +340,73 @@ def clean_document(doc: Document, rules: BoilerplateRules, learned: frozenset[in
     Fills ``title`` (from the first line of plain text where it looks like one), ``author`` and ``date``
     (from a byline) where they were empty. Returns a ``no_main_text`` rejection when nothing is left.
     """
-    blocks = paragraphs(doc.body)
-    removed = doc.removed
+    lines = paragraph_lines(doc.body)
+    content = [i for i, line in enumerate(lines) if line]
+    drop: set[int] = set()
 
     def is_edge_boilerplate(line: str) -> bool:
         return _short(line, config) and bool(rules.edge.fullmatch(line) or rules.anywhere.fullmatch(line)
                                              or line_key(line) in learned)
 
-    # Head: boilerplate, the title (once, then its repeats) and one byline, in any order.
-    title_from_text = doc.title is None and doc.kind == "text"
+    # Head: page chrome above a repeated title, then boilerplate, the title and its repeats, one byline.
+    title_from_text = doc.title is None
+    anchor = _title_anchor(lines, content, doc.title, config)
+    if anchor is not None:
+        drop.update(content[:anchor])
+        if doc.title is None:
+            doc.title = lines[content[anchor]]
+            drop.add(content[anchor])
+        content = content[anchor:]
     byline_seen = False
-    while blocks:
-        block = blocks[0]
-        line = block[0]
+    for pos, i in enumerate(content):
+        line = lines[i]
         if is_edge_boilerplate(line):
             pass
         elif doc.title and same_title(line, doc.title):
             # Keep the shorter form as the title: "Title" rather than "Title | Site".
             if title_from_text and len(line) < len(doc.title):
                 doc.title = line
-        elif title_from_text and not doc.title and len(block) == 1 and len(blocks) > 1 and _looks_like_title(line):
+        elif (title_from_text and doc.title is None and pos + 1 < len(content) and _looks_like_title(line)
+              and not lines[i + 1]):
             doc.title = line
-            del block[0]
-            blocks.pop(0)
-            continue
         elif not byline_seen and (byline := parse_byline(line)):
             byline_seen = True
             doc.author = doc.author or byline[0]
             doc.date = doc.date or byline[1]
         else:
             break
-        removed.append(line)
-        del block[0]
-        if not block:
-            blocks.pop(0)
-
-    _strip_tail(blocks, removed, is_edge_boilerplate, rules, config)
-
-    kept_blocks = []
-    for block in blocks:
-        kept = []
-        for line in block:
-            if _short(line, config) and rules.anywhere.fullmatch(line):
-                removed.append(line)
-            else:
-                kept.append(line)
-        if kept:
-            kept_blocks.append("\n".join(kept))
-    if not kept_blocks:
-        return Rejection(doc.source, "no_main_text", f"nothing left after removing {len(removed)} boilerplate "
+        drop.add(i)
+    content = [i for i in content if i not in drop]
+    _strip_tail(lines, content, drop, is_edge_boilerplate, rules, config)
+    for i in content:
+        if i not in drop and _short(lines[i], config) and rules.anywhere.fullmatch(lines[i]):
+            drop.add(i)
+    body = _join_paragraphs(lines, drop)
+    doc.removed.extend(lines[i] for i in sorted(drop))
+    if not body:
+        return Rejection(doc.source, "no_main_text", f"nothing left after removing {len(drop)} boilerplate "
                                                      "line(s)", stage="cleanup")
-    doc.body = "\n\n".join(kept_blocks)
+    doc.body = body
     return doc
 
 
-def _strip_tail(blocks: list[list[str]], removed: list[str], is_edge_boilerplate, rules: BoilerplateRules,
-                config: CleanupConfig) -> None:
-    """Remove the boilerplate run at the end, and a trailing block of short lines under a tail-cut heading."""
-    while blocks:
+def _strip_tail(lines: list[str], content: list[int], drop: set[int], is_edge_boilerplate,
+                rules: BoilerplateRules, config: CleanupConfig) -> None:
+    """Drop the boilerplate run at the end, and a trailing block of short lines under a tail-cut heading."""
+    remaining = [i for i in content if i not in drop]
+    while remaining:
         # A "Related" / "Share this:" heading followed only by short lines: cut from the heading down.
-        lines = [(bi, li) for bi, block in enumerate(blocks) for li in range(len(block))]
         cut = None
-        for bi, li in reversed(lines[-40:]):
-            line = blocks[bi][li]
+        for pos in range(len(remaining) - 1, max(len(remaining) - 41, 0), -1):
+            line = lines[remaining[pos]]
             if len(line.split()) > 20:
                 break
             if rules.tail_cut.fullmatch(line):
-                cut = (bi, li)
-        if cut is not None and cut != (0, 0):
-            bi, li = cut
-            for block in blocks[bi:]:
-                removed.extend(block[li:] if block is blocks[bi] else block)
-            del blocks[bi][li:]
-            del blocks[bi + 1:]
-            if not blocks[bi]:
-                blocks.pop(bi)
+                cut = pos
+        if cut:
+            drop.update(remaining[cut:])
+            del remaining[cut:]
             continue
-        line = blocks[-1][-1]
-        if not is_edge_boilerplate(line):
+        if not is_edge_boilerplate(lines[remaining[-1]]):
             return
-        removed.append(line)
-        blocks[-1].pop()
-        if not blocks[-1]:
-            blocks.pop()
+        drop.add(remaining.pop())

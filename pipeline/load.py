@@ -159,7 +159,9 @@ def _decode_legacy(data: bytes) -> str | None:
 
 def _control_ratio(text: str) -> float:
     sample = text[:8192]
-    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\n\r\t\f" or 0x7F <= ord(ch) < 0xA0)
+    # C0 controls only: C1 characters (U+0080-U+009F) are what UTF-8 read as cp1252 leaves behind, which
+    # is mojibake for the normaliser to repair, not binary data.
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\n\r\t\f\v" or ch == "\x7f")
     return controls / max(len(sample), 1)
 
 

@@ -61,6 +61,9 @@ SITES = (
          ("Leave a Reply", "Your email address will not be published. Required fields are marked *",
           "Comment *", "Name *", "Email *"),
          "Northern Herald reporters contributed to this article via the regional wire", " » ", "", True),
+    Site("Valley Times", "valleytimes.example", "valleytimes", ("Valley Times", "Latest Local Opinion Obituaries"),
+         ("Listen to this article", "Print", "Email"),
+         "Valley Times thanks its members for keeping local reporting alive", "", "Updated {date}", False),
 )
 
 AUTHORS = ("Jane Doe", "John Smith", "Maria Garcia", "Wei Chen", "Amara Okafor", "Lars Nilsson")
