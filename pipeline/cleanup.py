@@ -161,7 +161,7 @@ class LineCounts:
 # ---------------------------------------------------------------------------------------------------
 # Titles and bylines
 
-_TITLE_SEPARATOR = re.compile(r"\s+[-–—|:·•»]\s+|\s*[|·•»]\s*")
+_TITLE_SEPARATOR = re.compile(r"\s+[-–—|:·•»]\s+|\s*[|·•»]\s*|:\s+")
 _FOLD_TITLE = re.compile(r"[\W_]+")
 _SITE_NAME_CHARS = 60
 
@@ -171,16 +171,19 @@ def _fold(text: str) -> str:
 
 
 def title_variants(title: str) -> set[str]:
-    """The folded title, and the title without a short site name after or before a separator.
+    """The folded title, and the title without a site name after or before a separator.
 
-    "Title : Section – Site" gives "title section site", "title section" and "title".
+    "Title : Section – Site" gives "title section site", "title section" and "title". A cut-off suffix is
+    at most 60 characters; a cut-off prefix must also be shorter than what stays ("Site: A long title"),
+    so "A long title | Site" never yields "site".
     """
     variants = {_fold(title)}
     for sep in _TITLE_SEPARATOR.finditer(title):
-        if 0 < len(title) - sep.end() <= _SITE_NAME_CHARS and sep.start() > 0:
-            variants.add(_fold(title[: sep.start()]))
-        if 0 < sep.start() <= _SITE_NAME_CHARS and sep.end() < len(title):
-            variants.add(_fold(title[sep.end():]))
+        head, tail = title[: sep.start()], title[sep.end():]
+        if head and tail and len(tail) <= _SITE_NAME_CHARS:
+            variants.add(_fold(head))
+        if head and tail and len(head) <= _SITE_NAME_CHARS and len(head) < len(tail):
+            variants.add(_fold(tail))
     return {v for v in variants if v}
 
 
