@@ -1,0 +1,207 @@
+"""Tests for pipeline/normalize.py: the output normalisation and the dedup key."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from pipeline.normalize import dedup_tokens, normalize_text, repair_mojibake
+
+
+@pytest.mark.parametrize(
+    ("damaged", "expected"),
+    [
+        pytest.param("Itâ€™s a test.", "It’s a test.", id="apostrophe"),
+        pytest.param("Un cafÃ© au lait.", "Un café au lait.", id="e-acute"),
+        pytest.param(
+            "â€œQuotedâ€\x9d, she said â€” twice.", "“Quoted”, she said — twice.", id="quotes-and-dash"
+        ),
+        pytest.param("DÃ¼sseldorf and ZÃ¼rich", "Düsseldorf and Zürich", id="u-umlaut"),
+    ],
+)
+def test_normalize_text_repairs_mojibake(damaged: str, expected: str) -> None:
+    assert normalize_text(damaged) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("Plain ASCII text, nothing to repair.", id="ascii"),
+        pytest.param("Café, naïve, Zürich, São Paulo, Ærøskøbing.", id="correct-accents"),
+        pytest.param("Москва, 東京, Αθήνα", id="non-latin"),
+    ],
+)
+def test_repair_mojibake_leaves_correct_text_alone(text: str) -> None:
+    assert repair_mojibake(text) == text
+
+
+def test_normalize_text_keeps_curly_quotes_and_ligatures() -> None:
+    text = "“Don’t,” she said, ‘it’s fine’ — ﬁnal «guillemets»."
+    assert normalize_text(text) == text
+
+
+def test_normalize_text_keeps_curly_quotes_next_to_repaired_mojibake() -> None:
+    assert normalize_text("“It’s” cafÃ©") == "“It’s” café"
+
+
+def test_normalize_text_composes_to_nfc() -> None:
+    decomposed = "Cafe\u0301 re\u0301sume\u0301 An\u0303o"
+
+    result = normalize_text(decomposed)
+
+    assert result == "Café résumé Año"
+    assert unicodedata.is_normalized("NFC", result)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("one\r\ntwo\r\nthree", "one\ntwo\nthree", id="crlf"),
+        pytest.param("one\rtwo\rthree", "one\ntwo\nthree", id="cr"),
+        pytest.param("one\r\n\r\ntwo", "one\n\ntwo", id="crlf-blank-line"),
+        pytest.param("one\u2028two\u2029three", "one\ntwo\nthree", id="unicode-separators"),
+    ],
+)
+def test_normalize_text_unifies_line_endings(text: str, expected: str) -> None:
+    assert normalize_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("zero\u200bwidth", "zerowidth", id="zero-width-space"),
+        pytest.param("zero\u200dwidth\u2060joiner", "zerowidthjoiner", id="zero-width-joiners"),
+        pytest.param("soft\u00adhyphen", "softhyphen", id="soft-hyphen"),
+        pytest.param("\ufeffbom at start", "bom at start", id="bom"),
+        pytest.param("bell\x07 and\x00 nul\x1b", "bell and nul", id="c0-controls"),
+        pytest.param("c1\x80\x9f controls", "c1 controls", id="c1-controls"),
+        pytest.param("bidi\u202emark\u200e", "bidimark", id="bidi-marks"),
+    ],
+)
+def test_normalize_text_removes_invisible_characters(text: str, expected: str) -> None:
+    assert normalize_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("a\u00a0b", "a b", id="nbsp"),
+        pytest.param("a \u00a0\u00a0  b", "a b", id="nbsp-and-space-run"),
+        pytest.param("a\t\tb", "a b", id="tabs"),
+        pytest.param("a\u2009\u202f\u3000b", "a b", id="thin-narrow-ideographic"),
+        pytest.param("   padded line   \n  next  ", "padded line\nnext", id="line-edges"),
+    ],
+)
+def test_normalize_text_collapses_spaces(text: str, expected: str) -> None:
+    assert normalize_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("one\n\n\ntwo", "one\n\ntwo", id="three-newlines"),
+        pytest.param("one\n\n\n\n\n\ntwo", "one\n\ntwo", id="six-newlines"),
+        pytest.param("one\n \n\t\n  \ntwo", "one\n\ntwo", id="whitespace-only-lines"),
+        pytest.param("one\ntwo\n\nthree", "one\ntwo\n\nthree", id="kept-as-written"),
+        pytest.param("\n\n\nleading and trailing\n\n\n", "leading and trailing", id="edges"),
+    ],
+)
+def test_normalize_text_collapses_blank_line_runs(text: str, expected: str) -> None:
+    assert normalize_text(text) == expected
+
+
+def test_normalize_text_leaves_html_entities_by_default() -> None:
+    text = "Fish &amp; chips &eacute; &#8212; &#x2019;"
+    assert normalize_text(text) == text
+
+
+def test_normalize_text_unescapes_html_entities_when_asked() -> None:
+    assert (
+        normalize_text("Fish &amp; chips &eacute; &#8212; &#x2019;&nbsp;x", unescape=True)
+        == "Fish & chips é — ’ x"
+    )
+
+
+def test_normalize_text_unescape_leaves_a_bare_ampersand() -> None:
+    assert normalize_text("AT&T and R&D", unescape=True) == "AT&T and R&D"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "invisible characters are removed after NFC and after the mojibake check, so what they separated is "
+        "composed/repaired only on a second pass: normalize_text is not idempotent and its output "
+        "not always NFC"
+    ),
+)
+@settings(max_examples=300)
+@given(st.text())
+@example("e\u200b\u0301")  # ZWSP between a letter and its combining accent
+@example("Â\x1f¡")  # a control character inside a mojibake pair
+def test_normalize_text_is_idempotent(text: str) -> None:
+    once = normalize_text(text)
+    assert normalize_text(once) == once
+
+
+# Text without format (Cf) characters and controls other than line breaks and tabs: the law holds there today,
+# so this guards it while the full property above is expected to fail.
+_VISIBLE_TEXT = st.text(st.characters(exclude_categories=("Cc", "Cf", "Cs"), include_characters="\n\r\t"))
+
+
+@settings(max_examples=300)
+@given(_VISIBLE_TEXT)
+def test_normalize_text_is_idempotent_on_text_without_invisible_characters(text: str) -> None:
+    once = normalize_text(text)
+    assert normalize_text(once) == once
+    assert unicodedata.is_normalized("NFC", once)
+
+
+@pytest.mark.xfail(strict=True, reason="a zero-width space removed after NFC leaves 'e' + U+0301 uncomposed")
+def test_normalize_text_output_is_nfc_after_removing_invisible_characters() -> None:
+    assert normalize_text("caf\u200b\u0301e\u0301") == "café"
+
+
+def test_dedup_tokens_fold_case_quotes_and_punctuation() -> None:
+    assert dedup_tokens("“Don’t” STOP—the Cats’ report, NOW!") == [
+        "dont",
+        "stop",
+        "the",
+        "cats",
+        "report",
+        "now",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        pytest.param("It’s “fine”", 'it\'s "FINE"', id="quotes-and-case"),
+        pytest.param("Hello, world!", "hello world", id="punctuation"),
+        pytest.param("Straße", "STRASSE", id="casefold"),
+        pytest.param("ﬁnal Ｆｕｌｌ", "final full", id="nfkc"),
+        pytest.param("snake_case-words", "snake case words", id="underscore-and-hyphen"),
+    ],
+)
+def test_dedup_tokens_equal_for_typographic_variants(left: str, right: str) -> None:
+    assert dedup_tokens(left) == dedup_tokens(right)
+
+
+def test_dedup_tokens_keep_digits() -> None:
+    assert dedup_tokens("Sales rose 12% to $3,400 in 2024") == [
+        "sales",
+        "rose",
+        "12",
+        "to",
+        "3",
+        "400",
+        "in",
+        "2024",
+    ]
+    assert dedup_tokens("Sales rose 12% in 2024") != dedup_tokens("Sales rose 15% in 2024")
+
+
+def test_dedup_tokens_unify_digits_to_ascii() -> None:
+    assert dedup_tokens("Ｒｏｏｍ ４２") == ["room", "42"]
