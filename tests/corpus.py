@@ -180,8 +180,10 @@ def distinct_short_articles(rng: random.Random, count: int) -> list[str]:
               "an expanded bus route", "a ban on leaf blowers", "a solar farm on the old landfill",
               "a dog park near the river", "raises for school bus drivers"]
     briefs = set()
-    while len(briefs) < count:
-        town, thing = rng.choice(towns), rng.choice(things)
+    # Each brief is about its own (town, measure): two briefs that differ only in a figure would be a
+    # correction of one story, which a reader calls the same article.
+    pairs = rng.sample([(t, m) for t in towns for m in things], count)
+    for town, thing in pairs:
         yes, no = rng.randint(4, 9), rng.randint(0, 3)
         cost = rng.randint(2, 90) * 10_000
         briefs.add(

@@ -1,0 +1,157 @@
+"""Tests for pipeline/dedup.py and the dedup step of a run: clusters built by controlled perturbation."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.contract import document_id, read_jsonl, validate_output
+from pipeline.dedup import Deduplicator, Signed
+from pipeline.normalize import dedup_tokens
+from pipeline.run import RunConfig, clean_folder
+from pipeline.signature import MinHashConfig, Signer, shingle_hashes
+from tests.corpus import _mojibake, _typographic_variant, benchmark_articles
+
+# Articles of a usual length (400+ words): on a 60-word brief, three edited words already move Jaccard
+# below 0.8, which is what the threshold means, not a miss.
+ARTICLES = [a for a in benchmark_articles(40) if len(a.body.split()) >= 400][:12]
+
+
+def _write(root: Path, name: str, text: str) -> None:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _page(title: str, body: str, site: str, footer: str) -> str:
+    return f"{title} | {site}\n\n{title}\n\n{body}\n\n{footer}\n"
+
+
+@pytest.fixture(scope="module")
+def perturbed(tmp_path_factory) -> dict:
+    """One article in five perturbed copies, plus five unrelated articles; the run's output rows."""
+    root = tmp_path_factory.mktemp("perturbed")
+    base = ARTICLES[0]
+    paragraphs = base.body.split("\n\n")
+    words = base.body.split(" ")
+    rng = random.Random(3)
+    for i in rng.sample(range(len(words)), 3):
+        words[i] = "changed"
+    _write(root / "raw", "a/original.txt", _page(base.title, base.body, "Site A", "Exit mobile version"))
+    _write(root / "raw", "b/boilerplate.txt", _page(base.title, base.body, "Site B", "Share this:\nTwitter"))
+    _write(root / "raw", "c/edited.txt", _page(base.title, " ".join(words) + "\n\nThis story was updated.",
+                                                "Site C", ""))
+    _write(root / "raw", "d/typographic.txt", _page(base.title, _typographic_variant(base.body), "Site D", ""))
+    _write(root / "raw", "e/mojibake.txt", _mojibake(_page(base.title, base.body, "Site E", "")))
+    _write(root / "raw", "f/truncated.txt", _page(base.title, "\n\n".join(paragraphs[: len(paragraphs) // 2]),
+                                                  "Site F", "Continue reading"))
+    for n, other in enumerate(ARTICLES[1:6]):
+        _write(root / "raw", f"other/{n}.txt", _page(other.title, other.body, "Site O", ""))
+    clean_folder(root / "raw", root / "out", RunConfig(workers=1))
+    validate_output(root / "out")
+    return {"records": read_jsonl(root / "out" / "records.jsonl"),
+            "duplicates": read_jsonl(root / "out" / "duplicates.jsonl")}
+
+
+def test_perturbed_copies_form_one_cluster_kept_once(perturbed):
+    kept = {r["source"] for r in perturbed["records"]}
+    dups = {d["source"]: d for d in perturbed["duplicates"]}
+    copies = {"a/original.txt", "b/boilerplate.txt", "c/edited.txt", "d/typographic.txt", "e/mojibake.txt",
+              "f/truncated.txt"}
+    assert len(copies & kept) == 1
+    assert set(dups) == copies - kept
+    assert len({d["duplicate_of"] for d in dups.values()}) == 1
+    assert {f"other/{n}.txt" for n in range(5)} <= kept
+
+
+def test_duplicate_kinds_and_measured_similarity(perturbed):
+    dups = {d["source"]: d for d in perturbed["duplicates"]}
+    kept = next(r for r in perturbed["records"] if r["id"] == next(iter(dups.values()))["duplicate_of"])
+    # The copies under other boilerplate, and the mojibake copy once repaired, are byte-identical when clean.
+    rows = {r["source"]: r for r in perturbed["records"] + perturbed["duplicates"]}
+    assert len({rows[s]["content_hash"] for s in ("a/original.txt", "b/boilerplate.txt", "e/mojibake.txt")}) == 1
+    for dup in dups.values():
+        assert (dup["kind"] == "exact") == (dup["content_hash"] == kept["content_hash"])
+        if dup["kind"] == "exact":
+            assert dup["similarity"] == 1.0
+    if "c/edited.txt" in dups:
+        assert dups["c/edited.txt"]["kind"] == "near"
+        assert 0.8 <= dups["c/edited.txt"]["similarity"] < 1.0
+    truncated = dups["f/truncated.txt"]
+    assert truncated["kind"] == "near" and truncated["containment"] >= 0.9 and truncated["similarity"] < 0.8
+    assert "shorter" in truncated["reason"]
+    assert kept["source"] != "f/truncated.txt"
+
+
+def _signed(source: str, text: str, date: str | None = None, signer: Signer = Signer(MinHashConfig())) -> Signed:
+    hashes = shingle_hashes(dedup_tokens(text), 5)
+    return Signed(document_id(source), source, str(hash(text)), len(text), date, hashes,
+                  signer.signature(hashes), None)
+
+
+def test_representative_policy_longest_then_earliest_then_source():
+    text = ARTICLES[1].body
+    dedup = Deduplicator(MinHashConfig())
+    dedup.add(_signed("z.txt", text, "2024-01-02"))
+    dedup.add(_signed("y.txt", text, "2024-01-01"))
+    dedup.add(_signed("x.txt", text, None))
+    dedup.add(_signed("w.txt", text + " One more sentence at the end of the article."))
+    verdicts = dedup.verdicts()
+    dedup.close()
+    assert set(verdicts) == {document_id(s) for s in ("z.txt", "y.txt", "x.txt")}
+    assert {v.duplicate_of for v in verdicts.values()} == {document_id("w.txt")}
+    dedup = Deduplicator(MinHashConfig())
+    for source, date in (("z.txt", "2024-01-02"), ("y.txt", "2024-01-01"), ("x.txt", None), ("a.txt", None)):
+        dedup.add(_signed(source, text, date))
+    verdicts = dedup.verdicts()
+    dedup.close()
+    assert {v.duplicate_of for v in verdicts.values()} == {document_id("y.txt")}
+    assert "later or missing date" in verdicts[document_id("x.txt")].reason
+
+
+def test_distinct_articles_are_not_merged():
+    dedup = Deduplicator(MinHashConfig())
+    for n, article in enumerate(ARTICLES):
+        dedup.add(_signed(f"{n}.txt", article.body))
+    assert dedup.verdicts() == {}
+    dedup.close()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.sampled_from(range(6)), min_size=1, max_size=12))
+def test_exactly_one_kept_per_cluster(choices: list[int]):
+    """Whatever the mix of copies, each source article is kept exactly once and copies point at it."""
+    dedup = Deduplicator(MinHashConfig())
+    sources = []
+    for n, choice in enumerate(choices):
+        source = f"{n:02d}-{choice}.txt"
+        sources.append((source, choice))
+        dedup.add(_signed(source, ARTICLES[choice].body))
+    verdicts = dedup.verdicts()
+    dedup.close()
+    kept = [(s, c) for s, c in sources if document_id(s) not in verdicts]
+    assert sorted(c for _, c in kept) == sorted(set(choices))
+    kept_by_article = {c: document_id(s) for s, c in kept}
+    for source, choice in sources:
+        verdict = verdicts.get(document_id(source))
+        if verdict:
+            assert verdict.duplicate_of == kept_by_article[choice]
+            assert verdict.kind == "exact" and verdict.similarity == 1.0
+
+
+def test_shingle_store_round_trip(tmp_path: Path):
+    from pipeline.dedup import ShingleStore
+
+    store = ShingleStore(tmp_path)
+    arrays = [np.arange(n, dtype=np.uint32) * 7 for n in (0, 3, 1000, 1)]
+    for array in arrays:
+        store.append(array)
+    for i, array in enumerate(arrays):
+        assert np.array_equal(store.get(i), array)
+    store.close()
+    assert not store.path.exists()
