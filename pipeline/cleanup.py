@@ -106,6 +106,7 @@ def line_key(line: str) -> int:
 # ---------------------------------------------------------------------------------------------------
 # Learning boilerplate lines from the corpus
 
+
 @dataclass(slots=True)
 class LineCounts:
     """Per source group: documents seen, and for each edge line how many documents carry it.
@@ -151,8 +152,11 @@ class LineCounts:
         result: dict[str, frozenset[int]] = {}
         for group, counts in self.lines.items():
             floor = max(config.learn_min_docs, config.learn_min_share * self.docs[group])
-            keys = frozenset(k for k, c in counts.items()
-                             if c >= floor and len(self.articles.get((group, k), ())) >= config.learn_min_docs)
+            keys = frozenset(
+                k
+                for k, c in counts.items()
+                if c >= floor and len(self.articles.get((group, k), ())) >= config.learn_min_docs
+            )
             if keys:
                 result[group] = keys
         return result
@@ -179,7 +183,7 @@ def title_variants(title: str) -> set[str]:
     """
     variants = {_fold(title)}
     for sep in _TITLE_SEPARATOR.finditer(title):
-        head, tail = title[: sep.start()], title[sep.end():]
+        head, tail = title[: sep.start()], title[sep.end() :]
         if head and tail and len(tail) <= _SITE_NAME_CHARS:
             variants.add(_fold(head))
         if head and tail and len(head) <= _SITE_NAME_CHARS and len(head) < len(tail):
@@ -197,16 +201,23 @@ def same_title(line: str, title: str) -> bool:
 
 def _looks_like_title(line: str) -> bool:
     words = line.split()
-    return (0 < len(words) <= 30 and len(line) <= 250 and not line.endswith((".", ",", ";", ":"))
-            or line.endswith("..."))
+    return (
+        0 < len(words) <= 30
+        and len(line) <= 250
+        and not line.endswith((".", ",", ";", ":"))
+        or line.endswith("...")
+    )
 
 
 _YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
 _NAME_WORD = re.compile(r"^(?:[A-ZÀ-ÖØ-Þ][\w'’.-]*|[A-Z]\.|and|&|de|van|von|der|da|di|del|la|le|bin|al-\w+)$")
 _BYLINE_SPLIT = re.compile(r"\s+[|•·–—-]\s+|\s*[|•·]\s*")
 _BY = re.compile(r"^(?:by|written by|words by|story by|posted by|reporting by|author:)\s+(?P<rest>.+)$", re.I)
-_POSTED = re.compile(r"^(?:posted|published|updated|last updated|first published)(?: on| at)?:?\s+"
-                     r"(?P<date>.+?)(?:\s+by\s+(?P<author>.+))?$", re.I)
+_POSTED = re.compile(
+    r"^(?:posted|published|updated|last updated|first published)(?: on| at)?:?\s+"
+    r"(?P<date>.+?)(?:\s+by\s+(?P<author>.+))?$",
+    re.I,
+)
 
 
 def parse_date(text: str) -> str | None:
@@ -266,15 +277,23 @@ def parse_byline(line: str) -> tuple[str | None, str | None] | None:
         return (author, date) if date or author else None
     if len(line.split()) <= 8 and not line.endswith("?"):
         date = parse_date(line)
-        if date and not re.search(r"[a-z]{3,}", re.sub(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
-                                                           r"|mon|tue|wed|thu|fri|sat|sun|updated|published|am|pm"
-                                                           r"|gmt|utc|[ecmp][sd]t|at|on|of|the)\w*", "", line.casefold())):
+        if date and not re.search(
+            r"[a-z]{3,}",
+            re.sub(
+                r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+                r"|mon|tue|wed|thu|fri|sat|sun|updated|published|am|pm"
+                r"|gmt|utc|[ecmp][sd]t|at|on|of|the)\w*",
+                "",
+                line.casefold(),
+            ),
+        ):
             return (None, date)
     return None
 
 
 # ---------------------------------------------------------------------------------------------------
 # The cleanup itself
+
 
 def _short(line: str, config: CleanupConfig) -> bool:
     return len(line.split()) <= config.max_boilerplate_words
@@ -314,7 +333,9 @@ def _join_paragraphs(lines: list[str], drop: set[int]) -> str:
     return "\n\n".join(blocks)
 
 
-def _title_anchor(lines: list[str], content: list[int], title: str | None, config: CleanupConfig) -> int | None:
+def _title_anchor(
+    lines: list[str], content: list[int], title: str | None, config: CleanupConfig
+) -> int | None:
     """Position in ``content`` of the title line, where the title stands (repeated) near the head.
 
     With a known title, the first head line that repeats it; without one, the first head line that the
@@ -328,7 +349,9 @@ def _title_anchor(lines: list[str], content: list[int], title: str | None, confi
             found = same_title(line, title)
         else:
             # A repeated line is a title even when it ends in a period ("Take C.A.R.E.").
-            found = len(line.split()) <= 30 and any(same_title(lines[j], line) for j in head[pos + 1:pos + 4])
+            found = len(line.split()) <= 30 and any(
+                same_title(lines[j], line) for j in head[pos + 1 : pos + 4]
+            )
         if found:
             return pos if all(len(lines[j].split()) <= 12 for j in head[:pos]) else None
         if len(line.split()) > config.max_boilerplate_words:
@@ -336,8 +359,9 @@ def _title_anchor(lines: list[str], content: list[int], title: str | None, confi
     return None
 
 
-def clean_document(doc: Document, rules: BoilerplateRules, learned: frozenset[int], config: CleanupConfig
-                   ) -> Document | Rejection:
+def clean_document(
+    doc: Document, rules: BoilerplateRules, learned: frozenset[int], config: CleanupConfig
+) -> Document | Rejection:
     """Strip title repeats, bylines and boilerplate from a normalised document.
 
     Fills ``title`` (from the first line of plain text where it looks like one), ``author`` and ``date``
@@ -348,8 +372,9 @@ def clean_document(doc: Document, rules: BoilerplateRules, learned: frozenset[in
     drop: set[int] = set()
 
     def is_edge_boilerplate(line: str) -> bool:
-        return _short(line, config) and bool(rules.edge.fullmatch(line) or rules.anywhere.fullmatch(line)
-                                             or line_key(line) in learned)
+        return _short(line, config) and bool(
+            rules.edge.fullmatch(line) or rules.anywhere.fullmatch(line) or line_key(line) in learned
+        )
 
     # Head: page chrome above a repeated title, then boilerplate, the title and its repeats, one byline.
     title_from_text = doc.title is None
@@ -369,8 +394,13 @@ def clean_document(doc: Document, rules: BoilerplateRules, learned: frozenset[in
             # Keep the shorter form as the title: "Title" rather than "Title | Site".
             if title_from_text and len(line) < len(doc.title):
                 doc.title = line
-        elif (title_from_text and doc.title is None and pos + 1 < len(content) and _looks_like_title(line)
-              and not lines[i + 1]):
+        elif (
+            title_from_text
+            and doc.title is None
+            and pos + 1 < len(content)
+            and _looks_like_title(line)
+            and not lines[i + 1]
+        ):
             doc.title = line
         elif not byline_seen and (byline := parse_byline(line)):
             byline_seen = True
@@ -387,14 +417,24 @@ def clean_document(doc: Document, rules: BoilerplateRules, learned: frozenset[in
     body = _join_paragraphs(lines, drop)
     doc.removed.extend(lines[i] for i in sorted(drop))
     if not body:
-        return Rejection(doc.source, "no_main_text", f"nothing left after removing {len(drop)} boilerplate "
-                                                     "line(s)", stage="cleanup")
+        return Rejection(
+            doc.source,
+            "no_main_text",
+            f"nothing left after removing {len(drop)} boilerplate line(s)",
+            stage="cleanup",
+        )
     doc.body = body
     return doc
 
 
-def _strip_tail(lines: list[str], content: list[int], drop: set[int], is_edge_boilerplate,
-                rules: BoilerplateRules, config: CleanupConfig) -> None:
+def _strip_tail(
+    lines: list[str],
+    content: list[int],
+    drop: set[int],
+    is_edge_boilerplate,
+    rules: BoilerplateRules,
+    config: CleanupConfig,
+) -> None:
     """Drop the boilerplate run at the end, and a trailing block of short lines under a tail-cut heading."""
     remaining = [i for i in content if i not in drop]
     while remaining:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,33 +17,73 @@ from pipeline.run import RunConfig, Summary, UsageError, clean_folder
 from pipeline.signature import MinHashConfig
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """Usage errors as one line, ``pipeline: error: ...``, and exit status 2 (subcommands inherit this)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"pipeline: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pipeline", description="Clean scraped articles: strip boilerplate, "
-                                     "normalise, find exact and near duplicates.")
+    parser = OneLineErrors(
+        prog="pipeline",
+        description="Clean scraped articles: strip boilerplate, normalise, find exact and near duplicates.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    clean = commands.add_parser("clean", help="clean a folder of scraped articles",
-                                description="Clean every text, HTML and JSON/JSONL file under INPUT into "
-                                "OUTPUT/records.jsonl, duplicates.jsonl, rejected.jsonl and stats.json.")
-    clean.add_argument("input", nargs="?", default="raw", type=Path, help="folder of raw inputs (default: raw)")
+    clean = commands.add_parser(
+        "clean",
+        help="clean a folder of scraped articles",
+        description="Clean every text, HTML and JSON/JSONL file under INPUT into "
+        "OUTPUT/records.jsonl, duplicates.jsonl, rejected.jsonl and stats.json.",
+    )
+    clean.add_argument(
+        "input", nargs="?", default="raw", type=Path, help="folder of raw inputs (default: raw)"
+    )
     clean.add_argument("--out", "-o", default="clean", type=Path, help="output folder (default: clean)")
     defaults = MinHashConfig()
-    clean.add_argument("--threshold", type=float, default=defaults.threshold,
-                       help=f"Jaccard similarity for near duplicates (default: {defaults.threshold})")
-    clean.add_argument("--containment", type=float, default=defaults.containment,
-                       help="share of a shorter copy found in the longer one to call it a copy cut short "
-                       f"(default: {defaults.containment})")
-    clean.add_argument("--shingle-size", type=int, default=defaults.shingle_size,
-                       help=f"words per shingle (default: {defaults.shingle_size})")
-    clean.add_argument("--num-perm", type=int, default=defaults.num_perm,
-                       help=f"MinHash permutations (default: {defaults.num_perm})")
-    clean.add_argument("--workers", "-w", type=int, default=0,
-                       help="worker processes (default: 0 = all cores)")
-    clean.add_argument("--chunk-size", type=int, default=RunConfig().chunk_size,
-                       help="files per worker task (default: %(default)s)")
-    clean.add_argument("--boilerplate", type=Path, default=None, metavar="FILE",
-                       help="boilerplate rule file replacing the shipped pipeline/boilerplate.txt")
+    clean.add_argument(
+        "--threshold",
+        type=float,
+        default=defaults.threshold,
+        help=f"Jaccard similarity for near duplicates (default: {defaults.threshold})",
+    )
+    clean.add_argument(
+        "--containment",
+        type=float,
+        default=defaults.containment,
+        help="share of a shorter copy found in the longer one to call it a copy cut short "
+        f"(default: {defaults.containment})",
+    )
+    clean.add_argument(
+        "--shingle-size",
+        type=int,
+        default=defaults.shingle_size,
+        help=f"words per shingle (default: {defaults.shingle_size})",
+    )
+    clean.add_argument(
+        "--num-perm",
+        type=int,
+        default=defaults.num_perm,
+        help=f"MinHash permutations (default: {defaults.num_perm})",
+    )
+    clean.add_argument(
+        "--workers", "-w", type=int, default=0, help="worker processes (default: 0 = all cores)"
+    )
+    clean.add_argument(
+        "--chunk-size",
+        type=int,
+        default=RunConfig().chunk_size,
+        help="files per worker task (default: %(default)s)",
+    )
+    clean.add_argument(
+        "--boilerplate",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="boilerplate rule file replacing the shipped pipeline/boilerplate.txt",
+    )
     clean.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
     return parser
 
@@ -54,9 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = RunConfig(
             cleanup=CleanupConfig(boilerplate_file=args.boilerplate),
-            minhash=MinHashConfig(threshold=args.threshold, containment=args.containment,
-                                  shingle_size=args.shingle_size, num_perm=args.num_perm),
-            workers=args.workers, chunk_size=args.chunk_size)
+            minhash=MinHashConfig(
+                threshold=args.threshold,
+                containment=args.containment,
+                shingle_size=args.shingle_size,
+                num_perm=args.num_perm,
+            ),
+            workers=args.workers,
+            chunk_size=args.chunk_size,
+        )
         summary = _run_clean(args, config)
     except (UsageError, ValueError) as err:
         print(f"pipeline: error: {err}", file=sys.stderr)
@@ -88,10 +135,13 @@ def _run_clean(args: argparse.Namespace, config: RunConfig) -> Summary:
 def format_summary(summary: Summary) -> str:
     """The short summary printed at the end of a run."""
     by_reason = ", ".join(f"{k} {v}" for k, v in summary.stats["rejected_by_reason"].items())
-    return (f"{summary.documents} documents in ({summary.files} files): {summary.kept} kept, "
-            f"{summary.duplicates} duplicates ({summary.exact_duplicates} exact, {summary.near_duplicates} near), "
-            f"{summary.rejected} rejected{f' ({by_reason})' if by_reason else ''} "
-            f"in {summary.seconds:.2f} s -> {summary.stats['output']}")
+    return (
+        f"{summary.documents} documents in ({summary.files} files): {summary.kept} kept, "
+        f"{summary.duplicates} duplicates "
+        f"({summary.exact_duplicates} exact, {summary.near_duplicates} near), "
+        f"{summary.rejected} rejected{f' ({by_reason})' if by_reason else ''} "
+        f"in {summary.seconds:.2f} s -> {summary.stats['output']}"
+    )
 
 
 if __name__ == "__main__":

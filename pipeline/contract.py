@@ -137,7 +137,9 @@ def validate_output(out: Path) -> dict[str, int]:
     kept_ids = {r["id"] for r in records}
     for dup in duplicates:
         if dup["duplicate_of"] not in kept_ids:
-            raise ValueError(f"{dup['source']!r} is a duplicate of {dup['duplicate_of']!r}, not a kept record")
+            raise ValueError(
+                f"{dup['source']!r} is a duplicate of {dup['duplicate_of']!r}, not a kept record"
+            )
         if dup["kind"] not in ("exact", "near") or not 0.0 <= dup["similarity"] <= 1.0:
             raise ValueError(f"{dup['source']!r}: bad kind or similarity")
     for rej in rejected:

@@ -101,7 +101,9 @@ class Deduplicator:
         self._prefix: dict[int, list[int]] = {}
         self._parent: list[int] = []
         self._docs: list[tuple[str, str, str, int, str | None]] = []  # id, source, hash, length, date
-        self._link: dict[int, tuple[int, str]] = {}  # doc -> (doc it matched, "exact"/"jaccard"/"containment")
+        self._link: dict[
+            int, tuple[int, str]
+        ] = {}  # doc -> (doc it matched, "exact"/"jaccard"/"containment")
         self.pairs_checked = 0
         self.pairs_verified = 0
 
@@ -147,7 +149,10 @@ class Deduplicator:
     def _verify(self, a: np.ndarray, b: np.ndarray) -> str | None:
         if jaccard(a, b) >= self.config.threshold:
             return "jaccard"
-        if min(a.size, b.size) >= self.config.min_containment_shingles and containment(a, b) >= self.config.containment:
+        if (
+            min(a.size, b.size) >= self.config.min_containment_shingles
+            and containment(a, b) >= self.config.containment
+        ):
             return "containment"
         return None
 

@@ -26,15 +26,24 @@ def extract_main_text(doc: Document) -> Document | Rejection:
     """
     try:
         result = trafilatura.bare_extraction(
-            doc.body, url=doc.url, with_metadata=True, deduplicate=False, include_comments=False,
-            include_tables=True, include_images=False, include_links=False,
+            doc.body,
+            url=doc.url,
+            with_metadata=True,
+            deduplicate=False,
+            include_comments=False,
+            include_tables=True,
+            include_images=False,
+            include_links=False,
         )
     except Exception as err:  # trafilatura/lxml raise many types on hostile markup
-        return Rejection(doc.source, "parse_error", f"HTML extraction failed: {type(err).__name__}: {err}",
-                         stage="extract")
+        return Rejection(
+            doc.source, "parse_error", f"HTML extraction failed: {type(err).__name__}: {err}", stage="extract"
+        )
     text = getattr(result, "text", None) if result is not None else None
     if not text or not text.strip():
-        return Rejection(doc.source, "no_main_text", "trafilatura found no main text in the page", stage="extract")
+        return Rejection(
+            doc.source, "no_main_text", "trafilatura found no main text in the page", stage="extract"
+        )
     # trafilatura puts one paragraph, heading or list item per line.
     doc.body = "\n\n".join(line for line in text.split("\n") if line.strip())
     doc.kind = "text"

@@ -37,19 +37,59 @@ SIDECAR_SUFFIX = ".meta.json"
 HTML_SUFFIXES = {".html", ".htm", ".xhtml", ".shtml", ".php", ".asp", ".aspx"}
 JSON_SUFFIXES = {".json"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
-_BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x7fELF", b"BZh", b"\xfd7zXZ",
-                 b"RIFF", b"OggS", b"ID3", b"\x00\x00\x01\x00", b"wOFF", b"wOF2")
-_HTML_START = re.compile(rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S)
+_BINARY_MAGIC = (
+    b"%PDF",
+    b"\x89PNG",
+    b"GIF8",
+    b"\xff\xd8\xff",
+    b"PK\x03\x04",
+    b"\x7fELF",
+    b"BZh",
+    b"\xfd7zXZ",
+    b"RIFF",
+    b"OggS",
+    b"ID3",
+    b"\x00\x00\x01\x00",
+    b"wOFF",
+    b"wOF2",
+)
+_HTML_START = re.compile(
+    rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S
+)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w:.-]+)""", re.I)
 
-TEXT_KEYS = ("text", "content", "body", "article", "maintext", "main_text", "article_body", "articleBody",
-             "raw_content", "plain_text", "fulltext", "full_text", "description")
+TEXT_KEYS = (
+    "text",
+    "content",
+    "body",
+    "article",
+    "maintext",
+    "main_text",
+    "article_body",
+    "articleBody",
+    "raw_content",
+    "plain_text",
+    "fulltext",
+    "full_text",
+    "description",
+)
 HTML_KEYS = ("html", "raw_html", "content_html", "html_content", "page", "source_html")
 TITLE_KEYS = ("title", "headline", "name")
 URL_KEYS = ("url", "link", "canonical_url", "source_url", "final_url", "permalink", "href")
 AUTHOR_KEYS = ("author", "authors", "byline", "creator", "writer")
-DATE_KEYS = ("date", "published", "date_publish", "published_at", "publish_date", "pubDate", "datePublished",
-             "pub_date", "created_at", "timestamp", "time")
+DATE_KEYS = (
+    "date",
+    "published",
+    "date_publish",
+    "published_at",
+    "publish_date",
+    "pubDate",
+    "datePublished",
+    "pub_date",
+    "created_at",
+    "timestamp",
+    "time",
+)
 HOST_KEYS = ("hostname", "domain", "source_domain", "site", "sitename")
 
 
@@ -62,8 +102,11 @@ def discover(root: Path, exclude: Path | None = None) -> list[Path]:
     exclude = exclude.resolve() if exclude else None
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                             and (exclude is None or (here / d).resolve() != exclude))
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".") and (exclude is None or (here / d).resolve() != exclude)
+        )
         for name in sorted(filenames):
             if not name.startswith(".") and not name.endswith(SIDECAR_SUFFIX):
                 found.append(here / name)
@@ -101,8 +144,7 @@ def load_file(path: Path, root: Path) -> Iterator[Document | Rejection]:
         yield from _split_json(text, source)
     else:
         kind = "html" if suffix in HTML_SUFFIXES or _HTML_START.match(data[:2048]) else "text"
-        yield Document(source=source, body=text, kind=kind, url=meta.get("url"),
-                       group=_folder_group(source))
+        yield Document(source=source, body=text, kind=kind, url=meta.get("url"), group=_folder_group(source))
 
 
 def _gunzip(data: bytes) -> bytes:
@@ -123,33 +165,79 @@ def decode(data: bytes, source: str) -> str | Rejection:
     head = data[:4096]
     if head.startswith(_BINARY_MAGIC) or b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return Rejection(source, "binary", "binary signature or NUL bytes")
+    text: str | None
     for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
         if data.startswith(bom):
             try:
-                return data.decode(codec).lstrip("\ufeff")
+                text = data.decode(codec).lstrip("\ufeff")
             except UnicodeDecodeError as err:
                 return Rejection(source, "decode_error", f"{codec} BOM but {err.reason} at byte {err.start}")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        text = _decode_legacy(data)
-        if text is None:
-            return Rejection(source, "decode_error", f"not UTF-8 ({err.reason} at byte {err.start}), "
-                                                     "and no other encoding explains it")
+            break
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            text = _decode_legacy(data)
+            if text is None:
+                return Rejection(
+                    source,
+                    "decode_error",
+                    f"not UTF-8 ({err.reason} at byte {err.start}), and no other encoding explains it",
+                )
+    if not text.strip():
+        return Rejection(source, "empty", "only whitespace or a byte-order mark")
     if _control_ratio(text) > 0.05:
         return Rejection(source, "binary", "over 5% control characters")
     return text
 
 
+# Browsers read these labels as windows-1252 (WHATWG Encoding Standard); so do the pages that carry them.
+_WINDOWS_1252_LABELS = {
+    "iso-8859-1",
+    "iso8859-1",
+    "latin1",
+    "latin-1",
+    "l1",
+    "us-ascii",
+    "ascii",
+    "cp1252",
+    "windows-1252",
+    "x-cp1252",
+}
+_EBCDIC = {"cp037", "cp273", "cp424", "cp500", "cp875", "cp1026", "cp1140"}
+_WESTERN = re.compile(
+    "[\u00a0-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
+    "\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
+)
+
+
 def _decode_legacy(data: bytes) -> str | None:
+    """Text from bytes that are not UTF-8: the declared charset, else windows-1252 when it reads as
+    Western European text, else charset-normalizer's detection (Cyrillic, Greek, CJK code pages ...)."""
     declared = _META_CHARSET.search(data[:4096])
     if declared:
+        label = declared.group(1).decode("ascii", "replace").lower()
         try:
-            return data.decode(declared.group(1).decode("ascii"))
+            return data.decode("cp1252" if label in _WINDOWS_1252_LABELS else label)
         except (LookupError, UnicodeDecodeError):
             pass
+    try:
+        western = data.decode("cp1252")
+    except UnicodeDecodeError:
+        western = None
+    if western is not None:
+        # charset-normalizer often names a neighbouring code page (cp1257, cp1250) for short French or
+        # Spanish text; cp1252 is right when its reading has only Western letters and punctuation.
+        non_ascii = [ch for ch in western if ord(ch) > 127]
+        if sum(1 for ch in non_ascii if _WESTERN.match(ch)) >= 0.95 * len(non_ascii):
+            return western
     best = from_bytes(data[:200_000]).best()
-    if best is None or best.encoding in ("utf_8", "utf_16", "utf_32") or best.chaos > 0.2:
+    if (
+        best is None
+        or best.encoding in ("utf_8", "utf_16", "utf_32")
+        or best.encoding in _EBCDIC
+        or best.chaos > 0.2
+    ):
         return None
     try:
         return data.decode(best.encoding)
@@ -183,6 +271,9 @@ def _folder_group(source: str) -> str:
 
 
 def _split_jsonl(text: str, source: str) -> Iterator[Document | Rejection]:
+    if not text.strip():
+        yield Rejection(source, "empty", "JSON lines file with no lines")
+        return
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
@@ -206,6 +297,8 @@ def _split_json(text: str, source: str) -> Iterator[Document | Rejection]:
             yield Rejection(source, "parse_error", f"JSON: {err}")
         return
     if isinstance(data, list):
+        if not data:
+            yield Rejection(source, "empty", "JSON array with no records")
         for number, item in enumerate(data, start=1):
             yield document_from_json(item, f"{source}#{number}")
     else:
@@ -248,6 +341,14 @@ def document_from_json(item: Any, source: str) -> Document | Rejection:
         kind = "html"
     url = _as_text(_first(item, URL_KEYS))
     hostname = _as_text(_first(item, HOST_KEYS))
-    return Document(source=source, body=text, kind=kind, url=url, title=_as_text(_first(item, TITLE_KEYS)),
-                    author=_as_text(_first(item, AUTHOR_KEYS)), date=_as_text(_first(item, DATE_KEYS)),
-                    hostname=hostname, group=_folder_group(source))
+    return Document(
+        source=source,
+        body=text,
+        kind=kind,
+        url=url,
+        title=_as_text(_first(item, TITLE_KEYS)),
+        author=_as_text(_first(item, AUTHOR_KEYS)),
+        date=_as_text(_first(item, DATE_KEYS)),
+        hostname=hostname,
+        group=_folder_group(source),
+    )

@@ -18,11 +18,16 @@ NORMALIZATION_VERSION = 1
 
 # Two-character sequences that UTF-8 read as cp1252/latin-1 produces (Ã©, â€™, Â , Ð¿ ...). ftfy is slow
 # (~900 docs/s), so it runs only where this cheap check fires.
-_MOJIBAKE = re.compile("[ÂÃÄÅÆÇÐÑØÙâ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u2122]")
+_MOJIBAKE = re.compile(
+    "[ÂÃÄÅÆÇÐÑØÙâ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u2122]"
+)
 _ENTITY = re.compile(r"&(?:#\d{2,7}|#x[0-9a-fA-F]{2,6}|[a-zA-Z]{2,8});")
 _NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\x85\x0b\x0c]")
-# C0/C1 controls except tab and newline, zero-width characters, soft hyphen, BOM, bidi marks.
-_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# C0 controls except tab and newline, zero-width characters, soft hyphen, BOM, bidi marks ...
+_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# ... and C1 controls, which are removed only after mojibake repair: UTF-8 read as cp1252 leaves them
+# inside damaged characters ("”" becomes "â€\x9d").
+_C1 = re.compile("[\x80-\x84\x86-\x9f]")
 _SPACES = re.compile("[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
@@ -36,6 +41,10 @@ def repair_mojibake(text: str) -> str:
     return ftfy.fix_encoding(text)
 
 
+def _visible(text: str) -> str:
+    return _INVISIBLE.sub("", _NEWLINES.sub("\n", text))
+
+
 def normalize_text(text: str, *, unescape: bool = False) -> str:
     """Normalise text for output: mojibake, NFC, line endings, invisible characters, whitespace.
 
@@ -45,21 +54,37 @@ def normalize_text(text: str, *, unescape: bool = False) -> str:
 
     Paragraphs (blank-line separated) and line breaks inside them are kept. Idempotent.
     """
-    text = repair_mojibake(text)
+    # Invisible characters go first (they would hide mojibake and block NFC composition), and again
+    # after the repairs, which can decode to them ("&#8203;", "â€‹" are zero-width spaces).
+    text = _visible(text)
     if unescape and "&" in text and _ENTITY.search(text):
-        text = html.unescape(text)
-    text = unicodedata.normalize("NFC", text)
-    text = _NEWLINES.sub("\n", text)
-    text = _INVISIBLE.sub("", text)
+        text = _visible(html.unescape(text))
+    repaired = repair_mojibake(text)
+    if repaired is not text:
+        text = _visible(repaired)
+    text = unicodedata.normalize("NFC", _C1.sub("", text))
     text = _SPACES.sub(" ", text)
     lines = [line.strip() for line in text.split("\n")]
     text = "\n".join(lines)
     return _BLANK_RUNS.sub("\n\n", text).strip()
 
 
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-                         "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
-                         "\u00ab": '"', "\u00bb": '"'})
+_QUOTES = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u2033": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+    }
+)
 _NON_WORD = re.compile(r"[\W_]+")
 
 

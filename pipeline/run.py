@@ -28,7 +28,7 @@ import xxhash
 
 from pipeline import contract
 from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_document
-from pipeline.contract import Document, Rejection, content_hash, record_json
+from pipeline.contract import Document, Rejection, record_json
 from pipeline.dedup import PREFIX_TOKENS, Deduplicator, Signed
 from pipeline.extract import extract_main_text, tidy_metadata
 from pipeline.load import discover, load_file
@@ -108,6 +108,7 @@ class Summary:
 # ---------------------------------------------------------------------------------------------------
 # Pass 1: load, extract, normalise (worker side)
 
+
 def load_chunk(paths: list[str], root: str, spool: str, config: CleanupConfig) -> LoadedChunk:
     """Load, extract and normalise one chunk of files; spool the documents; count edge lines."""
     start = time.perf_counter()
@@ -124,8 +125,9 @@ def load_chunk(paths: list[str], root: str, spool: str, config: CleanupConfig) -
                 counts.add(doc, config)
     with open(spool, "wb") as handle:
         pickle.dump(documents, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    return LoadedChunk(spool, len(documents), {d.group for d in documents}, counts, rejections,
-                       time.perf_counter() - start)
+    return LoadedChunk(
+        spool, len(documents), {d.group for d in documents}, counts, rejections, time.perf_counter() - start
+    )
 
 
 def prepare_document(doc: Document) -> Document | Rejection:
@@ -149,6 +151,7 @@ def prepare_document(doc: Document) -> Document | Rejection:
 # ---------------------------------------------------------------------------------------------------
 # Pass 2: strip boilerplate, sign (worker side)
 
+
 @lru_cache(maxsize=4)
 def _rules(path: Path | None) -> BoilerplateRules:
     return BoilerplateRules.load(path)
@@ -159,8 +162,9 @@ def _signer(config: MinHashConfig) -> Signer:
     return Signer(config)
 
 
-def clean_chunk(spool_in: str, spool_out: str, learned: dict[str, frozenset[int]], config: RunConfig
-                ) -> CleanedChunk:
+def clean_chunk(
+    spool_in: str, spool_out: str, learned: dict[str, frozenset[int]], config: RunConfig
+) -> CleanedChunk:
     """Strip boilerplate from a spooled chunk, spool the clean records and return their signatures."""
     start = time.perf_counter()
     rules = _rules(config.cleanup.boilerplate_file)
@@ -188,21 +192,34 @@ def sign(record: dict[str, Any], signer: Signer) -> Signed:
     tokens = dedup_tokens(record["text"])
     hashes = shingle_hashes(tokens, signer.config.shingle_size)
     prefix = None
-    if len(tokens) >= max(PREFIX_TOKENS, signer.config.min_containment_shingles + signer.config.shingle_size - 1):
+    if len(tokens) >= max(
+        PREFIX_TOKENS, signer.config.min_containment_shingles + signer.config.shingle_size - 1
+    ):
         prefix = xxhash.xxh64_intdigest(" ".join(tokens[:PREFIX_TOKENS]).encode("utf-8"))
-    return Signed(record["id"], record["source"], record["content_hash"], len(record["text"]), record["date"],
-                  hashes, signer.signature(hashes), prefix)
+    return Signed(
+        record["id"],
+        record["source"],
+        record["content_hash"],
+        len(record["text"]),
+        record["date"],
+        hashes,
+        signer.signature(hashes),
+        prefix,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
 # The parent: plan, merge, dedup, write
 
+
 def plan_chunks(input_dir: Path, out_dir: Path, chunk_size: int) -> list[list[str]]:
     """Input files in sorted order, cut into chunks of ``chunk_size`` paths."""
     if not input_dir.is_dir():
         raise UsageError(f"input folder not found: {input_dir}")
+    if out_dir.resolve() == input_dir.resolve():
+        raise UsageError("the output folder must differ from the input folder")
     files = [str(p) for p in discover(input_dir, exclude=out_dir)]
-    return [files[i:i + chunk_size] for i in range(0, len(files), chunk_size)]
+    return [files[i : i + chunk_size] for i in range(0, len(files), chunk_size)]
 
 
 def learn_boilerplate(loaded: Iterable[LoadedChunk], config: CleanupConfig) -> dict[str, frozenset[int]]:
@@ -213,9 +230,18 @@ def learn_boilerplate(loaded: Iterable[LoadedChunk], config: CleanupConfig) -> d
     return total.learned(config)
 
 
-def finish(input_dir: Path, out_dir: Path, config: RunConfig, files: int, loaded: list[LoadedChunk],
-           cleaned: Iterable[CleanedChunk], learned: dict[str, frozenset[int]], started: float,
-           timings: dict[str, float], spool_dir: Path) -> Summary:
+def finish(
+    input_dir: Path,
+    out_dir: Path,
+    config: RunConfig,
+    files: int,
+    loaded: list[LoadedChunk],
+    cleaned: Iterable[CleanedChunk],
+    learned: dict[str, frozenset[int]],
+    started: float,
+    timings: dict[str, float],
+    spool_dir: Path,
+) -> Summary:
     """Dedup the cleaned chunks in order and write the four output files atomically."""
     t0 = time.perf_counter()
     dedup = Deduplicator(config.minhash, spool_dir)
@@ -237,9 +263,11 @@ def finish(input_dir: Path, out_dir: Path, config: RunConfig, files: int, loaded
         timings["clusters"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         kept = exact = near = 0
-        with AtomicJsonl(out_dir / contract.RECORDS) as records, \
-                AtomicJsonl(out_dir / contract.DUPLICATES) as duplicates, \
-                AtomicJsonl(out_dir / contract.REJECTED) as rejected:
+        with (
+            AtomicJsonl(out_dir / contract.RECORDS) as records,
+            AtomicJsonl(out_dir / contract.DUPLICATES) as duplicates,
+            AtomicJsonl(out_dir / contract.REJECTED) as rejected,
+        ):
             for record in _read_spools(spools):
                 verdict = verdicts.get(record["id"])
                 if verdict is None:
@@ -269,18 +297,27 @@ def finish(input_dir: Path, out_dir: Path, config: RunConfig, files: int, loaded
         "rejected": len(rejections),
         "rejected_by_reason": dict(sorted(Counter(r.reason for r in rejections).items())),
         "rejected_by_stage": dict(sorted(Counter(r.stage for r in rejections).items())),
-        "dedup": {"candidate_pairs_checked": pairs[0], "pairs_verified": pairs[1],
-                  "clusters": len({v.duplicate_of for v in verdicts.values()})},
+        "dedup": {
+            "candidate_pairs_checked": pairs[0],
+            "pairs_verified": pairs[1],
+            "clusters": len({v.duplicate_of for v in verdicts.values()}),
+        },
         "boilerplate": {
             "learned_lines_per_source": {g: len(k) for g, k in sorted(learned.items())},
             "lines_removed": sum(removed.values()),
-            "most_removed": [{"source": g, "line": line, "count": n} for (g, line), n in removed.most_common(50)],
+            "most_removed": [
+                {"source": g, "line": line, "count": n} for (g, line), n in removed.most_common(50)
+            ],
         },
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
         "docs_per_second": round(documents / timings["total"], 1) if timings["total"] else None,
-        "config": {"workers": config.processes, "chunk_size": config.chunk_size,
-                   "minhash": asdict(config.minhash), "minhash_fingerprint": config.minhash.fingerprint(),
-                   "cleanup": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config.cleanup).items()}},
+        "config": {
+            "workers": config.processes,
+            "chunk_size": config.chunk_size,
+            "minhash": asdict(config.minhash),
+            "minhash_fingerprint": config.minhash.fingerprint(),
+            "cleanup": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config.cleanup).items()},
+        },
     }
     write_json_atomic(out_dir / contract.STATS, stats)
     return Summary(files, documents, kept, exact, near, len(rejections), timings["total"], stats)
@@ -293,8 +330,9 @@ def _read_spools(spools: list[str]) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def clean_folder(input_dir: Path, out_dir: Path, config: RunConfig | None = None,
-                 progress: Progress | None = None) -> Summary:
+def clean_folder(
+    input_dir: Path, out_dir: Path, config: RunConfig | None = None, progress: Progress | None = None
+) -> Summary:
     """Clean every input under ``input_dir`` into ``out_dir`` (see README, "Output contract").
 
     Raises:
@@ -317,18 +355,25 @@ def clean_folder(input_dir: Path, out_dir: Path, config: RunConfig | None = None
         with _executor(config.processes, len(chunks)) as pool:
             t0 = time.perf_counter()
             loaded: list[LoadedChunk] = []
-            jobs = pool.map(load_chunk, chunks, [str(input_dir)] * len(chunks),
-                            [str(spool_dir / f"load-{i:06d}.pkl") for i in range(len(chunks))],
-                            [config.cleanup] * len(chunks))
+            jobs = pool.map(
+                load_chunk,
+                chunks,
+                [str(input_dir)] * len(chunks),
+                [str(spool_dir / f"load-{i:06d}.pkl") for i in range(len(chunks))],
+                [config.cleanup] * len(chunks),
+            )
             for chunk in jobs:
                 loaded.append(chunk)
-                report("load", sum(len(c) for c in chunks[:len(loaded)]), files)
+                report("load", sum(len(c) for c in chunks[: len(loaded)]), files)
             learned = learn_boilerplate(loaded, config.cleanup)
             timings["load"] = time.perf_counter() - t0
-            cleaned = pool.map(clean_chunk, [c.spool for c in loaded],
-                               [str(spool_dir / f"clean-{i:06d}.jsonl") for i in range(len(loaded))],
-                               [{g: learned[g] for g in c.groups if g in learned} for c in loaded],
-                               [config] * len(loaded))
+            cleaned = pool.map(
+                clean_chunk,
+                [c.spool for c in loaded],
+                [str(spool_dir / f"clean-{i:06d}.jsonl") for i in range(len(loaded))],
+                [{g: learned[g] for g in c.groups if g in learned} for c in loaded],
+                [config] * len(loaded),
+            )
 
             def reported(items: Iterable[CleanedChunk]) -> Iterator[CleanedChunk]:
                 done = 0
@@ -337,8 +382,18 @@ def clean_folder(input_dir: Path, out_dir: Path, config: RunConfig | None = None
                     report("clean", done, files)
                     yield item
 
-            return finish(input_dir, out_dir, config, files, loaded, reported(cleaned), learned, started,
-                          timings, spool_dir)
+            return finish(
+                input_dir,
+                out_dir,
+                config,
+                files,
+                loaded,
+                reported(cleaned),
+                learned,
+                started,
+                timings,
+                spool_dir,
+            )
     finally:
         shutil.rmtree(spool_dir, ignore_errors=True)
 

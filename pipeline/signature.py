@@ -55,15 +55,17 @@ class MinHashConfig:
 
     def fingerprint(self) -> str:
         """Names everything a stored signature depends on, so an index never mixes configurations."""
-        return (f"minhash-{SCHEME}-xxh32-n{self.shingle_size}-p{self.num_perm}-s{self.seed}"
-                f"-norm{NORMALIZATION_VERSION}")
+        return (
+            f"minhash-{SCHEME}-xxh32-n{self.shingle_size}-p{self.num_perm}-s{self.seed}"
+            f"-norm{NORMALIZATION_VERSION}"
+        )
 
 
 def shingles(tokens: list[str], size: int) -> list[str]:
     """Word n-grams joined by a space; a document shorter than ``size`` words is one shingle."""
     if len(tokens) <= size:
         return [" ".join(tokens)] if tokens else []
-    return [" ".join(tokens[i:i + size]) for i in range(len(tokens) - size + 1)]
+    return [" ".join(tokens[i : i + size]) for i in range(len(tokens) - size + 1)]
 
 
 def shingle_hashes(tokens: list[str], size: int) -> np.ndarray:
@@ -91,7 +93,9 @@ class Signer:
 
     def minhash(self, signature: np.ndarray) -> MinHash:
         """A datasketch MinHash carrying these hash values, for MinHashLSH."""
-        return MinHash(num_perm=self.config.num_perm, seed=self.config.seed, hashvalues=signature, scheme=SCHEME)
+        return MinHash(
+            num_perm=self.config.num_perm, seed=self.config.seed, hashvalues=signature, scheme=SCHEME
+        )
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:

@@ -10,6 +10,16 @@ from types import TracebackType
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by the owner only; outputs get the mode a plain open() would give.
+FILE_MODE = 0o666 & ~_umask()
+
+
 class AtomicJsonl:
     """A JSON-lines file that appears under its name only when closed without an error."""
 
@@ -18,6 +28,7 @@ class AtomicJsonl:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         self._tmp = Path(name)
+        os.chmod(name, FILE_MODE)
         self._file = os.fdopen(handle, "w", encoding="utf-8")
         self.count = 0
 
@@ -38,8 +49,9 @@ class AtomicJsonl:
     def __enter__(self) -> AtomicJsonl:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if kind is None:
             self.commit()
         else:
@@ -51,6 +63,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(name, FILE_MODE)
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             json.dump(data, out, ensure_ascii=False, indent=2, sort_keys=True)
             out.write("\n")

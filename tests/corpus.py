@@ -44,26 +44,81 @@ class Site:
 
 
 SITES = (
-    Site("Daily Ledger", "dailyledger.example", "dailyledger", ("Skip to content", "Home | World | Business | Tech"),
-         ("Share this:", "Twitter", "Facebook", "Like this:", "Like Loading..."),
-         "Tips? Write to the Daily Ledger desk at tips@dailyledger.example", " | ", "By {author} | {date}", True),
-    Site("Metro Wire", "metrowire.example", "metrowire", ("Menu", "Search"),
-         ("The post {title} appeared first on Metro Wire.",),
-         "Metro Wire is reader-supported and independent since 1998", " – ", "Posted on {date} by {author}", False),
-    Site("The Observer Post", "observerpost.example", "observerpost", (),
-         ("Related", "{other1}", "{other2}", "Exit mobile version"),
-         "The Observer Post newsroom can be reached around the clock on 555-0199", " - ", "{date}", True),
-    Site("Coastline News", "coastline.example", "coastline", ("Jump to navigation",),
-         ("Sign up for our daily newsletter to get the latest stories in your inbox.",
-          "© 2024 Coastline News. All rights reserved."),
-         "Coastline News covers the coast from Harbor Point to Gull Bay", " | ", "By {author}", False),
-    Site("Northern Herald", "northernherald.example", "northernherald", (),
-         ("Leave a Reply", "Your email address will not be published. Required fields are marked *",
-          "Comment *", "Name *", "Email *"),
-         "Northern Herald reporters contributed to this article via the regional wire", " » ", "", True),
-    Site("Valley Times", "valleytimes.example", "valleytimes", ("Valley Times", "Latest Local Opinion Obituaries"),
-         ("Listen to this article", "Print", "Email"),
-         "Valley Times thanks its members for keeping local reporting alive", "", "Updated {date}", False),
+    Site(
+        "Daily Ledger",
+        "dailyledger.example",
+        "dailyledger",
+        ("Skip to content", "Home | World | Business | Tech"),
+        ("Share this:", "Twitter", "Facebook", "Like this:", "Like Loading..."),
+        "Tips? Write to the Daily Ledger desk at tips@dailyledger.example",
+        " | ",
+        "By {author} | {date}",
+        True,
+    ),
+    Site(
+        "Metro Wire",
+        "metrowire.example",
+        "metrowire",
+        ("Menu", "Search"),
+        ("The post {title} appeared first on Metro Wire.",),
+        "Metro Wire is reader-supported and independent since 1998",
+        " – ",
+        "Posted on {date} by {author}",
+        False,
+    ),
+    Site(
+        "The Observer Post",
+        "observerpost.example",
+        "observerpost",
+        (),
+        ("Related", "{other1}", "{other2}", "Exit mobile version"),
+        "The Observer Post newsroom can be reached around the clock on 555-0199",
+        " - ",
+        "{date}",
+        True,
+    ),
+    Site(
+        "Coastline News",
+        "coastline.example",
+        "coastline",
+        ("Jump to navigation",),
+        (
+            "Sign up for our daily newsletter to get the latest stories in your inbox.",
+            "© 2024 Coastline News. All rights reserved.",
+        ),
+        "Coastline News covers the coast from Harbor Point to Gull Bay",
+        " | ",
+        "By {author}",
+        False,
+    ),
+    Site(
+        "Northern Herald",
+        "northernherald.example",
+        "northernherald",
+        (),
+        (
+            "Leave a Reply",
+            "Your email address will not be published. Required fields are marked *",
+            "Comment *",
+            "Name *",
+            "Email *",
+        ),
+        "Northern Herald reporters contributed to this article via the regional wire",
+        " » ",
+        "",
+        True,
+    ),
+    Site(
+        "Valley Times",
+        "valleytimes.example",
+        "valleytimes",
+        ("Valley Times", "Latest Local Opinion Obituaries"),
+        ("Listen to this article", "Print", "Email"),
+        "Valley Times thanks its members for keeping local reporting alive",
+        "",
+        "Updated {date}",
+        False,
+    ),
 )
 
 AUTHORS = ("Jane Doe", "John Smith", "Maria Garcia", "Wei Chen", "Amara Okafor", "Lars Nilsson")
@@ -86,8 +141,14 @@ def benchmark_articles(limit: int | None = None) -> list[Article]:
 
 
 def _typographic_variant(text: str) -> str:
-    swapped = (text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
-               .replace("\u2014", "--").replace(". ", ".  "))
+    swapped = (
+        text.replace("\u2019", "'")
+        .replace("\u2018", "'")
+        .replace("\u201c", '"')
+        .replace("\u201d", '"')
+        .replace("\u2014", "--")
+        .replace(". ", ".  ")
+    )
     return swapped.replace(" the ", " the\u00a0", 3)
 
 
@@ -113,8 +174,9 @@ def _truncate(text: str) -> str:
     return "\n\n".join(paragraphs[:keep])
 
 
-def scraped_text(article: Article, body: str, site: Site, rng: random.Random, others: list[str],
-                 truncated: bool = False) -> str:
+def scraped_text(
+    article: Article, body: str, site: Site, rng: random.Random, others: list[str], truncated: bool = False
+) -> str:
     """The text a generic scraper saves for ``body`` on ``site``."""
     author, date = rng.choice(AUTHORS), rng.choice(DATES)
     lines = list(site.header)
@@ -146,8 +208,11 @@ def syndicated_corpus(root: Path, limit: int | None = None, seed: int = 7) -> di
         sites = rng.sample(SITES, k=rng.randint(1, 4))
         others = [a.title for a in rng.sample(articles, 2)]
         for copy, site in enumerate(sites):
-            variant = "original" if copy == 0 else rng.choice(("exact", "edited", "typographic", "mojibake",
-                                                               "truncated"))
+            variant = (
+                "original"
+                if copy == 0
+                else rng.choice(("exact", "edited", "typographic", "mojibake", "truncated"))
+            )
             body, expected = article.body, article.body
             if variant == "edited":
                 body = expected = _edit(article.body, rng)
@@ -174,11 +239,28 @@ def syndicated_corpus(root: Path, limit: int | None = None, seed: int = 7) -> di
 
 def distinct_short_articles(rng: random.Random, count: int) -> list[str]:
     """Short local-news briefs from one template with different facts: distinct articles, alike in form."""
-    towns = ["Harbor Point", "Gull Bay", "Elm Grove", "Cedar Falls", "Stone Ridge", "Maple Hollow", "Fox Run",
-             "Iron Bridge", "Willow Creek", "Pine Bluff"]
-    things = ["a new library wing", "repairs to the Main Street bridge", "a summer youth jobs program",
-              "an expanded bus route", "a ban on leaf blowers", "a solar farm on the old landfill",
-              "a dog park near the river", "raises for school bus drivers"]
+    towns = [
+        "Harbor Point",
+        "Gull Bay",
+        "Elm Grove",
+        "Cedar Falls",
+        "Stone Ridge",
+        "Maple Hollow",
+        "Fox Run",
+        "Iron Bridge",
+        "Willow Creek",
+        "Pine Bluff",
+    ]
+    things = [
+        "a new library wing",
+        "repairs to the Main Street bridge",
+        "a summer youth jobs program",
+        "an expanded bus route",
+        "a ban on leaf blowers",
+        "a solar farm on the old landfill",
+        "a dog park near the river",
+        "raises for school bus drivers",
+    ]
     briefs = set()
     # Each brief is about its own (town, measure): two briefs that differ only in a figure would be a
     # correction of one story, which a reader calls the same article.
@@ -189,7 +271,8 @@ def distinct_short_articles(rng: random.Random, count: int) -> list[str]:
         briefs.add(
             f"{town} council votes on {thing}\n\n"
             f"The {town} town council voted {yes} to {no} on Tuesday night to approve {thing}. "
-            f"The plan is expected to cost about ${cost:,} and will be paid for from the town's reserve fund. "
+            f"The plan is expected to cost about ${cost:,} and will be paid for "
+            "from the town's reserve fund. "
             f"Council members said residents had asked for {thing} for several years, and a public hearing "
             f"on the details is scheduled for next month at the {town} community center.\n"
         )

@@ -62,11 +62,15 @@ def evaluate_syndicated(limit: int | None = None, workers: int = 0) -> dict:
     titles = {r["source"]: r["title"] for r in records + duplicates}
     title_ok = [s for s in checked if titles.get(s) == truth[s]["title"]]
     return {
-        "documents": len(truth), "clusters": len(set(expected.values())), "rejected": len(rejected),
-        "pairwise_precision": round(precision, 4), "pairwise_recall": round(recall, 4),
+        "documents": len(truth),
+        "clusters": len(set(expected.values())),
+        "rejected": len(rejected),
+        "pairwise_precision": round(precision, 4),
+        "pairwise_recall": round(recall, 4),
         "pairwise_f1": round(2 * precision * recall / (precision + recall), 4) if tp else 0.0,
         "distinct_short_articles_merged": len(merged_briefs),
-        "exact_body_share": round(len(exact) / len(checked), 4), "bodies_checked": len(checked),
+        "exact_body_share": round(len(exact) / len(checked), 4),
+        "bodies_checked": len(checked),
         "title_share": round(len(title_ok) / len(checked), 4),
         "not_exact": sorted(set(checked) - set(exact))[:20],
         "seconds": round(summary.seconds, 2),
@@ -75,7 +79,7 @@ def evaluate_syndicated(limit: int | None = None, workers: int = 0) -> dict:
 
 def _shingles(text: str) -> list[tuple[str, ...]]:
     words = text.lower().split()
-    return [tuple(words[i:i + 4]) for i in range(max(len(words) - 3, 1))] if words else []
+    return [tuple(words[i : i + 4]) for i in range(max(len(words) - 3, 1))] if words else []
 
 
 def _precision_recall(predicted: str, truth: str) -> tuple[float, float]:

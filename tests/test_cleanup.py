@@ -23,9 +23,11 @@ DATA = Path(__file__).parent / "data" / "cleanup"
 RULES = BoilerplateRules.load()
 CONFIG = CleanupConfig()
 
-BODY = ("The council approved the budget on Tuesday after a long debate about road repairs and schools.\n\n"
-        "Opponents said the plan spent too much on consultants and too little on the bridges downtown.\n\n"
-        "A final vote on the details is expected next month, the mayor said in a statement.")
+BODY = (
+    "The council approved the budget on Tuesday after a long debate about road repairs and schools.\n\n"
+    "Opponents said the plan spent too much on consultants and too little on the bridges downtown.\n\n"
+    "A final vote on the details is expected next month, the mayor said in a statement."
+)
 
 
 def clean(text: str, title: str | None = None, learned: frozenset[int] = frozenset()) -> Document | Rejection:
@@ -40,7 +42,9 @@ def test_seed_article_keeps_every_paragraph_and_drops_title_and_exit_line():
     assert doc.title == title
     assert title not in doc.body
     assert "Exit mobile version" not in doc.body
-    body_paragraphs = [p for p in normalize_text(raw).split("\n\n") if p not in (title, "Exit mobile version")]
+    body_paragraphs = [
+        p for p in normalize_text(raw).split("\n\n") if p not in (title, "Exit mobile version")
+    ]
     assert doc.body.split("\n\n") == body_paragraphs
     assert "What are ATACMS missiles?" in doc.body.split("\n\n")
 
@@ -59,12 +63,15 @@ def test_single_title_line_keeps_its_site_suffix():
     assert (doc.title, doc.body) == ("Title of the story | The Site", BODY)
 
 
-@pytest.mark.parametrize("header", [
-    "Title of the story – The Site\n\nTitle of the story",
-    "The Site\n\nHome News Sport\n\nTitle of the story\n\nTitle of the story | The Site",
-    "Title of the story\n\nBy Jane Doe | November 19, 2024",
-    "Title of the story\n\nPosted on November 19, 2024 by Jane Doe",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Title of the story – The Site\n\nTitle of the story",
+        "The Site\n\nHome News Sport\n\nTitle of the story\n\nTitle of the story | The Site",
+        "Title of the story\n\nBy Jane Doe | November 19, 2024",
+        "Title of the story\n\nPosted on November 19, 2024 by Jane Doe",
+    ],
+)
 def test_head_chrome_title_and_byline_leave_the_text(header: str):
     doc = clean(header + "\n\n" + BODY)
     assert isinstance(doc, Document)
@@ -77,17 +84,20 @@ def test_byline_fills_author_and_date():
     assert (doc.author, doc.date) == ("Jane Doe", "2024-11-19")
 
 
-@pytest.mark.parametrize("footer", [
-    "Exit mobile version",
-    "Share this:\nTwitter\nFacebook\nLike this:\nLike Loading...",
-    "The post Title of the story appeared first on The Site.",
-    "Leave a Reply\nYour email address will not be published. Required fields are marked *",
-    "Sign up for our daily newsletter to get the latest stories in your inbox.",
-    "© 2024 The Site. All rights reserved.",
-    "We use cookies to improve your experience. By continuing you accept our cookie policy.",
-    "Related\nAnother story with a long enough title\nYet another headline here",
-    "Continue reading →",
-])
+@pytest.mark.parametrize(
+    "footer",
+    [
+        "Exit mobile version",
+        "Share this:\nTwitter\nFacebook\nLike this:\nLike Loading...",
+        "The post Title of the story appeared first on The Site.",
+        "Leave a Reply\nYour email address will not be published. Required fields are marked *",
+        "Sign up for our daily newsletter to get the latest stories in your inbox.",
+        "© 2024 The Site. All rights reserved.",
+        "We use cookies to improve your experience. By continuing you accept our cookie policy.",
+        "Related\nAnother story with a long enough title\nYet another headline here",
+        "Continue reading →",
+    ],
+)
 def test_tail_boilerplate_is_removed(footer: str):
     doc = clean("Title of the story\n\n" + BODY + "\n\n" + footer)
     assert isinstance(doc, Document)
@@ -100,13 +110,16 @@ def test_inline_advertisement_and_related_lines_are_removed_between_paragraphs()
     assert clean(text).body == BODY
 
 
-@pytest.mark.parametrize("paragraph", [
-    "Share this story with your friends, the mayor urged residents who had missed the meeting on Tuesday night.",
-    "Related coverage of the vote appeared in several papers, which said the council had acted too quickly.",
-    "Advertisement revenue fell by a third last year, the company said, as readers moved to other platforms.",
-    "Copyright law was not part of the debate, although several members raised questions about the archive.",
-    "Comments from residents were mostly positive.",
-])
+@pytest.mark.parametrize(
+    "paragraph",
+    [
+        "Share this story with your friends, the mayor urged residents who had missed the meeting.",
+        "Related coverage of the vote appeared in several papers, which said the council acted fast.",
+        "Advertisement revenue fell by a third last year, the company said, as readers moved elsewhere.",
+        "Copyright law was not part of the debate, although members asked about the archive.",
+        "Comments from residents were mostly positive.",
+    ],
+)
 def test_body_paragraphs_that_resemble_boilerplate_stay(paragraph: str):
     text = f"Title\n\n{BODY}\n\n{paragraph}"
     assert clean(text).body == f"{BODY}\n\n{paragraph}"
@@ -121,10 +134,12 @@ def test_document_of_only_boilerplate_is_rejected():
 
 
 def test_hard_wrapped_text_is_not_split_into_title_and_paragraphs():
-    wrapped = ("Inheritance is a basic concept of Object-Oriented Programming where\n"
-               "the basic idea is to create new classes that add extra detail to\n"
-               "existing classes. This is done by allowing the new classes to reuse\n"
-               "the methods and variables of the existing classes and new methods\n")
+    wrapped = (
+        "Inheritance is a basic concept of Object-Oriented Programming where\n"
+        "the basic idea is to create new classes that add extra detail to\n"
+        "existing classes. This is done by allowing the new classes to reuse\n"
+        "the methods and variables of the existing classes and new methods\n"
+    )
     doc = clean(wrapped)
     assert doc.title is None
     assert doc.body == normalize_text(wrapped)
@@ -135,30 +150,36 @@ def test_removed_lines_are_recorded():
     assert doc.removed == ["Title", "Title", "Exit mobile version"]
 
 
-@pytest.mark.parametrize(("line", "title", "same"), [
-    ("Ukraine strikes", "Ukraine strikes", True),
-    ("Ukraine strikes | Kyiv Post", "Ukraine strikes", True),
-    ("Ukraine strikes", "Kyiv Post: Ukraine strikes", True),
-    ("UKRAINE STRIKES!", "Ukraine strikes", True),
-    ("Ukraine - Russia war", "Ukraine - Peace talks", False),
-    ("Ukraine", "Ukraine strikes Russia", False),
-])
+@pytest.mark.parametrize(
+    ("line", "title", "same"),
+    [
+        ("Ukraine strikes", "Ukraine strikes", True),
+        ("Ukraine strikes | Kyiv Post", "Ukraine strikes", True),
+        ("Ukraine strikes", "Kyiv Post: Ukraine strikes", True),
+        ("UKRAINE STRIKES!", "Ukraine strikes", True),
+        ("Ukraine - Russia war", "Ukraine - Peace talks", False),
+        ("Ukraine", "Ukraine strikes Russia", False),
+    ],
+)
 def test_same_title(line: str, title: str, same: bool):
     assert same_title(line, title) is same
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("By Jane Doe | November 19, 2024", ("Jane Doe", "2024-11-19")),
-    ("By Jane Doe, Nov. 19, 2024", ("Jane Doe", "2024-11-19")),
-    ("Posted on November 19, 2024 by John Smith", ("John Smith", "2024-11-19")),
-    ("Published: 2024-11-19 10:32 GMT", (None, "2024-11-19")),
-    ("November 19, 2024", (None, "2024-11-19")),
-    ("By Maria Garcia and Wei Chen", ("Maria Garcia and Wei Chen", None)),
-    ("By the end of the year, prices rose.", None),
-    ("by far the largest protest in years", None),
-    ("Reuters", None),
-    ("In 2024 the city grew.", None),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("By Jane Doe | November 19, 2024", ("Jane Doe", "2024-11-19")),
+        ("By Jane Doe, Nov. 19, 2024", ("Jane Doe", "2024-11-19")),
+        ("Posted on November 19, 2024 by John Smith", ("John Smith", "2024-11-19")),
+        ("Published: 2024-11-19 10:32 GMT", (None, "2024-11-19")),
+        ("November 19, 2024", (None, "2024-11-19")),
+        ("By Maria Garcia and Wei Chen", ("Maria Garcia and Wei Chen", None)),
+        ("By the end of the year, prices rose.", None),
+        ("by far the largest protest in years", None),
+        ("Reuters", None),
+        ("In 2024 the city grew.", None),
+    ],
+)
 def test_parse_byline(line: str, expected):
     assert parse_byline(line) == expected
 
@@ -169,10 +190,18 @@ def test_parse_date_needs_a_year():
 
 
 def _site_docs(footer: str, count: int, group: str = "site.example") -> list[Document]:
-    return [Document(f"{group}/{i}.txt", normalize_text(f"Story number {i} about topic {i}\n\n"
-                                                       f"Paragraph {i} says something distinct about item {i} "
-                                                       f"and nothing else.\n\n{footer}"), group=group)
-            for i in range(count)]
+    return [
+        Document(
+            f"{group}/{i}.txt",
+            normalize_text(
+                f"Story number {i} about topic {i}\n\n"
+                f"Paragraph {i} says something distinct about item {i} "
+                f"and nothing else.\n\n{footer}"
+            ),
+            group=group,
+        )
+        for i in range(count)
+    ]
 
 
 def test_line_recurring_across_a_source_is_learned_and_stripped():
@@ -189,9 +218,16 @@ def test_line_recurring_across_a_source_is_learned_and_stripped():
 
 def test_copies_of_one_article_do_not_teach_that_its_body_is_boilerplate():
     body = "A short closing line of the article."
-    docs = [Document(f"site.example/{i}.txt", normalize_text(f"Same story\n\nThe same long paragraph of the "
-                                                             f"same syndicated story, copied.\n\n{body}"),
-                     group="site.example") for i in range(6)]
+    docs = [
+        Document(
+            f"site.example/{i}.txt",
+            normalize_text(
+                f"Same story\n\nThe same long paragraph of the same syndicated story, copied.\n\n{body}"
+            ),
+            group="site.example",
+        )
+        for i in range(6)
+    ]
     counts = LineCounts()
     for doc in docs:
         counts.add(doc, CONFIG)
@@ -210,8 +246,9 @@ def test_rule_file_override_and_errors(tmp_path: Path):
     custom = tmp_path / "rules.txt"
     custom.write_text("[edge]\nbrought to you by .+\n", encoding="utf-8")
     rules = BoilerplateRules.load(custom)
-    doc = clean_document(Document("d", normalize_text(f"T\n\n{BODY}\n\nBrought to you by Acme")), rules,
-                         frozenset(), CONFIG)
+    doc = clean_document(
+        Document("d", normalize_text(f"T\n\n{BODY}\n\nBrought to you by Acme")), rules, frozenset(), CONFIG
+    )
     assert doc.body == BODY
     custom.write_text("[edge]\n(unclosed\n", encoding="utf-8")
     with pytest.raises(ValueError, match="rules.txt:2"):

@@ -44,25 +44,41 @@ def perturbed(tmp_path_factory) -> dict:
         words[i] = "changed"
     _write(root / "raw", "a/original.txt", _page(base.title, base.body, "Site A", "Exit mobile version"))
     _write(root / "raw", "b/boilerplate.txt", _page(base.title, base.body, "Site B", "Share this:\nTwitter"))
-    _write(root / "raw", "c/edited.txt", _page(base.title, " ".join(words) + "\n\nThis story was updated.",
-                                                "Site C", ""))
-    _write(root / "raw", "d/typographic.txt", _page(base.title, _typographic_variant(base.body), "Site D", ""))
+    _write(
+        root / "raw",
+        "c/edited.txt",
+        _page(base.title, " ".join(words) + "\n\nThis story was updated.", "Site C", ""),
+    )
+    _write(
+        root / "raw", "d/typographic.txt", _page(base.title, _typographic_variant(base.body), "Site D", "")
+    )
     _write(root / "raw", "e/mojibake.txt", _mojibake(_page(base.title, base.body, "Site E", "")))
-    _write(root / "raw", "f/truncated.txt", _page(base.title, "\n\n".join(paragraphs[: len(paragraphs) // 2]),
-                                                  "Site F", "Continue reading"))
+    _write(
+        root / "raw",
+        "f/truncated.txt",
+        _page(base.title, "\n\n".join(paragraphs[: len(paragraphs) // 2]), "Site F", "Continue reading"),
+    )
     for n, other in enumerate(ARTICLES[1:6]):
         _write(root / "raw", f"other/{n}.txt", _page(other.title, other.body, "Site O", ""))
     clean_folder(root / "raw", root / "out", RunConfig(workers=1))
     validate_output(root / "out")
-    return {"records": read_jsonl(root / "out" / "records.jsonl"),
-            "duplicates": read_jsonl(root / "out" / "duplicates.jsonl")}
+    return {
+        "records": read_jsonl(root / "out" / "records.jsonl"),
+        "duplicates": read_jsonl(root / "out" / "duplicates.jsonl"),
+    }
 
 
 def test_perturbed_copies_form_one_cluster_kept_once(perturbed):
     kept = {r["source"] for r in perturbed["records"]}
     dups = {d["source"]: d for d in perturbed["duplicates"]}
-    copies = {"a/original.txt", "b/boilerplate.txt", "c/edited.txt", "d/typographic.txt", "e/mojibake.txt",
-              "f/truncated.txt"}
+    copies = {
+        "a/original.txt",
+        "b/boilerplate.txt",
+        "c/edited.txt",
+        "d/typographic.txt",
+        "e/mojibake.txt",
+        "f/truncated.txt",
+    }
     assert len(copies & kept) == 1
     assert set(dups) == copies - kept
     assert len({d["duplicate_of"] for d in dups.values()}) == 1
@@ -74,7 +90,9 @@ def test_duplicate_kinds_and_measured_similarity(perturbed):
     kept = next(r for r in perturbed["records"] if r["id"] == next(iter(dups.values()))["duplicate_of"])
     # The copies under other boilerplate, and the mojibake copy once repaired, are byte-identical when clean.
     rows = {r["source"]: r for r in perturbed["records"] + perturbed["duplicates"]}
-    assert len({rows[s]["content_hash"] for s in ("a/original.txt", "b/boilerplate.txt", "e/mojibake.txt")}) == 1
+    assert (
+        len({rows[s]["content_hash"] for s in ("a/original.txt", "b/boilerplate.txt", "e/mojibake.txt")}) == 1
+    )
     for dup in dups.values():
         assert (dup["kind"] == "exact") == (dup["content_hash"] == kept["content_hash"])
         if dup["kind"] == "exact":
@@ -88,10 +106,14 @@ def test_duplicate_kinds_and_measured_similarity(perturbed):
     assert kept["source"] != "f/truncated.txt"
 
 
-def _signed(source: str, text: str, date: str | None = None, signer: Signer = Signer(MinHashConfig())) -> Signed:
+SIGNER = Signer(MinHashConfig())
+
+
+def _signed(source: str, text: str, date: str | None = None) -> Signed:
     hashes = shingle_hashes(dedup_tokens(text), 5)
-    return Signed(document_id(source), source, str(hash(text)), len(text), date, hashes,
-                  signer.signature(hashes), None)
+    return Signed(
+        document_id(source), source, str(hash(text)), len(text), date, hashes, SIGNER.signature(hashes), None
+    )
 
 
 def test_representative_policy_longest_then_earliest_then_source():

@@ -151,25 +151,15 @@ def test_decode_unicode_encodings(data: bytes, expected: str) -> None:
     assert decode(data, "doc.txt") == expected
 
 
-LEGACY_MISDETECTED = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "charset_normalizer's best guess wins: Western European text in cp1252/latin-1 is decoded as cp1257 "
-        "(ï->ļ, à->ą, ù->ł) or cp1250 (ñ->ń); cp1252 is never preferred"
-    ),
-)
-
-
 @pytest.mark.parametrize(
     ("text", "encoding"),
     [
-        pytest.param(FRENCH_TEXT, "cp1252", id="french-cp1252", marks=LEGACY_MISDETECTED),
-        pytest.param(FRENCH_TEXT.replace("—", "-"), "latin-1", id="french-latin-1", marks=LEGACY_MISDETECTED),
+        pytest.param(FRENCH_TEXT, "cp1252", id="french-cp1252"),
+        pytest.param(FRENCH_TEXT.replace("—", "-"), "latin-1", id="french-latin-1"),
         pytest.param(
             "El niño comió jamón en España, señor. " * 6,
             "latin-1",
             id="spanish-latin-1",
-            marks=LEGACY_MISDETECTED,
         ),
         pytest.param("Grüße aus München, schön dass Sie da sind. " * 6, "cp1252", id="german-cp1252"),
     ],
@@ -190,14 +180,6 @@ def test_load_html_page_declaring_iso_8859_1(tmp_path: Path) -> None:
     assert doc.body == page
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a page labelled iso-8859-1 is decoded with Python's latin-1 codec, so cp1252 bytes 0x80-0x9f "
-        "(curly quotes, dashes) become C1 controls that normalisation then deletes; browsers (WHATWG) read "
-        "the label as windows-1252"
-    ),
-)
 def test_load_html_page_labelled_iso_8859_1_with_windows_1252_punctuation(tmp_path: Path) -> None:
     page = (
         '<html><head><meta http-equiv="Content-Type" content="text/html; charset=ISO-8859-1"></head>'

@@ -7,9 +7,9 @@ import pytest
 import xxhash
 from datasketch import MinHash, MinHashLSH
 
+from pipeline.normalize import dedup_tokens
 from pipeline.signature import MinHashConfig, Signer, containment, jaccard, shingle_hashes, shingles
 from tests.corpus import benchmark_articles
-from pipeline.normalize import dedup_tokens
 
 
 @pytest.mark.parametrize("num_perm", [64, 128, 256])
@@ -47,8 +47,9 @@ def test_jaccard_and_containment():
     assert jaccard(a, a) == 1.0
 
 
-@pytest.mark.parametrize("kwargs", [{"threshold": 0}, {"threshold": 1.5}, {"shingle_size": 0},
-                                    {"num_perm": 8}, {"containment": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"threshold": 0}, {"threshold": 1.5}, {"shingle_size": 0}, {"num_perm": 8}, {"containment": 0}]
+)
 def test_config_validation(kwargs):
     with pytest.raises(ValueError):
         MinHashConfig(**kwargs)

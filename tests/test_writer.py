@@ -141,13 +141,6 @@ def _write_jsonl(path: Path) -> None:
         out.write({"x": 1})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "tempfile.mkstemp creates the temporary file with mode 0600 and os.replace keeps it, so every output "
-        "file is private to its owner instead of following the umask like a plain open() (0644 under 022)"
-    ),
-)
 @pytest.mark.parametrize(
     "write",
     [_write_jsonl, lambda path: write_json_atomic(path, {"x": 1})],

@@ -1,0 +1,144 @@
+"""The ``clean-folder`` Prefect flow against a real temporary Prefect server (the ``prefect_harness``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from pipeline import contract
+from pipeline.run import RunConfig
+from pipeline.run import clean_folder as library_clean_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT.parent / "shared" / "data" / "seed" / "ukraine-atacms.txt"
+OTHER_ARTICLE = """\
+Council approves new cycle lanes for the city centre
+
+The city council voted on Tuesday to build protected cycle lanes along four streets in the centre, after a
+two-year consultation in which residents, shop owners and commuters argued over parking and deliveries.
+
+Work on the first section is due to start in the spring, and the council expects the whole network to be
+finished within three years. Opponents said they would ask for a review of the decision.
+"""
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> Path:
+    """An article, an exact copy of it under another name, an empty file and another article."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    shutil.copy(SEED, folder / "ukraine-atacms.txt")
+    shutil.copy(SEED, folder / "copy-of-atacms.txt")
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    (folder / "cycle-lanes.txt").write_text(OTHER_ARTICLE, encoding="utf-8")
+    return folder
+
+
+def outputs(out: Path) -> dict[str, list[tuple]]:
+    """What a run decided, without timings: kept records, duplicates, rejections."""
+    return {
+        "records": [(r["id"], r["source"], r["text"]) for r in contract.read_jsonl(out / contract.RECORDS)],
+        "duplicates": [
+            (d["id"], d["duplicate_of"], d["kind"]) for d in contract.read_jsonl(out / contract.DUPLICATES)
+        ],
+        "rejected": [(r["source"], r["reason"]) for r in contract.read_jsonl(out / contract.REJECTED)],
+    }
+
+
+def test_flow_writes_the_library_output_and_publishes_artifacts(
+    prefect_harness: None, raw: Path, tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.clean_folder import COUNTS_ARTIFACT, SUMMARY_ARTIFACT, clean_folder
+
+    out = tmp_path / "out"
+    # chunk_size=1: four chunks, so both passes map several task runs.
+    state = clean_folder(str(raw), str(out), chunk_size=1, return_state=True)
+    assert state.is_completed()
+    summary = state.result()
+
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [contract.RECORDS, contract.DUPLICATES, contract.REJECTED, contract.STATS]
+    )  # spool folder removed
+    assert contract.validate_output(out) == {"records": 2, "duplicates": 1, "rejected": 1}
+    assert (summary.files, summary.documents, summary.kept) == (4, 4, 2)
+    assert (summary.exact_duplicates, summary.near_duplicates, summary.rejected) == (1, 0, 1)
+    stats = json.loads((out / contract.STATS).read_text(encoding="utf-8"))
+    assert stats["rejected_by_reason"] == {"empty": 1}
+    assert stats["duplicates"] == {"exact": 1, "near": 0}
+
+    library_out = tmp_path / "library-out"
+    library_clean_folder(raw, library_out, RunConfig(workers=1, chunk_size=1))
+    assert outputs(out) == outputs(library_out)
+    assert outputs(out)["rejected"] == [("empty.txt", "empty")]
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    by_key = {a.key: a for a in artifacts}
+    assert set(by_key) == {COUNTS_ARTIFACT, SUMMARY_ARTIFACT}
+    assert by_key[COUNTS_ARTIFACT].type == "table"
+    table = by_key[COUNTS_ARTIFACT].data
+    counts = {row["count"]: row["value"] for row in (json.loads(table) if isinstance(table, str) else table)}
+    assert counts == {
+        "files": 4,
+        "documents": 4,
+        "kept": 2,
+        "exact duplicates": 1,
+        "near duplicates": 0,
+        "rejected": 1,
+        "rejected: empty": 1,
+    }
+    assert by_key[SUMMARY_ARTIFACT].type == "markdown"
+    assert "2 kept" in by_key[SUMMARY_ARTIFACT].data
+    assert "| rejected: empty | 1 |" in by_key[SUMMARY_ARTIFACT].data
+
+
+def test_flow_without_decorators_is_plain_working_code(raw: Path, tmp_path: Path) -> None:
+    """House rule: deleting the ``@task``/``@flow`` lines leaves working code: one thread, no Prefect run."""
+    source = (ROOT / "flows" / "clean_folder.py").read_text(encoding="utf-8")
+    plain, deleted = re.subn(r"^@(task|flow)\b.*\n", "", source, flags=re.M)
+    assert deleted == 6
+    module = types.ModuleType("clean_folder_without_decorators")
+    exec(compile(plain, "clean_folder_without_decorators.py", "exec"), module.__dict__)
+
+    out = tmp_path / "out"
+    summary = module.clean_folder(str(raw), str(out), chunk_size=1)
+    assert (summary.kept, summary.exact_duplicates, summary.rejected) == (2, 1, 1)
+    assert contract.validate_output(out) == {"records": 2, "duplicates": 1, "rejected": 1}
+
+
+def test_cli_missing_input_folder_is_a_one_line_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.clean_folder",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"python -m flows.clean_folder: error: input folder not found: {tmp_path / 'missing'}"
+    ]
+    assert not (tmp_path / "out").exists()
