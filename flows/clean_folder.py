@@ -1,0 +1,257 @@
+"""Prefect flow ``clean-folder``: the steps of :func:`pipeline.run.clean_folder` as tasks.
+
+plan the chunks -> map ``load_chunk`` -> merge line counts (``learn_boilerplate``) -> map ``clean_chunk``
+-> ``finish`` (dedup, write the four output files) -> publish a table and a markdown artifact.
+
+Tasks take file paths and return compact results; the documents travel between the two passes in spool
+files inside OUTPUT, exactly as in the library run. The tasks are thin wrappers over the library functions,
+and the flow body is plain Python: delete the ``@task``/``@flow`` lines and it still runs, in one thread.
+
+Run it without a server (Prefect starts a temporary one)::
+
+    python -m flows.clean_folder raw --out clean
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from prefect import Task, flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.settings import get_current_settings
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from pipeline import run
+from pipeline.cleanup import CleanupConfig
+from pipeline.cli import format_summary
+from pipeline.run import CleanedChunk, LoadedChunk, RunConfig, Summary, UsageError
+from pipeline.signature import MinHashConfig
+
+COUNTS_ARTIFACT = "clean-folder-counts"
+SUMMARY_ARTIFACT = "clean-folder-summary"
+
+# Prefect's default thread pool is unbounded: every chunk would be in flight at once, holding the whole
+# corpus in memory and defeating the chunking. Bound it by Prefect's own setting, else by the cores.
+THREADS = get_current_settings().tasks.runner.thread_pool_max_workers or os.cpu_count() or 1
+
+# NO_CACHE on every task: their inputs and results name spool files that live only as long as one run, so a
+# cached result would point at a deleted file; and hashing a chunk's signatures for a cache key costs time.
+# Retries only on the chunk tasks, which are idempotent (a retry rewrites the same spool file).
+
+
+@task(cache_policy=NO_CACHE)
+def plan_chunks(input_dir: Path, out_dir: Path, chunk_size: int) -> list[list[str]]:
+    """Input file paths in sorted order, cut into chunks (:func:`pipeline.run.plan_chunks`)."""
+    return run.plan_chunks(input_dir, out_dir, chunk_size)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def load_chunk(paths: list[str], root: str, spool: str, config: CleanupConfig) -> LoadedChunk:
+    """Pass 1 over one chunk: load, extract, normalise, spool, count edge lines."""
+    return run.load_chunk(paths, root, spool, config)
+
+
+@task(cache_policy=NO_CACHE)
+def learn_boilerplate(loaded: list[LoadedChunk], config: CleanupConfig) -> dict[str, frozenset[int]]:
+    """Merge the chunks' line counts into each source group's learned boilerplate lines."""
+    return run.learn_boilerplate(loaded, config)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def clean_chunk(
+    spool_in: str, spool_out: str, learned: dict[str, frozenset[int]], config: RunConfig
+) -> CleanedChunk:
+    """Pass 2 over one chunk: strip boilerplate, spool the clean records, return their signatures."""
+    return run.clean_chunk(spool_in, spool_out, learned, config)
+
+
+@task(cache_policy=NO_CACHE)
+def finish(
+    input_dir: Path,
+    out_dir: Path,
+    config: RunConfig,
+    files: int,
+    loaded: list[LoadedChunk],
+    cleaned: list[CleanedChunk],
+    learned: dict[str, frozenset[int]],
+    started: float,
+    timings: dict[str, float],
+    spool_dir: Path,
+) -> Summary:
+    """Dedup the cleaned chunks in input order and write the four output files."""
+    return run.finish(
+        input_dir, out_dir, config, files, loaded, cleaned, learned, started, timings, spool_dir
+    )
+
+
+@flow(name="clean-folder", task_runner=ThreadPoolTaskRunner(max_workers=THREADS))
+def clean_folder(
+    input_dir: str = "raw",
+    out: str = "clean",
+    threshold: float = 0.8,
+    shingle_size: int = 5,
+    num_perm: int = 128,
+    chunk_size: int = 200,
+) -> Summary:
+    """Clean every input under ``input_dir`` into ``out`` (same output as ``pipeline clean``)."""
+    config = run_config(threshold, shingle_size, num_perm, chunk_size)
+    started = time.perf_counter()
+    input_path, out_dir = Path(input_dir), Path(out)
+    chunks = plan_chunks(input_path, out_dir, config.chunk_size)
+    files = sum(len(c) for c in chunks)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spool_dir = Path(tempfile.mkdtemp(prefix=".spool-", dir=out_dir))
+    timings: dict[str, float] = {}
+    try:
+        t0 = time.perf_counter()
+        loaded = map_in_order(
+            load_chunk,
+            chunks,
+            [str(input_path)] * len(chunks),
+            [str(spool_dir / f"load-{i:06d}.pkl") for i in range(len(chunks))],
+            [config.cleanup] * len(chunks),
+        )
+        learned = learn_boilerplate(loaded, config.cleanup)
+        timings["load"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        cleaned = map_in_order(
+            clean_chunk,
+            [c.spool for c in loaded],
+            [str(spool_dir / f"clean-{i:06d}.jsonl") for i in range(len(loaded))],
+            [{g: learned[g] for g in c.groups if g in learned} for c in loaded],
+            [config] * len(loaded),
+        )
+        timings["clean"] = time.perf_counter() - t1
+        summary = finish(
+            input_path, out_dir, config, files, loaded, cleaned, learned, started, timings, spool_dir
+        )
+    finally:
+        shutil.rmtree(spool_dir, ignore_errors=True)
+    publish_summary(summary)
+    return summary
+
+
+def run_config(threshold: float, shingle_size: int, num_perm: int, chunk_size: int) -> RunConfig:
+    """The run settings of the flow's parameters (raises ``ValueError`` for a bad value)."""
+    return RunConfig(
+        minhash=MinHashConfig(threshold=threshold, shingle_size=shingle_size, num_perm=num_perm),
+        chunk_size=chunk_size,
+    )
+
+
+def map_in_order(step: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
+    """``step`` over the iterables, results in input order, like the builtin ``map``.
+
+    A Prefect task runs as concurrent task runs; all of them have ended when this returns or raises, so the
+    caller may remove the spool folder. A plain function (the decorators deleted) runs with ``map``.
+    """
+    if not isinstance(step, Task):
+        return list(map(step, *iterables))
+    futures = step.map(*iterables)
+    futures.wait()
+    return futures.result()
+
+
+def publish_summary(summary: Summary) -> None:
+    """Publish the run's counts as a table artifact and its summary as a markdown artifact.
+
+    Artifacts belong to a flow run: outside one (the decorators deleted) there is nothing to publish to.
+    """
+    if FlowRunContext.get() is None:
+        return
+    rows = summary_rows(summary)
+    create_table_artifact(rows, key=COUNTS_ARTIFACT, description="Documents in, kept, duplicates, rejected")
+    table = ["| count | value |", "|---|---:|", *(f"| {r['count']} | {r['value']} |" for r in rows)]
+    markdown = "\n".join(["# Clean folder", "", format_summary(summary), "", *table, ""])
+    create_markdown_artifact(markdown, key=SUMMARY_ARTIFACT, description="Summary of the clean-folder run")
+
+
+def summary_rows(summary: Summary) -> list[dict[str, Any]]:
+    """The counts of a run, one ``{"count", "value"}`` row each, rejections also per reason."""
+    rows: list[dict[str, Any]] = [
+        {"count": "files", "value": summary.files},
+        {"count": "documents", "value": summary.documents},
+        {"count": "kept", "value": summary.kept},
+        {"count": "exact duplicates", "value": summary.exact_duplicates},
+        {"count": "near duplicates", "value": summary.near_duplicates},
+        {"count": "rejected", "value": summary.rejected},
+    ]
+    rows += [
+        {"count": f"rejected: {reason}", "value": n}
+        for reason, n in summary.stats["rejected_by_reason"].items()
+    ]
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line: python -m flows.clean_folder INPUT --out OUTPUT
+
+PROG = "python -m flows.clean_folder"
+DEFAULTS = {name: p.default for name, p in inspect.signature(clean_folder).parameters.items()}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run the clean-folder Prefect flow: clean every "
+        "input under INPUT into OUTPUT (records.jsonl, duplicates.jsonl, "
+        "rejected.jsonl, stats.json) and publish a summary artifact.",
+    )
+    parser.add_argument(
+        "input", nargs="?", default=DEFAULTS["input_dir"], help="folder of raw inputs (default: %(default)s)"
+    )
+    parser.add_argument("--out", "-o", default=DEFAULTS["out"], help="output folder (default: %(default)s)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULTS["threshold"],
+        help="Jaccard similarity for near duplicates (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--shingle-size",
+        type=int,
+        default=DEFAULTS["shingle_size"],
+        help="words per shingle (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-perm",
+        type=int,
+        default=DEFAULTS["num_perm"],
+        help="MinHash permutations (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--chunk-size", type=int, default=DEFAULTS["chunk_size"], help="files per task (default: %(default)s)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        # Refuse a bad request before the flow starts a Prefect server and logs a traceback.
+        run_config(args.threshold, args.shingle_size, args.num_perm, args.chunk_size)
+        if not Path(args.input).is_dir():
+            raise UsageError(f"input folder not found: {args.input}")
+        summary = clean_folder(
+            args.input, args.out, args.threshold, args.shingle_size, args.num_perm, args.chunk_size
+        )
+    except (UsageError, ValueError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
