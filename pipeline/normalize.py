@@ -23,11 +23,11 @@ _MOJIBAKE = re.compile(
 )
 _ENTITY = re.compile(r"&(?:#\d{2,7}|#x[0-9a-fA-F]{2,6}|[a-zA-Z]{2,8});")
 _NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\x85\x0b\x0c]")
-# C0 controls except tab and newline, zero-width characters, soft hyphen, BOM, bidi marks ...
-_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
-# ... and C1 controls, which are removed only after mojibake repair: UTF-8 read as cp1252 leaves them
-# inside damaged characters ("”" becomes "â€\x9d").
-_C1 = re.compile("[\x80-\x84\x86-\x9f]")
+# C0 controls except tab and newline, zero-width characters, BOM, bidi marks ...
+_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# ... and C1 controls and the soft hyphen, which are removed only after mojibake repair: UTF-8 read as
+# cp1252 leaves them inside damaged characters ("”" becomes "â€\x9d", "í" becomes "Ã\xad").
+_LATE_INVISIBLE = re.compile("[\x80-\x84\x86-\x9f\u00ad]")
 _SPACES = re.compile("[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
@@ -62,7 +62,7 @@ def normalize_text(text: str, *, unescape: bool = False) -> str:
     repaired = repair_mojibake(text)
     if repaired is not text:
         text = _visible(repaired)
-    text = unicodedata.normalize("NFC", _C1.sub("", text))
+    text = unicodedata.normalize("NFC", _LATE_INVISIBLE.sub("", text))
     text = _SPACES.sub(" ", text)
     lines = [line.strip() for line in text.split("\n")]
     text = "\n".join(lines)

@@ -20,6 +20,9 @@ from pipeline.normalize import dedup_tokens, normalize_text, repair_mojibake
             "â€œQuotedâ€\x9d, she said â€” twice.", "“Quoted”, she said — twice.", id="quotes-and-dash"
         ),
         pytest.param("DÃ¼sseldorf and ZÃ¼rich", "Düsseldorf and Zürich", id="u-umlaut"),
+        # "í" and a real soft hyphen pass through cp1252 as U+00AD: removed only after the repair.
+        pytest.param("neste vÃ\xaddeo incrÃ\xadvel", "neste vídeo incrível", id="i-acute-soft-hyphen-byte"),
+        pytest.param("NotÂ\xadfallÂ\xaddaten", "Notfalldaten", id="soft-hyphen"),
     ],
 )
 def test_normalize_text_repairs_mojibake(damaged: str, expected: str) -> None:
