@@ -36,6 +36,7 @@ REASONS = (
     "unreadable",  # the file could not be read (permissions, vanished, I/O error)
     "parse_error",  # a JSON line or file that does not parse, or a record with no text field
     "no_main_text",  # HTML with no main text, or text that is all boilerplate
+    "internal_error",  # a bug of ours met this document; the run goes on, the detail names the exception
 )
 
 

@@ -116,8 +116,8 @@ def load_chunk(paths: list[str], root: str, spool: str, config: CleanupConfig) -
     rejections: list[Rejection] = []
     documents: list[Document] = []
     for path in paths:
-        for item in load_file(Path(path), Path(root)):
-            doc = prepare_document(item) if isinstance(item, Document) else item
+        for item in _guarded_load(path, root):
+            doc = _guarded(prepare_document, item, "extract") if isinstance(item, Document) else item
             if isinstance(doc, Rejection):
                 rejections.append(doc)
             else:
@@ -128,6 +128,27 @@ def load_chunk(paths: list[str], root: str, spool: str, config: CleanupConfig) -
     return LoadedChunk(
         spool, len(documents), {d.group for d in documents}, counts, rejections, time.perf_counter() - start
     )
+
+
+def _guarded(
+    step: Callable[[Document], Document | Rejection], doc: Document, stage: str
+) -> Document | Rejection:
+    """Run one per-document step; an unexpected exception becomes this document's rejection, not the run's."""
+    try:
+        return step(doc)
+    except Exception as err:  # noqa: BLE001 - hostile input must not stop the run
+        log.warning("%s failed on %s: %s: %s", stage, doc.source, type(err).__name__, err)
+        return Rejection(doc.source, "internal_error", f"{type(err).__name__}: {err}", stage=stage)
+
+
+def _guarded_load(path: str, root: str) -> Iterator[Document | Rejection]:
+    """``load_file``, with an unexpected exception turned into a rejection of the file."""
+    try:
+        yield from load_file(Path(path), Path(root))
+    except Exception as err:  # noqa: BLE001
+        source = Path(path).relative_to(root).as_posix()
+        log.warning("load failed on %s: %s: %s", source, type(err).__name__, err)
+        yield Rejection(source, "internal_error", f"{type(err).__name__}: {err}", stage="load")
 
 
 def prepare_document(doc: Document) -> Document | Rejection:
@@ -176,7 +197,10 @@ def clean_chunk(
     removed: Counter[tuple[str, str]] = Counter()
     with open(spool_out, "w", encoding="utf-8") as out:
         for doc in documents:
-            result = clean_document(doc, rules, learned.get(doc.group, frozenset()), config.cleanup)
+            group_lines = learned.get(doc.group, frozenset())
+            result = _guarded(
+                lambda d, lines=group_lines: clean_document(d, rules, lines, config.cleanup), doc, "cleanup"
+            )
             if isinstance(result, Rejection):
                 rejections.append(result)
                 continue

@@ -1,0 +1,80 @@
+"""Tests for pipeline/run.py beyond the CLI: a failing step costs one document, not the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline import run
+from pipeline.contract import read_jsonl, validate_output
+from pipeline.run import RunConfig, UsageError, clean_folder
+
+ARTICLE = (
+    "Title {n}\n\nA paragraph about item {n} that is long enough to be an article body, with some "
+    "more words so it is not mistaken for anything else in the folder.\n"
+)
+
+
+def test_an_exception_in_a_step_rejects_that_document_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    for n in range(3):
+        (tmp_path / "raw").mkdir(exist_ok=True)
+        (tmp_path / "raw" / f"{n}.txt").write_text(ARTICLE.format(n=n) + ("BOOM\n" if n == 1 else ""))
+    real = run.clean_document
+
+    def flaky(doc, *args, **kwargs):
+        if "BOOM" in doc.body:
+            raise RuntimeError("simulated bug")
+        return real(doc, *args, **kwargs)
+
+    monkeypatch.setattr(run, "clean_document", flaky)
+    summary = clean_folder(tmp_path / "raw", tmp_path / "out", RunConfig(workers=1))
+    validate_output(tmp_path / "out")
+    assert summary.kept == 2
+    [rejected] = read_jsonl(tmp_path / "out" / "rejected.jsonl")
+    assert rejected == {
+        "source": "1.txt",
+        "reason": "internal_error",
+        "stage": "cleanup",
+        "detail": "RuntimeError: simulated bug",
+    }
+
+
+def test_an_exception_while_loading_rejects_that_file_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "raw").mkdir()
+    for n in range(2):
+        (tmp_path / "raw" / f"{n}.txt").write_text(ARTICLE.format(n=n))
+    real = run.load_file
+
+    def flaky(path, root):
+        if path.name == "0.txt":
+            raise MemoryError("simulated")
+        return real(path, root)
+
+    monkeypatch.setattr(run, "load_file", flaky)
+    summary = clean_folder(tmp_path / "raw", tmp_path / "out", RunConfig(workers=1))
+    assert (summary.kept, summary.rejected) == (1, 1)
+    assert read_jsonl(tmp_path / "out" / "rejected.jsonl")[0]["reason"] == "internal_error"
+
+
+def test_bad_boilerplate_file_is_a_usage_error(tmp_path: Path):
+    (tmp_path / "raw").mkdir()
+    rules = tmp_path / "rules.txt"
+    rules.write_text("[edge]\n(\n")
+    config = RunConfig(cleanup=run.CleanupConfig(boilerplate_file=rules))
+    with pytest.raises(UsageError, match="boilerplate file"):
+        clean_folder(tmp_path / "raw", tmp_path / "out", config)
+
+
+def test_stats_has_counts_per_stage_and_reason_and_timings(tmp_path: Path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.txt").write_text(ARTICLE.format(n=1))
+    (tmp_path / "raw" / "b.txt").write_text(ARTICLE.format(n=1))
+    (tmp_path / "raw" / "c.txt").write_text("")
+    summary = clean_folder(tmp_path / "raw", tmp_path / "out", RunConfig(workers=1))
+    stats = summary.stats
+    assert (stats["documents"], stats["kept"], stats["duplicates"]) == (3, 1, {"exact": 1, "near": 0})
+    assert stats["rejected_by_reason"] == {"empty": 1}
+    assert stats["rejected_by_stage"] == {"load": 1}
+    assert {"load", "write", "total"} <= set(stats["timings_seconds"])
+    assert stats["config"]["minhash"]["threshold"] == 0.8
