@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,9 +31,10 @@ from prefect.settings import get_current_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline import run
-from pipeline.cleanup import CleanupConfig
+from pipeline.cleanup import CleanupConfig, LineCounts
 from pipeline.cli import format_summary
-from pipeline.run import CleanedChunk, LoadedChunk, RunConfig, Summary, UsageError
+from pipeline.contract import Rejection
+from pipeline.run import CleanedChunk, LoadedChunk, Run, RunConfig, Summary, UsageError
 from pipeline.signature import MinHashConfig
 
 COUNTS_ARTIFACT = "clean-folder-counts"
@@ -50,12 +49,6 @@ THREADS = get_current_settings().tasks.runner.thread_pool_max_workers or os.cpu_
 # Retries only on the chunk tasks, which are idempotent (a retry rewrites the same spool file).
 
 
-@task(cache_policy=NO_CACHE)
-def plan_chunks(input_dir: Path, out_dir: Path, chunk_size: int) -> list[list[str]]:
-    """Input file paths in sorted order, cut into chunks (:func:`pipeline.run.plan_chunks`)."""
-    return run.plan_chunks(input_dir, out_dir, chunk_size)
-
-
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def load_chunk(paths: list[str], root: str, spool: str, config: CleanupConfig) -> LoadedChunk:
     """Pass 1 over one chunk: load, extract, normalise, spool, count edge lines."""
@@ -63,9 +56,9 @@ def load_chunk(paths: list[str], root: str, spool: str, config: CleanupConfig) -
 
 
 @task(cache_policy=NO_CACHE)
-def learn_boilerplate(loaded: list[LoadedChunk], config: CleanupConfig) -> dict[str, frozenset[int]]:
+def learn_boilerplate(counts: list[LineCounts], config: CleanupConfig) -> dict[str, frozenset[int]]:
     """Merge the chunks' line counts into each source group's learned boilerplate lines."""
-    return run.learn_boilerplate(loaded, config)
+    return run.learn_boilerplate(counts, config)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -78,21 +71,10 @@ def clean_chunk(
 
 @task(cache_policy=NO_CACHE)
 def finish(
-    input_dir: Path,
-    out_dir: Path,
-    config: RunConfig,
-    files: int,
-    loaded: list[LoadedChunk],
-    cleaned: list[CleanedChunk],
-    learned: dict[str, frozenset[int]],
-    started: float,
-    timings: dict[str, float],
-    spool_dir: Path,
+    context: Run, cleaned: list[CleanedChunk], learned: dict[str, frozenset[int]], rejections: list[Rejection]
 ) -> Summary:
     """Dedup the cleaned chunks in input order and write the four output files."""
-    return run.finish(
-        input_dir, out_dir, config, files, loaded, cleaned, learned, started, timings, spool_dir
-    )
+    return run.finish(context, cleaned, learned, rejections)
 
 
 @flow(name="clean-folder", task_runner=ThreadPoolTaskRunner(max_workers=THREADS))
@@ -106,38 +88,16 @@ def clean_folder(
 ) -> Summary:
     """Clean every input under ``input_dir`` into ``out`` (same output as ``pipeline clean``)."""
     config = run_config(threshold, shingle_size, num_perm, chunk_size)
-    started = time.perf_counter()
-    input_path, out_dir = Path(input_dir), Path(out)
-    chunks = plan_chunks(input_path, out_dir, config.chunk_size)
-    files = sum(len(c) for c in chunks)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    spool_dir = Path(tempfile.mkdtemp(prefix=".spool-", dir=out_dir))
-    timings: dict[str, float] = {}
-    try:
+    with run.open_run(Path(input_dir), Path(out), config) as context:
         t0 = time.perf_counter()
-        loaded = map_in_order(
-            load_chunk,
-            chunks,
-            [str(input_path)] * len(chunks),
-            [str(spool_dir / f"load-{i:06d}.pkl") for i in range(len(chunks))],
-            [config.cleanup] * len(chunks),
-        )
-        learned = learn_boilerplate(loaded, config.cleanup)
-        timings["load"] = time.perf_counter() - t0
+        loaded = map_in_order(load_chunk, *context.load_calls())
+        learned = learn_boilerplate([c.counts for c in loaded], config.cleanup)
+        context.timings["load"] = time.perf_counter() - t0
+        context.timings["worker_load_seconds"] = sum(c.seconds for c in loaded)
         t1 = time.perf_counter()
-        cleaned = map_in_order(
-            clean_chunk,
-            [c.spool for c in loaded],
-            [str(spool_dir / f"clean-{i:06d}.jsonl") for i in range(len(loaded))],
-            [{g: learned[g] for g in c.groups if g in learned} for c in loaded],
-            [config] * len(loaded),
-        )
-        timings["clean"] = time.perf_counter() - t1
-        summary = finish(
-            input_path, out_dir, config, files, loaded, cleaned, learned, started, timings, spool_dir
-        )
-    finally:
-        shutil.rmtree(spool_dir, ignore_errors=True)
+        cleaned = map_in_order(clean_chunk, *context.clean_calls(loaded, learned))
+        context.timings["clean"] = time.perf_counter() - t1
+        summary = finish(context, cleaned, learned, [r for c in loaded for r in c.rejections])
     publish_summary(summary)
     return summary
 
@@ -240,9 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         # Refuse a bad request before the flow starts a Prefect server and logs a traceback.
-        run_config(args.threshold, args.shingle_size, args.num_perm, args.chunk_size)
-        if not Path(args.input).is_dir():
-            raise UsageError(f"input folder not found: {args.input}")
+        config = run_config(args.threshold, args.shingle_size, args.num_perm, args.chunk_size)
+        run.check_request(Path(args.input), Path(args.out), config)
         summary = clean_folder(
             args.input, args.out, args.threshold, args.shingle_size, args.num_perm, args.chunk_size
         )

@@ -239,12 +239,32 @@ def parse_date(text: str) -> str | None:
     return parsed.date().isoformat()
 
 
+# Lower-case words a byline may hold besides names ("By Kyiv Wire staff", "By our correspondent").
+_ROLE_WORDS = {
+    "staff",
+    "reporter",
+    "reporters",
+    "correspondent",
+    "correspondents",
+    "writer",
+    "writers",
+    "editor",
+    "editors",
+    "desk",
+    "team",
+    "contributor",
+    "our",
+    "the",
+}
+
+
 def _author_name(text: str) -> str | None:
     text = text.strip().rstrip(",;")
     text = re.split(r",\s*(?:reuters|ap|afp|associated press|staff|bloomberg)\b", text, flags=re.I)[0]
     words = text.replace(",", " , ").split()
     names = [w for w in words if w != ","]
-    if not 1 <= len(names) <= 8 or not all(_NAME_WORD.match(w) for w in names):
+    capitalised = [w for w in names if w.casefold() not in _ROLE_WORDS]
+    if not 1 <= len(names) <= 8 or not capitalised or not all(_NAME_WORD.match(w) for w in capitalised):
         return None
     return text.strip()
 
@@ -269,7 +289,7 @@ def parse_byline(line: str) -> tuple[str | None, str | None] | None:
             if parse_date(tail):
                 author_part, date = head, parse_date(tail)
         author = _author_name(author_part)
-        return (author, date) if author else None
+        return (author, date) if author or date else None
     posted = _POSTED.match(line)
     if posted:
         date = parse_date(_BYLINE_SPLIT.split(posted.group("date"))[0])

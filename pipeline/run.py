@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -236,40 +237,93 @@ def sign(record: dict[str, Any], signer: Signer) -> Signed:
 # The parent: plan, merge, dedup, write
 
 
-def plan_chunks(input_dir: Path, out_dir: Path, chunk_size: int) -> list[list[str]]:
-    """Input files in sorted order, cut into chunks of ``chunk_size`` paths."""
+def check_request(input_dir: Path, out_dir: Path, config: RunConfig) -> None:
+    """Refuse a request that cannot run, before any work starts.
+
+    Raises:
+        UsageError: ``input_dir`` is not a folder, equals ``out_dir``, or the boilerplate file does not load.
+    """
     if not input_dir.is_dir():
         raise UsageError(f"input folder not found: {input_dir}")
     if out_dir.resolve() == input_dir.resolve():
         raise UsageError("the output folder must differ from the input folder")
+    try:
+        _rules(config.cleanup.boilerplate_file)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"boilerplate file: {err}") from err
+
+
+def plan_chunks(input_dir: Path, out_dir: Path, chunk_size: int) -> list[list[str]]:
+    """Input files in sorted order, cut into chunks of ``chunk_size`` paths."""
     files = [str(p) for p in discover(input_dir, exclude=out_dir)]
     return [files[i : i + chunk_size] for i in range(0, len(files), chunk_size)]
 
 
-def learn_boilerplate(loaded: Iterable[LoadedChunk], config: CleanupConfig) -> dict[str, frozenset[int]]:
+@dataclass(slots=True)
+class Run:
+    """One run's context: its request, its chunks of input files, its spool folder and its timings."""
+
+    input_dir: Path
+    out_dir: Path
+    config: RunConfig
+    chunks: list[list[str]]
+    spool_dir: Path
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def files(self) -> int:
+        return sum(len(c) for c in self.chunks)
+
+    def load_calls(self) -> tuple[list[Any], ...]:
+        """Arguments of :func:`load_chunk`, one list per parameter: ``map(load_chunk, *run.load_calls())``."""
+        n = len(self.chunks)
+        spools = [str(self.spool_dir / f"load-{i:06d}.pkl") for i in range(n)]
+        return self.chunks, [str(self.input_dir)] * n, spools, [self.config.cleanup] * n
+
+    def clean_calls(
+        self, loaded: list[LoadedChunk], learned: dict[str, frozenset[int]]
+    ) -> tuple[list[Any], ...]:
+        """Arguments of :func:`clean_chunk`; each chunk gets the learned lines of its own groups only."""
+        n = len(loaded)
+        spools = [str(self.spool_dir / f"clean-{i:06d}.jsonl") for i in range(n)]
+        shares = [{g: learned[g] for g in c.groups if g in learned} for c in loaded]
+        return [c.spool for c in loaded], spools, shares, [self.config] * n
+
+
+@contextmanager
+def open_run(input_dir: Path, out_dir: Path, config: RunConfig) -> Iterator[Run]:
+    """Check the request, plan the chunks and hold a spool folder inside ``out_dir`` for the run's life."""
+    input_dir, out_dir = Path(input_dir), Path(out_dir)
+    check_request(input_dir, out_dir, config)
+    chunks = plan_chunks(input_dir, out_dir, config.chunk_size)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spool_dir = Path(tempfile.mkdtemp(prefix=".spool-", dir=out_dir))
+    try:
+        yield Run(input_dir, out_dir, config, chunks, spool_dir)
+    finally:
+        shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+def learn_boilerplate(counts: Iterable[LineCounts], config: CleanupConfig) -> dict[str, frozenset[int]]:
     """Merge the chunks' line counts and decide each source group's learned boilerplate lines."""
     total = LineCounts()
-    for chunk in loaded:
-        total.merge(chunk.counts, config)
+    for chunk_counts in counts:
+        total.merge(chunk_counts, config)
     return total.learned(config)
 
 
 def finish(
-    input_dir: Path,
-    out_dir: Path,
-    config: RunConfig,
-    files: int,
-    loaded: list[LoadedChunk],
+    run: Run,
     cleaned: Iterable[CleanedChunk],
     learned: dict[str, frozenset[int]],
-    started: float,
-    timings: dict[str, float],
-    spool_dir: Path,
+    load_rejections: list[Rejection],
 ) -> Summary:
     """Dedup the cleaned chunks in order and write the four output files atomically."""
     t0 = time.perf_counter()
-    dedup = Deduplicator(config.minhash, spool_dir)
-    rejections = [r for chunk in loaded for r in chunk.rejections]
+    config, timings = run.config, run.timings
+    dedup = Deduplicator(config.minhash, run.spool_dir)
+    rejections = list(load_rejections)
     removed: Counter[tuple[str, str]] = Counter()
     spools: list[str] = []
     clean_seconds = 0.0
@@ -288,9 +342,9 @@ def finish(
         t2 = time.perf_counter()
         kept = exact = near = 0
         with (
-            AtomicJsonl(out_dir / contract.RECORDS) as records,
-            AtomicJsonl(out_dir / contract.DUPLICATES) as duplicates,
-            AtomicJsonl(out_dir / contract.REJECTED) as rejected,
+            AtomicJsonl(run.out_dir / contract.RECORDS) as records,
+            AtomicJsonl(run.out_dir / contract.DUPLICATES) as duplicates,
+            AtomicJsonl(run.out_dir / contract.REJECTED) as rejected,
         ):
             for record in _read_spools(spools):
                 verdict = verdicts.get(record["id"])
@@ -307,14 +361,13 @@ def finish(
         pairs = (dedup.pairs_checked, dedup.pairs_verified)
     finally:
         dedup.close()
-    timings["total"] = time.perf_counter() - started
-    timings["worker_load_seconds"] = sum(c.seconds for c in loaded)
+    timings["total"] = time.perf_counter() - run.started
     timings["worker_clean_seconds"] = clean_seconds
     documents = kept + exact + near + len(rejections)
     stats = {
-        "input": str(input_dir),
-        "output": str(out_dir),
-        "files": files,
+        "input": str(run.input_dir),
+        "output": str(run.out_dir),
+        "files": run.files,
         "documents": documents,
         "kept": kept,
         "duplicates": {"exact": exact, "near": near},
@@ -343,8 +396,8 @@ def finish(
             "cleanup": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config.cleanup).items()},
         },
     }
-    write_json_atomic(out_dir / contract.STATS, stats)
-    return Summary(files, documents, kept, exact, near, len(rejections), timings["total"], stats)
+    write_json_atomic(run.out_dir / contract.STATS, stats)
+    return Summary(run.files, documents, kept, exact, near, len(rejections), timings["total"], stats)
 
 
 def _read_spools(spools: list[str]) -> Iterator[dict[str, Any]]:
@@ -360,66 +413,29 @@ def clean_folder(
     """Clean every input under ``input_dir`` into ``out_dir`` (see README, "Output contract").
 
     Raises:
-        UsageError: ``input_dir`` is not a folder, or the boilerplate file does not load.
+        UsageError: see :func:`check_request`.
     """
     config = config or RunConfig()
-    started = time.perf_counter()
-    input_dir, out_dir = Path(input_dir), Path(out_dir)
-    try:
-        _rules(config.cleanup.boilerplate_file)
-    except (OSError, ValueError) as err:
-        raise UsageError(f"boilerplate file: {err}") from err
-    chunks = plan_chunks(input_dir, out_dir, config.chunk_size)
-    files = sum(len(c) for c in chunks)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    spool_dir = Path(tempfile.mkdtemp(prefix=".spool-", dir=out_dir))
     report = progress or (lambda stage, done, total: None)
-    timings: dict[str, float] = {}
-    try:
-        with _executor(config.processes, len(chunks)) as pool:
-            t0 = time.perf_counter()
-            loaded: list[LoadedChunk] = []
-            jobs = pool.map(
-                load_chunk,
-                chunks,
-                [str(input_dir)] * len(chunks),
-                [str(spool_dir / f"load-{i:06d}.pkl") for i in range(len(chunks))],
-                [config.cleanup] * len(chunks),
-            )
-            for chunk in jobs:
-                loaded.append(chunk)
-                report("load", sum(len(c) for c in chunks[: len(loaded)]), files)
-            learned = learn_boilerplate(loaded, config.cleanup)
-            timings["load"] = time.perf_counter() - t0
-            cleaned = pool.map(
-                clean_chunk,
-                [c.spool for c in loaded],
-                [str(spool_dir / f"clean-{i:06d}.jsonl") for i in range(len(loaded))],
-                [{g: learned[g] for g in c.groups if g in learned} for c in loaded],
-                [config] * len(loaded),
-            )
+    with open_run(input_dir, out_dir, config) as run, _executor(config.processes, len(run.chunks)) as pool:
+        t0 = time.perf_counter()
+        loaded: list[LoadedChunk] = []
+        for chunk in pool.map(load_chunk, *run.load_calls()):
+            loaded.append(chunk)
+            report("load", sum(len(c) for c in run.chunks[: len(loaded)]), run.files)
+        learned = learn_boilerplate([c.counts for c in loaded], config.cleanup)
+        run.timings["load"] = time.perf_counter() - t0
+        run.timings["worker_load_seconds"] = sum(c.seconds for c in loaded)
 
-            def reported(items: Iterable[CleanedChunk]) -> Iterator[CleanedChunk]:
-                done = 0
-                for i, item in enumerate(items):
-                    done += len(chunks[i])
-                    report("clean", done, files)
-                    yield item
+        def reported(items: Iterable[CleanedChunk]) -> Iterator[CleanedChunk]:
+            done = 0
+            for chunk, item in zip(run.chunks, items, strict=False):
+                done += len(chunk)
+                report("clean", done, run.files)
+                yield item
 
-            return finish(
-                input_dir,
-                out_dir,
-                config,
-                files,
-                loaded,
-                reported(cleaned),
-                learned,
-                started,
-                timings,
-                spool_dir,
-            )
-    finally:
-        shutil.rmtree(spool_dir, ignore_errors=True)
+        cleaned = pool.map(clean_chunk, *run.clean_calls(loaded, learned))
+        return finish(run, reported(cleaned), learned, [r for c in loaded for r in c.rejections])
 
 
 class _InProcess(Executor):
