@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -174,7 +175,8 @@ def _fold(text: str) -> str:
     return _FOLD_TITLE.sub(" ", text.casefold()).strip()
 
 
-def title_variants(title: str) -> set[str]:
+@lru_cache(maxsize=1024)
+def title_variants(title: str) -> frozenset[str]:
     """The folded title, and the title without a site name after or before a separator.
 
     "Title : Section – Site" gives "title section site", "title section" and "title". A cut-off suffix is
@@ -188,7 +190,7 @@ def title_variants(title: str) -> set[str]:
             variants.add(_fold(head))
         if head and tail and len(head) <= _SITE_NAME_CHARS and len(head) < len(tail):
             variants.add(_fold(tail))
-    return {v for v in variants if v}
+    return frozenset(v for v in variants if v)
 
 
 def same_title(line: str, title: str) -> bool:

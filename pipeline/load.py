@@ -245,12 +245,14 @@ def _decode_legacy(data: bytes) -> str | None:
         return None
 
 
+# C0 controls only: C1 characters (U+0080-U+009F) are what UTF-8 read as cp1252 leaves behind, which is
+# mojibake for the normaliser to repair, not binary data.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
+
+
 def _control_ratio(text: str) -> float:
     sample = text[:8192]
-    # C0 controls only: C1 characters (U+0080-U+009F) are what UTF-8 read as cp1252 leaves behind, which
-    # is mojibake for the normaliser to repair, not binary data.
-    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\n\r\t\f\v" or ch == "\x7f")
-    return controls / max(len(sample), 1)
+    return len(_CONTROL.findall(sample)) / max(len(sample), 1)
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:

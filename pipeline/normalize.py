@@ -69,32 +69,18 @@ def normalize_text(text: str, *, unescape: bool = False) -> str:
     return _BLANK_RUNS.sub("\n\n", text).strip()
 
 
-_QUOTES = str.maketrans(
-    {
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201a": "'",
-        "\u201b": "'",
-        "\u2032": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u201e": '"',
-        "\u201f": '"',
-        "\u2033": '"',
-        "\u00ab": '"',
-        "\u00bb": '"',
-    }
-)
+# Apostrophes of every style are dropped inside words ("don’t" and "don't" both give "dont"); double
+# quotes and other punctuation fall away with the non-word characters.
+_APOSTROPHES = re.compile("['\u2018\u2019\u201a\u201b\u2032\u02bc]")
 _NON_WORD = re.compile(r"[\W_]+")
 
 
 def dedup_tokens(text: str) -> list[str]:
-    """Word tokens of the dedup key: NFKC, case-folded, quotes unified, punctuation dropped.
+    """Word tokens of the dedup key: NFKC, case-folded, apostrophes and punctuation dropped.
 
     Digits are unified to ASCII by NFKC but kept: two short reports that differ only in their figures
     are distinct articles, and folding digits would merge them.
     """
-    text = unicodedata.normalize("NFKC", text.translate(_QUOTES)).casefold()
-    # Apostrophes inside words join them ("don't" -> "dont") so quote styles cannot split tokens.
-    text = text.replace("'", "")
-    return _NON_WORD.sub(" ", text).split()
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    return _NON_WORD.sub(" ", _APOSTROPHES.sub("", text.casefold())).split()
