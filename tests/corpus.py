@@ -19,8 +19,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-BENCHMARK = SHARED / "article-extraction-benchmark"
+DATA = Path(__file__).resolve().parent / "data"
+SEED = DATA / "seed" / "ukraine-atacms.txt"
+# The tests use the 80-page sample in tests/data; `make eval` the full 181 pages in ../shared/data.
+SAMPLE_BENCHMARK = DATA / "article-extraction-benchmark"
+FULL_BENCHMARK = Path(__file__).resolve().parents[2] / "shared" / "data" / "article-extraction-benchmark"
 
 
 @dataclass(frozen=True)
@@ -125,12 +128,12 @@ AUTHORS = ("Jane Doe", "John Smith", "Maria Garcia", "Wei Chen", "Amara Okafor",
 DATES = ("November 19, 2024", "March 3, 2023", "July 14, 2022", "January 8, 2024", "September 30, 2021")
 
 
-def benchmark_articles(limit: int | None = None) -> list[Article]:
+def benchmark_articles(limit: int | None = None, benchmark: Path = SAMPLE_BENCHMARK) -> list[Article]:
     """Real article bodies and page titles from the article-extraction-benchmark (sorted by id)."""
-    truth = json.loads((BENCHMARK / "ground-truth.json").read_text(encoding="utf-8"))
+    truth = json.loads((benchmark / "ground-truth.json").read_text(encoding="utf-8"))
     articles = []
     for key in sorted(truth)[:limit]:
-        raw = gzip.decompress((BENCHMARK / "html" / f"{key}.html.gz").read_bytes()).decode("utf-8", "replace")
+        raw = gzip.decompress((benchmark / "html" / f"{key}.html.gz").read_bytes()).decode("utf-8", "replace")
         found = re.search(r"<title[^>]*>(.*?)</title>", raw, re.S | re.I)
         title = html.unescape(found.group(1)).strip() if found else ""
         title = re.split(r"\s+[|–—-]\s+", " ".join(title.split()))[0]
@@ -195,14 +198,16 @@ def scraped_text(
     return "\n\n".join(lines) + "\n"
 
 
-def syndicated_corpus(root: Path, limit: int | None = None, seed: int = 7) -> dict[str, dict[str, str]]:
+def syndicated_corpus(
+    root: Path, limit: int | None = None, seed: int = 7, benchmark: Path = SAMPLE_BENCHMARK
+) -> dict[str, dict[str, str]]:
     """Write the corpus under ``root``; return ``{source: {"cluster", "body"}}`` with the expected body.
 
     ``body`` is what a perfect cleaner returns as ``text`` (None for copies cut short, whose ending the
     scraper lost anyway, and for distinct short pieces, whose body is their whole text).
     """
     rng = random.Random(seed)
-    articles = benchmark_articles(limit)
+    articles = benchmark_articles(limit, benchmark)
     truth: dict[str, dict[str, str]] = {}
     for n, article in enumerate(articles):
         sites = rng.sample(SITES, k=rng.randint(1, 4))

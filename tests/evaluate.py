@@ -24,7 +24,7 @@ import trafilatura
 from pipeline.contract import read_jsonl
 from pipeline.normalize import normalize_text
 from pipeline.run import RunConfig, clean_folder
-from tests.corpus import BENCHMARK, syndicated_corpus
+from tests.corpus import FULL_BENCHMARK, SAMPLE_BENCHMARK, syndicated_corpus
 
 
 def pairs(clusters: dict[str, str]) -> set[tuple[str, str]]:
@@ -35,11 +35,13 @@ def pairs(clusters: dict[str, str]) -> set[tuple[str, str]]:
     return {tuple(sorted(p)) for m in members.values() for p in itertools.combinations(m, 2)}  # type: ignore[misc]
 
 
-def evaluate_syndicated(limit: int | None = None, workers: int = 0) -> dict:
+def evaluate_syndicated(
+    limit: int | None = None, workers: int = 0, benchmark: Path = SAMPLE_BENCHMARK
+) -> dict:
     """Run the pipeline on the generated syndicated corpus and score dedup and cleanup."""
     work = Path(tempfile.mkdtemp(prefix="eval-syndicated-"))
     try:
-        truth = syndicated_corpus(work / "raw", limit=limit)
+        truth = syndicated_corpus(work / "raw", limit=limit, benchmark=benchmark)
         summary = clean_folder(work / "raw", work / "out", RunConfig(workers=workers))
         records = read_jsonl(work / "out" / "records.jsonl")
         duplicates = read_jsonl(work / "out" / "duplicates.jsonl")
@@ -93,14 +95,14 @@ def _precision_recall(predicted: str, truth: str) -> tuple[float, float]:
     return precision, recall
 
 
-def evaluate_extraction(limit: int | None = None) -> dict:
+def evaluate_extraction(limit: int | None = None, benchmark: Path = SAMPLE_BENCHMARK) -> dict:
     """Our pipeline vs bare trafilatura on the article-extraction-benchmark pages."""
-    truth = json.loads((BENCHMARK / "ground-truth.json").read_text(encoding="utf-8"))
+    truth = json.loads((benchmark / "ground-truth.json").read_text(encoding="utf-8"))
     keys = sorted(truth)[:limit]
     work = Path(tempfile.mkdtemp(prefix="eval-extraction-"))
     try:
         for key in keys:
-            html = gzip.decompress((BENCHMARK / "html" / f"{key}.html.gz").read_bytes())
+            html = gzip.decompress((benchmark / "html" / f"{key}.html.gz").read_bytes())
             (work / "raw").mkdir(exist_ok=True)
             (work / "raw" / f"{key}.html").write_bytes(html)
         started = time.perf_counter()
@@ -128,7 +130,10 @@ def evaluate_extraction(limit: int | None = None) -> dict:
 
 
 def main() -> None:
-    result = {"syndicated": evaluate_syndicated(), "extraction": evaluate_extraction()}
+    result = {
+        "syndicated": evaluate_syndicated(benchmark=FULL_BENCHMARK),
+        "extraction": evaluate_extraction(benchmark=FULL_BENCHMARK),
+    }
     json.dump(result, sys.stdout, indent=2)
     print()
 

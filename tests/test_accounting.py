@@ -16,15 +16,12 @@ from hypothesis import strategies as st
 
 from pipeline import contract
 from pipeline.run import RunConfig, UsageError, clean_folder
+from tests.corpus import SAMPLE_BENCHMARK, SEED
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-SEED_ARTICLE = SHARED / "seed" / "ukraine-atacms.txt"
+SEED_ARTICLE = SEED
 # A real news page (L.A. Auto Show) from the article-extraction benchmark.
 BENCHMARK_PAGE = (
-    SHARED
-    / "article-extraction-benchmark"
-    / "html"
-    / "05844573ca7e1fba714d715bb11ca08c26e25328999c74a1cb3bc8a0e4399f0f.html.gz"
+    SAMPLE_BENCHMARK / "html" / "05844573ca7e1fba714d715bb11ca08c26e25328999c74a1cb3bc8a0e4399f0f.html.gz"
 )
 
 JSONL_ARTICLES = [

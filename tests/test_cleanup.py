@@ -17,8 +17,8 @@ from pipeline.cleanup import (
 )
 from pipeline.contract import Document, Rejection
 from pipeline.normalize import normalize_text
+from tests.corpus import SEED
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed" / "ukraine-atacms.txt"
 DATA = Path(__file__).parent / "data" / "cleanup"
 RULES = BoilerplateRules.load()
 CONFIG = CleanupConfig()

@@ -15,9 +15,10 @@ import pytest
 
 from pipeline import contract
 from pipeline.cli import main
+from tests.corpus import SEED
 
 REPO = Path(__file__).resolve().parents[1]
-SEED_ARTICLE = REPO.parent / "shared" / "data" / "seed" / "ukraine-atacms.txt"
+SEED_ARTICLE = SEED
 
 
 @dataclass(frozen=True)

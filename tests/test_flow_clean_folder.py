@@ -16,9 +16,9 @@ import pytest
 from pipeline import contract
 from pipeline.run import RunConfig
 from pipeline.run import clean_folder as library_clean_folder
+from tests.corpus import SEED
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT.parent / "shared" / "data" / "seed" / "ukraine-atacms.txt"
 OTHER_ARTICLE = """\
 Council approves new cycle lanes for the city centre
 
