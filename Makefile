@@ -21,8 +21,10 @@ run: $(STAMP)  ## clean raw/ into clean/
 test: $(STAMP)  ## the whole test suite
 	$(PY) -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff (lint and format check) and mypy
 	$(VENV)/bin/ruff check pipeline flows tests
+	$(VENV)/bin/ruff format --check pipeline flows tests
+	$(VENV)/bin/mypy
 
 eval: $(STAMP)  ## quality evaluations on ../shared/data (not part of the tests)
 	$(PY) -m tests.evaluate

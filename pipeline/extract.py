@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import trafilatura
 from courlan import normalize_url
+from trafilatura.settings import Document as ExtractedPage
 
 from pipeline.cleanup import parse_date
 from pipeline.contract import Document, Rejection
@@ -39,7 +40,8 @@ def extract_main_text(doc: Document) -> Document | Rejection:
         return Rejection(
             doc.source, "parse_error", f"HTML extraction failed: {type(err).__name__}: {err}", stage="extract"
         )
-    text = getattr(result, "text", None) if result is not None else None
+    meta = result.as_dict() if isinstance(result, ExtractedPage) else {}
+    text = meta.get("text")
     if not text or not text.strip():
         return Rejection(
             doc.source, "no_main_text", "trafilatura found no main text in the page", stage="extract"
@@ -47,11 +49,11 @@ def extract_main_text(doc: Document) -> Document | Rejection:
     # trafilatura puts one paragraph, heading or list item per line.
     doc.body = "\n\n".join(line for line in text.split("\n") if line.strip())
     doc.kind = "text"
-    doc.title = doc.title or result.title
-    doc.author = doc.author or result.author
-    doc.date = doc.date or result.date
-    doc.url = doc.url or result.url
-    doc.hostname = doc.hostname or result.hostname
+    doc.title = doc.title or meta.get("title")
+    doc.author = doc.author or meta.get("author")
+    doc.date = doc.date or meta.get("date")
+    doc.url = doc.url or meta.get("url")
+    doc.hostname = doc.hostname or meta.get("hostname")
     return doc
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -198,10 +198,13 @@ def clean_chunk(
     removed: Counter[tuple[str, str]] = Counter()
     with open(spool_out, "w", encoding="utf-8") as out:
         for doc in documents:
-            group_lines = learned.get(doc.group, frozenset())
-            result = _guarded(
-                lambda d, lines=group_lines: clean_document(d, rules, lines, config.cleanup), doc, "cleanup"
+            step = partial(
+                clean_document,
+                rules=rules,
+                learned=learned.get(doc.group, frozenset()),
+                config=config.cleanup,
             )
+            result = _guarded(step, doc, "cleanup")
             if isinstance(result, Rejection):
                 rejections.append(result)
                 continue

@@ -1,0 +1,61 @@
+"""Tests for pipeline/extract.py: HTML main text and metadata, and tidied metadata."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+from pipeline.contract import Document, Rejection
+from pipeline.extract import extract_main_text, tidy_metadata
+from tests.corpus import SAMPLE_BENCHMARK
+
+PAGE_KEY = "05844573ca7e1fba714d715bb11ca08c26e25328999c74a1cb3bc8a0e4399f0f"
+
+
+def _page() -> str:
+    return gzip.decompress((SAMPLE_BENCHMARK / "html" / f"{PAGE_KEY}.html.gz").read_bytes()).decode("utf-8")
+
+
+def test_real_page_gives_body_paragraphs_and_metadata():
+    truth = json.loads((SAMPLE_BENCHMARK / "ground-truth.json").read_text(encoding="utf-8"))[PAGE_KEY]
+    doc = extract_main_text(Document("page.html", _page(), kind="html"))
+    assert isinstance(doc, Document)
+    assert doc.kind == "text" and doc.title
+    first_paragraph = truth["articleBody"].split("\n\n")[0]
+    assert first_paragraph[:60] in doc.body
+    assert "\n\n" in doc.body and "\n\n\n" not in doc.body
+
+
+def test_page_without_main_text_is_rejected():
+    page = "<html><head><title>x</title></head><body><script>var a = 1;</script><div></div></body></html>"
+    result = extract_main_text(Document("empty.html", page, kind="html"))
+    assert isinstance(result, Rejection)
+    assert (result.reason, result.stage) == ("no_main_text", "extract")
+
+
+def test_extraction_does_not_depend_on_what_was_seen_before():
+    """trafilatura's own dedup (process-global) is off: the same page twice gives the same text twice."""
+    first = extract_main_text(Document("a.html", _page(), kind="html"))
+    second = extract_main_text(Document("b.html", _page(), kind="html"))
+    assert first.body == second.body
+
+
+def test_tidy_metadata_normalises_url_hostname_date_and_sets_group():
+    doc = tidy_metadata(
+        Document(
+            "x.json#1",
+            "text",
+            url="https://WWW.Example.com/a/?utm_source=feed&id=3",
+            date="Tue, 19 Nov 2024 10:00:00 +0000",
+            group="exports",
+        )
+    )
+    assert doc.url == "https://www.example.com/a/?id=3"
+    assert doc.hostname == "example.com"
+    assert doc.date == "2024-11-19"
+    assert doc.group == "example.com"
+
+
+def test_tidy_metadata_without_url_keeps_folder_group():
+    doc = tidy_metadata(Document("site/a.txt", "text", group="site", date="not a date"))
+    assert (doc.hostname, doc.group, doc.date) == (None, "site", "not a date")
