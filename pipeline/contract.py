@@ -38,6 +38,17 @@ REASONS = (
     "no_main_text",  # HTML with no main text, or text that is all boilerplate
     "internal_error",  # a bug of ours met this document; the run goes on, the detail names the exception
 )
+# Why `pipeline fetch` could not store a page (written into the page's sidecar, reported by `clean`).
+FETCH_REASONS = (
+    "http_error",  # a 4xx/5xx status (detail: "HTTP 404")
+    "timeout",  # no complete answer within the time-out
+    "connection_error",  # DNS, refused, reset, TLS
+    "redirect_loop",  # more redirects than allowed, or a cycle
+    "robots_disallowed",  # the site's robots.txt forbids our user agent
+    "unsupported_type",  # not HTML/XHTML/text (a PDF, an image ...)
+    "fetch_error",  # anything else
+)
+REASONS = REASONS + FETCH_REASONS
 
 
 def document_id(source: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 from charset_normalizer import from_bytes
 
-from pipeline.contract import Document, Rejection
+from pipeline.contract import FETCH_REASONS, Document, Rejection
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 SIDECAR_SUFFIX = ".meta.json"
@@ -96,6 +96,9 @@ HOST_KEYS = ("hostname", "domain", "source_domain", "site", "sitename")
 def discover(root: Path, exclude: Path | None = None) -> list[Path]:
     """All input files under ``root``, sorted, skipping hidden entries, sidecars and ``exclude``.
 
+    A sidecar without its page (``pipeline fetch`` writes one for a URL it could not fetch) is listed: it
+    loads as that URL's rejection, so a failed fetch is accounted for like any other input.
+
     Directory symlinks are not followed (no loops); file symlinks are read like files.
     """
     found: list[Path] = []
@@ -108,14 +111,21 @@ def discover(root: Path, exclude: Path | None = None) -> list[Path]:
             if not d.startswith(".") and (exclude is None or (here / d).resolve() != exclude)
         )
         for name in sorted(filenames):
-            if not name.startswith(".") and not name.endswith(SIDECAR_SUFFIX):
+            if name.startswith("."):
+                continue
+            if not name.endswith(SIDECAR_SUFFIX):
                 found.append(here / name)
+            elif name.removesuffix(SIDECAR_SUFFIX) not in filenames:
+                found.append(here / name)  # a failed fetch: a sidecar with no page, loaded as a rejection
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
 def load_file(path: Path, root: Path) -> Iterator[Document | Rejection]:
     """Read one file and yield its documents, or a rejection saying why there are none."""
     source = path.relative_to(root).as_posix()
+    if path.name.endswith(SIDECAR_SUFFIX):
+        yield _failed_fetch(path, source.removesuffix(SIDECAR_SUFFIX))
+        return
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             yield Rejection(source, "too_large", f"{path.stat().st_size} bytes > cap {MAX_FILE_BYTES}")
@@ -266,6 +276,17 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         return {}
     return {"url": meta.get("final_url") or meta.get("url")}
+
+
+def _failed_fetch(sidecar: Path, source: str) -> Rejection:
+    """The rejection a page-less sidecar stands for: its ``error`` as written by ``pipeline fetch``."""
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        error = meta["error"]
+        reason, detail = error["reason"], f"{meta.get('url')}: {error.get('detail', '')}"
+        return Rejection(source, reason if reason in FETCH_REASONS else "fetch_error", detail, stage="fetch")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return Rejection(source, "parse_error", f"sidecar without a page or a readable error: {err}")
 
 
 def _folder_group(source: str) -> str:
