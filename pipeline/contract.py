@@ -28,7 +28,7 @@ DUPLICATE_FIELDS = ("id", "source", "duplicate_of", "kind", "similarity")
 REJECTION_FIELDS = ("source", "reason", "detail")
 
 # Short, stable reason codes; README documents each.
-REASONS = (
+LOAD_REASONS = (
     "empty",  # zero bytes or only whitespace
     "binary",  # not text (NUL bytes, control characters, known binary magic)
     "decode_error",  # bytes that no encoding explains
@@ -48,7 +48,7 @@ FETCH_REASONS = (
     "unsupported_type",  # not HTML/XHTML/text (a PDF, an image ...)
     "fetch_error",  # anything else
 )
-REASONS = REASONS + FETCH_REASONS
+REASONS = LOAD_REASONS + FETCH_REASONS
 
 
 def document_id(source: str) -> str:
