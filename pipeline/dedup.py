@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from datasketch import LeanMinHash, MinHashLSH
 
+from pipeline.index import Index, band_keys
 from pipeline.signature import SCHEME, MinHashConfig, containment, jaccard
 
 LSH_MARGIN = 0.2
@@ -91,21 +92,33 @@ class ShingleStore:
 
 
 class Deduplicator:
-    """Streams signed documents in, and says at the end which are kept and which duplicate what."""
+    """Streams signed documents in, and says at the end which are kept and which duplicate what.
 
-    def __init__(self, config: MinHashConfig, spool_dir: Path | None = None) -> None:
+    With an :class:`~pipeline.index.Index`, documents of earlier runs are candidates too. Their clusters
+    are settled: a new copy of an article kept earlier becomes a duplicate of that kept record, even when
+    it would rank first, because a record already handed out is never withdrawn (ids stay stable for
+    whoever consumed the earlier output). For the same reason two clusters kept apart earlier are not
+    merged when a new document resembles both: it joins the one it is most similar to.
+    """
+
+    def __init__(
+        self, config: MinHashConfig, spool_dir: Path | None = None, index: Index | None = None
+    ) -> None:
         self.config = config
         self.lsh = MinHashLSH(threshold=max(0.3, config.threshold - LSH_MARGIN), num_perm=config.num_perm)
+        self.index = index
         self._store = ShingleStore(spool_dir)
         self._exact: dict[str, int] = {}
         self._prefix: dict[int, list[int]] = {}
         self._parent: list[int] = []
+        self._anchor: dict[int, int] = {}  # cluster root -> idx of the record an earlier run kept
         self._docs: list[tuple[str, str, str, int, str | None]] = []  # id, source, hash, length, date
-        self._link: dict[
-            int, tuple[int, str]
-        ] = {}  # doc -> (doc it matched, "exact"/"jaccard"/"containment")
+        self._extra: list[tuple[int | None, list[int]]] = []  # prefix, band keys (for the index)
+        # doc -> (what it was linked to, how): ("new", i) or ("old", idx) and "exact"/"jaccard"/"containment"
+        self._link: dict[int, tuple[str, int, str]] = {}
         self.pairs_checked = 0
         self.pairs_verified = 0
+        self.bridges_refused = 0
 
     def __len__(self) -> int:
         return len(self._docs)
@@ -116,35 +129,64 @@ class Deduplicator:
         self._docs.append((doc.id, doc.source, doc.content_hash, doc.length, doc.date))
         self._parent.append(index)
         self._store.append(doc.shingles)
+        minhash = LeanMinHash(seed=self.config.seed, hashvalues=doc.signature, scheme=SCHEME)
+        keys = band_keys(doc.signature, self.lsh.hashranges) if self.index else []
+        self._extra.append((doc.prefix, keys))
+        old = self.index.exact(doc.content_hash) if self.index else None
+        if old is not None:
+            self._anchor_to(index, old, "exact")
+            return
         first = self._exact.get(doc.content_hash)
         if first is not None:
-            self._union(first, index)
-            self._link[index] = (first, "exact")
+            if self._union(first, index):
+                self._link[index] = ("new", first, "exact")
             return
         self._exact[doc.content_hash] = index
-        candidates: set[int] = set()
-        minhash = LeanMinHash(seed=self.config.seed, hashvalues=doc.signature, scheme=SCHEME)
-        candidates.update(self.lsh.query(minhash))
+        candidates: set[int] = set(self.lsh.query(minhash))
         if doc.prefix is not None:
             bucket = self._prefix.setdefault(doc.prefix, [])
             candidates.update(bucket)
             if len(bucket) < MAX_PREFIX_BUCKET:
                 bucket.append(index)
         self.lsh.insert(index, minhash, check_duplication=False)
+        if self.index:
+            best_old = self._best_match(
+                doc.shingles, self.index.candidates(keys, doc.prefix, MAX_PREFIX_BUCKET), self.index.shingles
+            )
+            if best_old is not None:
+                self._anchor_to(index, best_old[1], best_old[2])
+        best = self._best_match(
+            doc.shingles, {c for c in candidates if self._find(c) != self._find(index)}, self._store.get
+        )
+        for other in sorted(candidates):
+            if self._find(other) != self._find(index) and self._verify(doc.shingles, self._store.get(other)):
+                self._union(other, index)
+        if best is not None and index not in self._link:
+            self._link[index] = ("new", best[1], best[2])
+
+    def _best_match(self, shingles: np.ndarray, candidates: set[int], get) -> tuple[float, int, str] | None:
+        """The verified candidate with the highest Jaccard, and how it was verified."""
         best: tuple[float, int, str] | None = None
         for other in sorted(candidates):
-            if self._find(other) == self._find(index):
-                continue
             self.pairs_checked += 1
-            how = self._verify(doc.shingles, self._store.get(other))
+            theirs = get(other)
+            how = self._verify(shingles, theirs)
             if how:
                 self.pairs_verified += 1
-                self._union(other, index)
-                score = jaccard(doc.shingles, self._store.get(other))
+                score = jaccard(shingles, theirs)
                 if best is None or score > best[0]:
                     best = (score, other, how)
-        if best is not None:
-            self._link[index] = (best[1], best[2])
+        return best
+
+    def _anchor_to(self, index: int, old_idx: int, how: str) -> None:
+        assert self.index is not None
+        rep = self.index.doc(old_idx).rep
+        root = self._find(index)
+        if self._anchor.get(root, rep) != rep:
+            self.bridges_refused += 1
+            return
+        self._anchor[root] = rep
+        self._link[index] = ("old", old_idx, how)
 
     def _verify(self, a: np.ndarray, b: np.ndarray) -> str | None:
         if jaccard(a, b) >= self.config.threshold:
@@ -163,10 +205,21 @@ class Deduplicator:
             i = parent[i]
         return i
 
-    def _union(self, a: int, b: int) -> None:
+    def _union(self, a: int, b: int) -> bool:
+        """Join two clusters, unless each already belongs to a different record kept by an earlier run."""
         ra, rb = self._find(a), self._find(b)
-        if ra != rb:
-            self._parent[max(ra, rb)] = min(ra, rb)
+        if ra == rb:
+            return True
+        anchors = {self._anchor[r] for r in (ra, rb) if r in self._anchor}
+        if len(anchors) > 1:
+            self.bridges_refused += 1
+            return False
+        root, child = min(ra, rb), max(ra, rb)
+        self._parent[child] = root
+        self._anchor.pop(child, None)
+        if anchors:
+            self._anchor[root] = anchors.pop()
+        return True
 
     def _rank(self, i: int) -> tuple[int, bool, str, str]:
         _, source, _, length, date = self._docs[i]
@@ -178,35 +231,82 @@ class Deduplicator:
         for i in range(len(self._docs)):
             clusters.setdefault(self._find(i), []).append(i)
         result: dict[str, Verdict] = {}
-        for members in clusters.values():
-            if len(members) == 1:
+        self._reps: dict[int, int] = {}  # new doc -> idx (in the index) of the record its cluster keeps
+        for root, members in clusters.items():
+            anchor = self._anchor.get(root)
+            if anchor is not None:
+                assert self.index is not None
+                kept = self.index.doc(anchor)
+                kept_view = (kept.id, kept.source, kept.content_hash, kept.length, kept.date)
+                kept_shingles = self.index.shingles(anchor)
+                losers = members
+            elif len(members) == 1:
                 continue
-            keep = min(members, key=self._rank)
-            kept_shingles = self._store.get(keep)
-            for m in members:
-                if m == keep:
-                    continue
-                exact = self._docs[m][2] == self._docs[keep][2]
+            else:
+                keep = min(members, key=self._rank)
+                kept_view, kept_shingles = self._docs[keep], self._store.get(keep)
+                losers = [m for m in members if m != keep]
+            for m in losers:
+                exact = self._docs[m][2] == kept_view[2]
                 shingles = self._store.get(m)
-                matched = self._link.get(m, (keep, ""))[0]
+                where, matched, _ = self._link.get(m, ("new", m, ""))
+                matched_id = (
+                    self.index.doc(matched).id if where == "old" and self.index else self._docs[matched][0]
+                )
                 result[self._docs[m][0]] = Verdict(
-                    duplicate_of=self._docs[keep][0],
+                    duplicate_of=kept_view[0],
                     kind="exact" if exact else "near",
                     similarity=1.0 if exact else round(jaccard(shingles, kept_shingles), 4),
                     containment=1.0 if exact else round(containment(shingles, kept_shingles), 4),
-                    matched=self._docs[matched][0],
-                    reason=self._why_lost(m, keep),
+                    matched=matched_id,
+                    reason=_why_lost(self._docs[m], kept_view, earlier=anchor is not None),
                 )
         return result
 
-    def _why_lost(self, loser: int, keep: int) -> str:
-        _, source, _, length, date = self._docs[loser]
-        _, kept_source, _, kept_length, kept_date = self._docs[keep]
-        if length != kept_length:
-            return f"shorter text ({length} < {kept_length} characters)"
-        if date != kept_date:
-            return f"later or missing date ({date} vs {kept_date})"
-        return f"same length and date; kept source {kept_source!r} sorts first"
+    def save(self, verdicts: dict[str, Verdict]) -> None:
+        """Write this run's documents, their clusters and band keys into the index."""
+        if self.index is None:
+            return
+        base = self.index.next_idx
+        by_id = {d[0]: i for i, d in enumerate(self._docs)}
+        rows: list[tuple] = []
+        bands: list[tuple[int, int]] = []
+        for i, (doc_id, source, content_hash, length, date) in enumerate(self._docs):
+            verdict = verdicts.get(doc_id)
+            if verdict is None:
+                rep = base + i
+            elif self._anchor.get(self._find(i)) is not None:
+                rep = self._anchor[self._find(i)]
+            else:
+                rep = base + by_id[verdict.duplicate_of]
+            prefix, keys = self._extra[i]
+            rows.append(
+                (
+                    base + i,
+                    doc_id,
+                    source,
+                    content_hash,
+                    length,
+                    date,
+                    rep,
+                    prefix,
+                    self._store.get(i).tobytes(),
+                )
+            )
+            bands.extend((key, base + i) for key in keys)
+        self.index.add_documents(rows, bands)
 
     def close(self) -> None:
         self._store.close()
+
+
+def _why_lost(doc: tuple, kept: tuple, earlier: bool) -> str:
+    if earlier:
+        return f"a copy of {kept[1]!r}, kept by an earlier run (kept records are never withdrawn)"
+    _, source, _, length, date = doc
+    _, kept_source, _, kept_length, kept_date = kept
+    if length != kept_length:
+        return f"shorter text ({length} < {kept_length} characters)"
+    if date != kept_date:
+        return f"later or missing date ({date} vs {kept_date})"
+    return f"same length and date; kept source {kept_source!r} sorts first"

@@ -120,9 +120,12 @@ def discover(root: Path, exclude: Path | None = None) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def load_file(path: Path, root: Path) -> Iterator[Document | Rejection]:
-    """Read one file and yield its documents, or a rejection saying why there are none."""
-    source = path.relative_to(root).as_posix()
+def load_file(path: Path, root: Path, source: str | None = None) -> Iterator[Document | Rejection]:
+    """Read one file and yield its documents, or a rejection saying why there are none.
+
+    ``source`` names the file in the outputs (default: its path relative to ``root``).
+    """
+    source = source or path.relative_to(root).as_posix()
     if path.name.endswith(SIDECAR_SUFFIX):
         yield _failed_fetch(path, source.removesuffix(SIDECAR_SUFFIX))
         return

@@ -52,8 +52,22 @@ def normalize_text(text: str, *, unescape: bool = False) -> str:
         text: decoded text.
         unescape: also decode HTML entities (``&amp;`` ...), for text that came out of markup.
 
-    Paragraphs (blank-line separated) and line breaks inside them are kept. Idempotent.
+    Paragraphs (blank-line separated) and line breaks inside them are kept. Idempotent: where removing
+    invisible characters or spacing brings damaged characters together ("Â\\tâ¡"), the repair runs again,
+    at most twice more.
     """
+    result = _normalize_once(text, unescape)
+    for _ in range(2):
+        if result.isascii() or not _MOJIBAKE.search(result):
+            break
+        again = _normalize_once(result, False)
+        if again == result:
+            break
+        result = again
+    return result
+
+
+def _normalize_once(text: str, unescape: bool) -> str:
     # Invisible characters go first (they would hide mojibake and block NFC composition), and again
     # after the repairs, which can decode to them ("&#8203;", "â€‹" are zero-width spaces).
     text = _visible(text)

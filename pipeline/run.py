@@ -32,13 +32,17 @@ from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_
 from pipeline.contract import Document, Rejection, record_json
 from pipeline.dedup import PREFIX_TOKENS, Deduplicator, Signed
 from pipeline.extract import extract_main_text, tidy_metadata
+from pipeline.index import INDEX_FILE, Index, IndexMismatch
 from pipeline.load import discover, load_file
 from pipeline.normalize import dedup_tokens, normalize_text
 from pipeline.signature import MinHashConfig, Signer, shingle_hashes
-from pipeline.writer import AtomicJsonl, write_json_atomic
+from pipeline.writer import open_output, write_json_atomic
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
+
+
+OUTPUT_FILES = (contract.RECORDS, contract.DUPLICATES, contract.REJECTED)
 
 
 class UsageError(Exception):
@@ -110,14 +114,14 @@ class Summary:
 # Pass 1: load, extract, normalise (worker side)
 
 
-def load_chunk(paths: list[str], root: str, spool: str, config: CleanupConfig) -> LoadedChunk:
-    """Load, extract and normalise one chunk of files; spool the documents; count edge lines."""
+def load_chunk(files: list[tuple[str, str]], root: str, spool: str, config: CleanupConfig) -> LoadedChunk:
+    """Load, extract and normalise one chunk of (path, source) files; spool the documents; count lines."""
     start = time.perf_counter()
     counts = LineCounts()
     rejections: list[Rejection] = []
     documents: list[Document] = []
-    for path in paths:
-        for item in _guarded_load(path, root):
+    for path, source in files:
+        for item in _guarded_load(path, root, source):
             doc = _guarded(prepare_document, item, "extract") if isinstance(item, Document) else item
             if isinstance(doc, Rejection):
                 rejections.append(doc)
@@ -142,12 +146,11 @@ def _guarded(
         return Rejection(doc.source, "internal_error", f"{type(err).__name__}: {err}", stage=stage)
 
 
-def _guarded_load(path: str, root: str) -> Iterator[Document | Rejection]:
+def _guarded_load(path: str, root: str, source: str) -> Iterator[Document | Rejection]:
     """``load_file``, with an unexpected exception turned into a rejection of the file."""
     try:
-        yield from load_file(Path(path), Path(root))
+        yield from load_file(Path(path), Path(root), source)
     except Exception as err:  # noqa: BLE001
-        source = Path(path).relative_to(root).as_posix()
         log.warning("load failed on %s: %s: %s", source, type(err).__name__, err)
         yield Rejection(source, "internal_error", f"{type(err).__name__}: {err}", stage="load")
 
@@ -223,7 +226,8 @@ def sign(record: dict[str, Any], signer: Signer) -> Signed:
     if len(tokens) >= max(
         PREFIX_TOKENS, signer.config.min_containment_shingles + signer.config.shingle_size - 1
     ):
-        prefix = xxhash.xxh64_intdigest(" ".join(tokens[:PREFIX_TOKENS]).encode("utf-8"))
+        # 63 bits: the prefix is an SQLite integer in the index.
+        prefix = xxhash.xxh64_intdigest(" ".join(tokens[:PREFIX_TOKENS]).encode("utf-8")) >> 1
     return Signed(
         record["id"],
         record["source"],
@@ -256,10 +260,48 @@ def check_request(input_dir: Path, out_dir: Path, config: RunConfig) -> None:
         raise UsageError(f"boilerplate file: {err}") from err
 
 
-def plan_chunks(input_dir: Path, out_dir: Path, chunk_size: int) -> list[list[str]]:
-    """Input files in sorted order, cut into chunks of ``chunk_size`` paths."""
-    files = [str(p) for p in discover(input_dir, exclude=out_dir)]
-    return [files[i : i + chunk_size] for i in range(0, len(files), chunk_size)]
+@dataclass(slots=True)
+class Selection:
+    """The input files a run processes, and what it skips because an earlier run saw them."""
+
+    files: list[tuple[str, str]]  # (path, source)
+    unchanged: int = 0  # same path, size and modification time as before
+    same_content: int = 0  # bytes already seen under another path (renamed, re-fetched)
+    rows: list[tuple[str, int, int, str]] = field(default_factory=list)  # for the index's file table
+
+
+def select_files(input_dir: Path, out_dir: Path, index: Index) -> Selection:
+    """Input files in sorted order that the index has not seen, by stat and then by content hash.
+
+    A file whose bytes changed under a path seen before is a new version: its ``source`` is
+    ``path@HASH8``, so both versions stay accounted for.
+    """
+    selection = Selection([])
+    for path in discover(input_dir, exclude=out_dir):
+        rel = path.relative_to(input_dir).as_posix()
+        try:
+            stat = path.stat()
+            if index.unchanged(rel, stat.st_size, stat.st_mtime_ns):
+                selection.unchanged += 1
+                continue
+            digest = _file_hash(path)
+        except OSError:
+            selection.files.append((str(path), rel))  # loading reports it as unreadable
+            continue
+        selection.rows.append((rel, stat.st_size, stat.st_mtime_ns, digest))
+        if index.path_of_hash(digest) is not None:
+            selection.same_content += 1
+        else:
+            selection.files.append((str(path), f"{rel}@{digest[:8]}" if index.known_path(rel) else rel))
+    return selection
+
+
+def _file_hash(path: Path) -> str:
+    digest = xxhash.xxh3_128()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(slots=True)
@@ -269,7 +311,9 @@ class Run:
     input_dir: Path
     out_dir: Path
     config: RunConfig
-    chunks: list[list[str]]
+    index: Index
+    selection: Selection
+    chunks: list[list[tuple[str, str]]]
     spool_dir: Path
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
@@ -295,24 +339,56 @@ class Run:
 
 
 @contextmanager
-def open_run(input_dir: Path, out_dir: Path, config: RunConfig) -> Iterator[Run]:
-    """Check the request, plan the chunks and hold a spool folder inside ``out_dir`` for the run's life."""
+def open_run(input_dir: Path, out_dir: Path, config: RunConfig, rebuild: bool = False) -> Iterator[Run]:
+    """Check the request, open the index, select the new files and hold a spool folder for the run.
+
+    ``rebuild`` deletes the index and the outputs first, so everything is cleaned again from raw.
+
+    Raises:
+        UsageError: see :func:`check_request`; also an index built with another configuration.
+    """
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     check_request(input_dir, out_dir, config)
-    chunks = plan_chunks(input_dir, out_dir, config.chunk_size)
     out_dir.mkdir(parents=True, exist_ok=True)
-    spool_dir = Path(tempfile.mkdtemp(prefix=".spool-", dir=out_dir))
+    if rebuild:
+        for name in (INDEX_FILE, f"{INDEX_FILE}-wal", f"{INDEX_FILE}-shm", *OUTPUT_FILES):
+            (out_dir / name).unlink(missing_ok=True)
     try:
-        yield Run(input_dir, out_dir, config, chunks, spool_dir)
-    finally:
-        shutil.rmtree(spool_dir, ignore_errors=True)
+        index = Index(out_dir / INDEX_FILE, index_fingerprint(config))
+    except IndexMismatch as err:
+        raise UsageError(str(err)) from err
+    with index:
+        if index.is_new:
+            # Outputs without an index (an older run, or a deleted index): start them over.
+            for name in OUTPUT_FILES:
+                (out_dir / name).unlink(missing_ok=True)
+        selection = select_files(input_dir, out_dir, index)
+        size = config.chunk_size
+        chunks = [selection.files[i : i + size] for i in range(0, len(selection.files), size)]
+        spool_dir = Path(tempfile.mkdtemp(prefix=".spool-", dir=out_dir))
+        try:
+            yield Run(input_dir, out_dir, config, index, selection, chunks, spool_dir)
+        finally:
+            shutil.rmtree(spool_dir, ignore_errors=True)
 
 
-def learn_boilerplate(counts: Iterable[LineCounts], config: CleanupConfig) -> dict[str, frozenset[int]]:
-    """Merge the chunks' line counts and decide each source group's learned boilerplate lines."""
+def index_fingerprint(config: RunConfig) -> str:
+    """What the stored signatures, band keys and clusters depend on."""
+    m = config.minhash
+    return f"{m.fingerprint()}-t{m.threshold}-c{m.containment}-m{m.min_containment_shingles}"
+
+
+def learn_boilerplate(
+    counts: Iterable[LineCounts], config: CleanupConfig, index: Index | None = None
+) -> dict[str, frozenset[int]]:
+    """Merge the chunks' line counts (and the index's, for the same lines) and decide each source
+    group's learned boilerplate lines. Lines that become boilerplate later are stripped from new
+    documents; ``--rebuild`` re-cleans the old ones."""
     total = LineCounts()
     for chunk_counts in counts:
         total.merge(chunk_counts, config)
+    if index is not None:
+        total = index.merge_line_counts(total, config)
     return total.learned(config)
 
 
@@ -322,10 +398,14 @@ def finish(
     learned: dict[str, frozenset[int]],
     load_rejections: list[Rejection],
 ) -> Summary:
-    """Dedup the cleaned chunks in order and write the four output files atomically."""
+    """Dedup the cleaned chunks in order (against the index too), append the outputs, update the index.
+
+    The outputs of a first run are written atomically (temporary file, rename); later runs append, with
+    the committed lengths kept in the index, so a run that dies mid-write is rolled back by the next one.
+    """
     t0 = time.perf_counter()
     config, timings = run.config, run.timings
-    dedup = Deduplicator(config.minhash, run.spool_dir)
+    dedup = Deduplicator(config.minhash, run.spool_dir, run.index)
     rejections = list(load_rejections)
     removed: Counter[tuple[str, str]] = Counter()
     spools: list[str] = []
@@ -344,22 +424,34 @@ def finish(
         timings["clusters"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         kept = exact = near = 0
-        with (
-            AtomicJsonl(run.out_dir / contract.RECORDS) as records,
-            AtomicJsonl(run.out_dir / contract.DUPLICATES) as duplicates,
-            AtomicJsonl(run.out_dir / contract.REJECTED) as rejected,
-        ):
+        committed = run.index.committed()
+        outputs = {
+            name: open_output(run.out_dir / name, committed.get(name, (0, 0))[0]) for name in OUTPUT_FILES
+        }
+        try:
             for record in _read_spools(spools):
                 verdict = verdicts.get(record["id"])
                 if verdict is None:
-                    records.write(record)
+                    outputs[contract.RECORDS].write(record)
                     kept += 1
                 else:
-                    duplicates.write({**record, **asdict(verdict)})
+                    outputs[contract.DUPLICATES].write({**record, **asdict(verdict)})
                     exact += verdict.kind == "exact"
                     near += verdict.kind == "near"
             for rejection in rejections:
-                rejected.write(rejection.to_json())
+                outputs[contract.REJECTED].write(rejection.to_json())
+            dedup.save(verdicts)
+            run.index.add_files(run.selection.rows)
+            totals = {}
+            for name, output in outputs.items():
+                rows = committed.get(name, (0, 0))[1] + output.count
+                run.index.set_committed(name, output.commit(), rows)
+                totals[name] = rows
+            run.index.commit()
+        except BaseException:
+            for output in outputs.values():
+                output.abort()
+            raise
         timings["write"] = time.perf_counter() - t2
         pairs = (dedup.pairs_checked, dedup.pairs_verified)
     finally:
@@ -371,6 +463,7 @@ def finish(
         "input": str(run.input_dir),
         "output": str(run.out_dir),
         "files": run.files,
+        "files_skipped": {"unchanged": run.selection.unchanged, "same_content": run.selection.same_content},
         "documents": documents,
         "kept": kept,
         "duplicates": {"exact": exact, "near": near},
@@ -388,6 +481,13 @@ def finish(
             "most_removed": [
                 {"source": g, "line": line, "count": n} for (g, line), n in removed.most_common(50)
             ],
+        },
+        "index": {
+            "path": str(run.index.path),
+            "records": totals[contract.RECORDS],
+            "duplicates": totals[contract.DUPLICATES],
+            "rejected": totals[contract.REJECTED],
+            "bridges_refused": dedup.bridges_refused,
         },
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
         "docs_per_second": round(documents / timings["total"], 1) if timings["total"] else None,
@@ -411,22 +511,30 @@ def _read_spools(spools: list[str]) -> Iterator[dict[str, Any]]:
 
 
 def clean_folder(
-    input_dir: Path, out_dir: Path, config: RunConfig | None = None, progress: Progress | None = None
+    input_dir: Path,
+    out_dir: Path,
+    config: RunConfig | None = None,
+    progress: Progress | None = None,
+    rebuild: bool = False,
 ) -> Summary:
-    """Clean every input under ``input_dir`` into ``out_dir`` (see README, "Output contract").
+    """Clean the inputs under ``input_dir`` that the index in ``out_dir`` has not seen; dedup them against
+    everything seen before (see README, "Output contract" and "Incremental runs").
 
     Raises:
-        UsageError: see :func:`check_request`.
+        UsageError: see :func:`open_run`.
     """
     config = config or RunConfig()
     report = progress or (lambda stage, done, total: None)
-    with open_run(input_dir, out_dir, config) as run, _executor(config.processes, len(run.chunks)) as pool:
+    with (
+        open_run(input_dir, out_dir, config, rebuild) as run,
+        _executor(config.processes, len(run.chunks)) as pool,
+    ):
         t0 = time.perf_counter()
         loaded: list[LoadedChunk] = []
         for chunk in pool.map(load_chunk, *run.load_calls()):
             loaded.append(chunk)
             report("load", sum(len(c) for c in run.chunks[: len(loaded)]), run.files)
-        learned = learn_boilerplate([c.counts for c in loaded], config.cleanup)
+        learned = learn_boilerplate([c.counts for c in loaded], config.cleanup, run.index)
         run.timings["load"] = time.perf_counter() - t0
         run.timings["worker_load_seconds"] = sum(c.seconds for c in loaded)
 

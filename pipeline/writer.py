@@ -36,14 +36,18 @@ class AtomicJsonl:
         self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
         self.count += 1
 
-    def commit(self) -> None:
+    def commit(self) -> int:
+        """Sync, rename into place; return the file's length."""
         self._file.flush()
         os.fsync(self._file.fileno())
+        length = self._file.tell()
         self._file.close()
         os.replace(self._tmp, self.path)
+        return length
 
     def abort(self) -> None:
-        self._file.close()
+        if not self._file.closed:
+            self._file.close()
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> AtomicJsonl:
@@ -71,3 +75,44 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
+
+
+class JournaledAppend:
+    """Appends JSON lines to a file whose committed length the index keeps.
+
+    Opening cuts the file back to its committed length (what a run that died mid-append left behind is
+    rolled back); ``abort`` does the same; ``commit`` syncs and returns the new length, which the caller
+    stores in the same transaction as the rest of the run. Cost: the new lines only.
+    """
+
+    def __init__(self, path: Path, committed: int) -> None:
+        self.path = path
+        size = path.stat().st_size if path.exists() else 0
+        if size < committed:
+            raise ValueError(f"{path} is shorter ({size} bytes) than the index says ({committed} bytes)")
+        self._file = open(path, "r+b" if path.exists() else "wb")  # noqa: SIM115 - closed in commit/abort
+        self._file.truncate(committed)
+        self._file.seek(committed)
+        self._committed = committed
+        self.count = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._file.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+        self.count += 1
+
+    def commit(self) -> int:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        length = self._file.tell()
+        self._file.close()
+        return length
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.truncate(self._committed)
+            self._file.close()
+
+
+def open_output(path: Path, committed: int) -> AtomicJsonl | JournaledAppend:
+    """A fresh output is written atomically (temporary file, rename); an existing one is appended to."""
+    return AtomicJsonl(path) if committed == 0 else JournaledAppend(path, committed)
