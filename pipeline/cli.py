@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="boilerplate rule file replacing the shipped pipeline/boilerplate.txt",
     )
+    clean.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="forget the index and the outputs in OUTPUT and clean every input again",
+    )
     clean.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
     return parser
 
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run_clean(args: argparse.Namespace, config: RunConfig) -> Summary:
     console = Console(stderr=True)
     if args.quiet or not console.is_terminal:
-        return clean_folder(args.input, args.out, config)
+        return clean_folder(args.input, args.out, config, rebuild=args.rebuild)
     columns = (TextColumn("{task.description:<6}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         tasks: dict[str, TaskID] = {}
@@ -129,18 +134,27 @@ def _run_clean(args: argparse.Namespace, config: RunConfig) -> Summary:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done)
 
-        return clean_folder(args.input, args.out, config, progress)
+        return clean_folder(args.input, args.out, config, progress, rebuild=args.rebuild)
 
 
 def format_summary(summary: Summary) -> str:
     """The short summary printed at the end of a run."""
     by_reason = ", ".join(f"{k} {v}" for k, v in summary.stats["rejected_by_reason"].items())
+    skipped = summary.unchanged + summary.same_content
+    seen = (
+        f"; skipped {skipped} files seen before ({summary.unchanged} unchanged, "
+        f"{summary.same_content} same content)"
+        if skipped
+        else ""
+    )
+    index = summary.stats["index"]
     return (
-        f"{summary.documents} documents in ({summary.files} files): {summary.kept} kept, "
+        f"{summary.documents} new documents in ({summary.files} files{seen}): {summary.kept} kept, "
         f"{summary.duplicates} duplicates "
         f"({summary.exact_duplicates} exact, {summary.near_duplicates} near), "
         f"{summary.rejected} rejected{f' ({by_reason})' if by_reason else ''} "
-        f"in {summary.seconds:.2f} s -> {summary.stats['output']}"
+        f"in {summary.seconds:.2f} s -> {summary.stats['output']} "
+        f"(all runs: {index['records']} kept, {index['duplicates']} duplicates, {index['rejected']} rejected)"
     )
 
 

@@ -104,6 +104,8 @@ class Summary:
     rejected: int
     seconds: float
     stats: dict[str, Any]
+    unchanged: int = 0
+    same_content: int = 0
 
     @property
     def duplicates(self) -> int:
@@ -500,7 +502,18 @@ def finish(
         },
     }
     write_json_atomic(run.out_dir / contract.STATS, stats)
-    return Summary(run.files, documents, kept, exact, near, len(rejections), timings["total"], stats)
+    return Summary(
+        run.files,
+        documents,
+        kept,
+        exact,
+        near,
+        len(rejections),
+        timings["total"],
+        stats,
+        run.selection.unchanged,
+        run.selection.same_content,
+    )
 
 
 def _read_spools(spools: list[str]) -> Iterator[dict[str, Any]]:

@@ -237,6 +237,7 @@ def syndicated_corpus(
     for n, text in enumerate(distinct_short_articles(rng, 40)):
         site = SITES[n % len(SITES)]
         source = f"{site.folder}/brief-{n:03d}.txt"
+        (root / source).parent.mkdir(parents=True, exist_ok=True)
         (root / source).write_text(text, encoding="utf-8")
         truth[source] = {"cluster": source, "body": None, "title": None}
     return truth
