@@ -160,7 +160,7 @@ def test_clean_small_folder_through_subprocess(seed_folder: Path, tmp_path: Path
     assert result.stderr == ""
     summary = result.stdout.splitlines()
     assert len(summary) == 1
-    for count in ("3 documents", "3 files", "1 kept", "1 exact", "0 near", "1 rejected", "empty 1"):
+    for count in ("3 new documents", "3 files", "1 kept", "1 exact", "0 near", "1 rejected", "empty 1"):
         assert count in summary[0], (count, summary[0])
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [contract.RECORDS, contract.DUPLICATES, contract.REJECTED, contract.STATS, "index.sqlite"]
