@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from pipeline.signature import SCHEME, MinHashConfig, containment, jaccard
 LSH_MARGIN = 0.2
 PREFIX_TOKENS = 25
 MAX_PREFIX_BUCKET = 64  # candidates per prefix; beyond this a prefix is a template, not an article
+OLD_MEMBERS_CHECKED = 3  # members of an earlier cluster verified besides its kept record
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +152,8 @@ class Deduplicator:
                 bucket.append(index)
         self.lsh.insert(index, minhash, check_duplication=False)
         if self.index:
-            best_old = self._best_match(
-                doc.shingles, self.index.candidates(keys, doc.prefix, MAX_PREFIX_BUCKET), self.index.shingles
+            best_old = self._best_old_match(
+                doc.shingles, self.index.candidates(keys, doc.prefix, MAX_PREFIX_BUCKET)
             )
             if best_old is not None:
                 self._anchor_to(index, best_old[1], best_old[2])
@@ -164,10 +166,12 @@ class Deduplicator:
         if best is not None and index not in self._link:
             self._link[index] = ("new", best[1], best[2])
 
-    def _best_match(self, shingles: np.ndarray, candidates: set[int], get) -> tuple[float, int, str] | None:
-        """The verified candidate with the highest Jaccard, and how it was verified."""
+    def _best_match(
+        self, shingles: np.ndarray, candidates: Iterable[int], get, first: bool = False
+    ) -> tuple[float, int, str] | None:
+        """The verified candidate with the highest Jaccard (or the first verified), and how."""
         best: tuple[float, int, str] | None = None
-        for other in sorted(candidates):
+        for other in candidates if first else sorted(candidates):
             self.pairs_checked += 1
             theirs = get(other)
             how = self._verify(shingles, theirs)
@@ -176,6 +180,21 @@ class Deduplicator:
                 score = jaccard(shingles, theirs)
                 if best is None or score > best[0]:
                     best = (score, other, how)
+                if first:
+                    break
+        return best
+
+    def _best_old_match(self, shingles: np.ndarray, candidates: set[int]) -> tuple[float, int, str] | None:
+        """The best verified match among earlier documents, checking each earlier cluster through its kept
+        record first and at most ``OLD_MEMBERS_CHECKED`` other members: a run's cost then grows with the
+        clusters its documents touch, not with how many copies those clusters hold."""
+        assert self.index is not None
+        best: tuple[float, int, str] | None = None
+        for rep, members in sorted(self.index.reps(candidates).items()):
+            order = [rep] + [m for m in members if m != rep][:OLD_MEMBERS_CHECKED]
+            found = self._best_match(shingles, order, self.index.shingles, first=True)
+            if found is not None and (best is None or found[0] > best[0]):
+                best = found
         return best
 
     def _anchor_to(self, index: int, old_idx: int, how: str) -> None:

@@ -157,6 +157,17 @@ class Index:
             )
         return found
 
+    def reps(self, idxs: Iterable[int]) -> dict[int, list[int]]:
+        """Group documents by the record their cluster keeps: ``{rep: [idx, ...]}``, each list sorted."""
+        groups: dict[int, list[int]] = {}
+        ids = sorted(idxs)
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            query = f"SELECT idx, rep FROM documents WHERE idx IN ({','.join('?' * len(part))})"
+            for idx, rep in self.db.execute(query, part):
+                groups.setdefault(rep, []).append(idx)
+        return {rep: sorted(members) for rep, members in groups.items()}
+
     def shingles(self, idx: int) -> np.ndarray:
         (blob,) = self.db.execute("SELECT shingles FROM documents WHERE idx = ?", (idx,)).fetchone()
         return np.frombuffer(blob, dtype=np.uint32)
