@@ -1,0 +1,260 @@
+"""Serve the cleanup flows on a cron schedule: ``clean-folder`` and, given a URL source, ``fetch-and-clean``.
+
+:func:`build_deployments` turns the flows into Prefect deployments with one cron schedule each;
+:func:`serve` registers them with the Prefect API and runs their scheduled runs in this process (a
+``prefect.serve`` runner) until interrupted. Start a server first and point at it::
+
+    prefect server start                                  # another terminal; UI on http://127.0.0.1:4200
+    export PREFECT_API_URL=http://127.0.0.1:4200/api
+    python -m flows.serve --cron "0 * * * *" --sitemap https://example.org/sitemap.xml
+    prefect deployment run 'clean-folder/clean-folder-scheduled'   # a run now, not at the next hour
+
+``pipeline serve ...`` is the same command: it delegates to :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from pipeline.run import RunConfig, UsageError, check_request
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
+
+PROG = "python -m flows.serve"
+CLEAN_DEPLOYMENT = "clean-folder-scheduled"
+FETCH_DEPLOYMENT = "fetch-and-clean-scheduled"
+DEFAULT_CRON = "0 * * * *"
+DEFAULT_TIMEZONE = "UTC"
+
+
+def check_schedule(cron: str, timezone: str = DEFAULT_TIMEZONE) -> None:
+    """Refuse a cron expression or time zone the Prefect API would refuse.
+
+    Prefect's own schedule model validates, so what passes here registers. Random and hashed expressions
+    (``H``, ``R``) are refused, as Prefect does.
+
+    Raises:
+        UsageError: one line naming the bad value.
+    """
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=cron, timezone=timezone)
+    except ValidationError as err:
+        message = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())
+        raise UsageError(message) from None
+
+
+def check_layout(input_dir: str | Path, out: str | Path, raw: str | Path) -> None:
+    """Refuse folders that cannot serve both deployments.
+
+    Both clean into OUTPUT and its index of everything seen, whose sources are paths relative to the folder
+    cleaned: clean-folder's INPUT and fetch-and-clean's RAW must be one folder, or their files would mix.
+
+    Raises:
+        UsageError: INPUT is not RAW, or OUTPUT is RAW.
+    """
+    if Path(raw).resolve() != Path(input_dir).resolve():
+        raise UsageError("with a URL source, --input and --raw must be the same folder")
+    if Path(raw).resolve() == Path(out).resolve():
+        raise UsageError("the output folder must differ from the raw folder")
+
+
+def build_deployments(
+    cron: str,
+    input_dir: str | Path = "raw",
+    out: str | Path = "clean",
+    raw: str | Path = "raw",
+    urls_file: str | Path | None = None,
+    feed: str | None = None,
+    sitemap: str | None = None,
+    timezone: str = DEFAULT_TIMEZONE,
+) -> list[RunnerDeployment]:
+    """The deployments to serve, each with one cron schedule in ``timezone``.
+
+    ``clean-folder/clean-folder-scheduled`` cleans ``input_dir`` into ``out``. With a URL source (at most
+    one of ``urls_file``, ``feed``, ``sitemap``) also ``fetch-and-clean/fetch-and-clean-scheduled``, which
+    fetches into ``raw`` and cleans ``raw`` into ``out``. Folder parameters are stored as absolute paths,
+    so a run started from the UI or ``prefect deployment run`` does not depend on a working directory.
+
+    Raises:
+        UsageError: a bad schedule, more than one URL source, or folders :func:`check_layout` refuses.
+    """
+    from prefect.schedules import Cron
+
+    from flows.clean_folder import clean_folder
+
+    check_schedule(cron, timezone)
+    sources = {"urls_file": urls_file, "feed": feed, "sitemap": sitemap}
+    given = {name: value for name, value in sources.items() if value is not None}
+    if len(given) > 1:
+        raise UsageError(f"give at most one URL source, not {' and '.join(given)}")
+    if given:
+        check_layout(input_dir, out, raw)
+
+    deployments = [
+        clean_folder.to_deployment(
+            name=CLEAN_DEPLOYMENT,
+            schedules=[Cron(cron, timezone=timezone)],
+            parameters={"input_dir": _absolute(input_dir), "out": _absolute(out)},
+            description=f"Clean {input_dir} into {out}, on cron {cron!r} ({timezone}).",
+            tags=["scrape-clean"],
+        )
+    ]
+    if given:
+        # Imported only when asked for: serving clean-folder alone needs nothing of the fetcher.
+        from flows.fetch_and_clean import fetch_and_clean
+
+        name, source = next(iter(given.items()))
+        value = _absolute(source) if name == "urls_file" else str(source)
+        deployments.append(
+            fetch_and_clean.to_deployment(
+                name=FETCH_DEPLOYMENT,
+                schedules=[Cron(cron, timezone=timezone)],
+                parameters={name: value, "raw": _absolute(raw), "out": _absolute(out)},
+                description=f"Fetch {source} into {raw}, clean {raw} into {out}, on cron {cron!r} "
+                f"({timezone}).",
+                tags=["scrape-clean"],
+            )
+        )
+    return deployments
+
+
+def serve(
+    cron: str,
+    input_dir: str | Path = "raw",
+    out: str | Path = "clean",
+    raw: str | Path = "raw",
+    urls_file: str | Path | None = None,
+    feed: str | None = None,
+    sitemap: str | None = None,
+    timezone: str = DEFAULT_TIMEZONE,
+    limit: int = 1,
+) -> None:
+    """Register the deployments of :func:`build_deployments` and run their flow runs until interrupted.
+
+    ``limit`` caps the flow runs this process runs at once. The default 1 queues the two deployments one
+    after the other when their schedules fire together: both write the same OUTPUT folder.
+    """
+    from prefect import serve as prefect_serve
+
+    deployments = build_deployments(cron, input_dir, out, raw, urls_file, feed, sitemap, timezone)
+    prefect_serve(*deployments, limit=limit)
+
+
+def _absolute(path: str | Path) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line: python -m flows.serve --cron "0 * * * *" [--urls FILE | --feed URL | --sitemap URL]
+
+
+class _OneLineErrors(argparse.ArgumentParser):
+    """Usage errors as one line, ``PROG: error: ...``, and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = _OneLineErrors(
+        prog=prog,
+        description="Register the clean-folder deployment (and, given --urls, --feed or --sitemap, the "
+        "fetch-and-clean deployment) with the Prefect API at PREFECT_API_URL, each on the cron schedule, "
+        "and run their flow runs in this process until Ctrl-C.",
+        epilog="Trigger a run now: prefect deployment run 'clean-folder/clean-folder-scheduled'",
+    )
+    parser.add_argument(
+        "--cron",
+        default=DEFAULT_CRON,
+        help='cron expression of the schedule, in quotes (default: "%(default)s", hourly)',
+    )
+    parser.add_argument(
+        "--timezone", default=DEFAULT_TIMEZONE, help="IANA time zone of the schedule (default: %(default)s)"
+    )
+    parser.add_argument("--input", default="raw", help="folder clean-folder cleans (default: %(default)s)")
+    parser.add_argument("--out", "-o", default="clean", help="output folder (default: %(default)s)")
+    parser.add_argument(
+        "--raw", help="folder fetch-and-clean stores pages in; it must be the --input folder (default: that)"
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--urls", metavar="FILE", help="file of URLs to fetch, one a line")
+    source.add_argument("--feed", metavar="URL", help="RSS or Atom feed whose articles to fetch")
+    source.add_argument("--sitemap", metavar="URL", help="sitemap whose pages to fetch")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=1,
+        help="flow runs at once (default: %(default)s, so runs writing the same output never overlap)",
+    )
+    return parser
+
+
+def check_folders(args: argparse.Namespace) -> None:
+    """Refuse folders no run could use, before anything registers; create RAW for the fetcher.
+
+    RAW defaults to INPUT (``args.raw`` is set to it).
+
+    Raises:
+        UsageError: see :func:`pipeline.run.check_request`; a missing URL file; a bad ``--limit``; with a
+            URL source, an input folder other than RAW.
+    """
+    fetching = args.urls or args.feed or args.sitemap
+    args.raw = args.raw or args.input
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    if args.urls and not Path(args.urls).is_file():
+        raise UsageError(f"URL file not found: {args.urls}")
+    if fetching:
+        check_layout(args.input, args.out, args.raw)
+        # fetch-and-clean fills RAW; clean-folder, serving it too, must find it from the first run.
+        Path(args.raw).mkdir(parents=True, exist_ok=True)
+    check_request(Path(args.input), Path(args.out), RunConfig())
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    """Parse ``argv``, check the request, serve until interrupted; 2 and one line on a usage error.
+
+    ``pipeline serve`` calls this with its own arguments (and ``prog="pipeline serve"``).
+    """
+    args = build_parser(prog).parse_args(argv)
+    try:
+        # Everything is checked before Prefect is asked for anything: a typo in the cron expression is a
+        # one-line error, not a traceback from a half-started runner.
+        check_schedule(args.cron, args.timezone)
+        check_folders(args)
+    except UsageError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        print(
+            f"{prog}: warning: PREFECT_API_URL is not set: serving against a temporary Prefect server that "
+            "stops with this process; start one with 'prefect server start' and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api",
+            file=sys.stderr,
+        )
+    serve(
+        args.cron,
+        args.input,
+        args.out,
+        args.raw,
+        args.urls,
+        args.feed,
+        args.sitemap,
+        timezone=args.timezone,
+        limit=args.limit,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Serving the flows on a cron schedule (``flows/serve.py``) against a real temporary Prefect server.
+
+The deployments are registered and their schedules read back through the Prefect client; then
+``python -m flows.serve`` runs in a subprocess against the same server and one run of the scheduled
+deployment is triggered and completed without waiting for the clock.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline import contract
+from pipeline.run import UsageError
+from tests.corpus import SEED
+
+ROOT = Path(__file__).resolve().parents[1]
+HOURLY = "0 * * * *"
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> Path:
+    """An article and an exact copy of it under another name."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    shutil.copy(SEED, folder / "ukraine-atacms.txt")
+    shutil.copy(SEED, folder / "copy-of-atacms.txt")
+    return folder
+
+
+@pytest.fixture
+def fresh_deployments(prefect_harness: None) -> Iterator[None]:
+    """No deployment of ours registered before or after the test: each test sees only what it registered."""
+    delete_our_deployments()
+    try:
+        yield
+    finally:
+        delete_our_deployments()
+
+
+def delete_our_deployments() -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.serve import CLEAN_DEPLOYMENT, FETCH_DEPLOYMENT
+
+    with get_client(sync_client=True) as client:
+        for name in (f"clean-folder/{CLEAN_DEPLOYMENT}", f"fetch-and-clean/{FETCH_DEPLOYMENT}"):
+            try:
+                client.delete_deployment(client.read_deployment_by_name(name).id)
+            except ObjectNotFound:
+                pass
+
+
+def test_deployments_register_with_their_cron_schedule(
+    fresh_deployments: None, raw: Path, tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.serve import CLEAN_DEPLOYMENT, FETCH_DEPLOYMENT, build_deployments
+
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.1:9/a\n", encoding="utf-8")
+    out = tmp_path / "out"
+    deployments = build_deployments(
+        "30 6 * * 1-5", input_dir=raw, out=out, raw=raw, urls_file=urls, timezone="Europe/Kyiv"
+    )
+    assert [(d.flow_name, d.name) for d in deployments] == [
+        ("clean-folder", CLEAN_DEPLOYMENT),
+        ("fetch-and-clean", FETCH_DEPLOYMENT),
+    ]
+    for deployment in deployments:
+        deployment.apply()
+
+    with get_client(sync_client=True) as client:
+        clean = client.read_deployment_by_name(f"clean-folder/{CLEAN_DEPLOYMENT}")
+        fetch = client.read_deployment_by_name(f"fetch-and-clean/{FETCH_DEPLOYMENT}")
+    for registered in (clean, fetch):
+        [schedule] = registered.schedules
+        assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == (
+            "30 6 * * 1-5",
+            "Europe/Kyiv",
+            True,
+        )
+    assert clean.entrypoint == "flows/clean_folder.py:clean_folder"
+    assert fetch.entrypoint == "flows/fetch_and_clean.py:fetch_and_clean"
+    assert clean.parameters == {"input_dir": str(raw), "out": str(out)}
+    assert fetch.parameters == {"urls_file": str(urls), "raw": str(raw), "out": str(out)}
+
+    # A second apply (a restarted `serve`) updates the same deployment and keeps one schedule.
+    again = build_deployments(HOURLY, input_dir=raw, out=out)
+    assert [d.name for d in again] == [CLEAN_DEPLOYMENT]
+    assert again[0].apply() == clean.id
+    with get_client(sync_client=True) as client:
+        [schedule] = client.read_deployment_by_name(f"clean-folder/{CLEAN_DEPLOYMENT}").schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == (HOURLY, "UTC")
+
+
+def test_served_deployment_completes_a_run_triggered_now(
+    fresh_deployments: None, raw: Path, tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.serve import CLEAN_DEPLOYMENT
+
+    out = tmp_path / "out"
+    log = tmp_path / "serve.log"
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),  # the harness's server
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",  # look for runs every second, not every 10 s
+    }
+    command = [sys.executable, "-m", "flows.serve", "--cron", HOURLY, "--input", str(raw), "--out", str(out)]
+    with log.open("wb") as log_file:
+        # Its own process group: the runner starts each flow run as a child process, stopped with it.
+        server_side = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_for_deployment(f"clean-folder/{CLEAN_DEPLOYMENT}", server_side, log)
+        flow_run = run_deployment(f"clean-folder/{CLEAN_DEPLOYMENT}", timeout=45, poll_interval=1)
+        assert flow_run.state is not None
+        assert flow_run.state.is_completed(), f"{flow_run.state!r}\n{log.read_text(errors='replace')}"
+    finally:
+        stop(server_side)
+
+    assert flow_run.parameters == {"input_dir": str(raw), "out": str(out)}
+    assert contract.validate_output(out) == {"records": 1, "duplicates": 1, "rejected": 0}
+    assert "Your deployments are being served" in log.read_text(errors="replace")
+    # Stopped with Ctrl-C, the runner paused its schedules: no runs pile up while nothing serves them.
+    with get_client(sync_client=True) as client:
+        assert client.read_deployment_by_name(f"clean-folder/{CLEAN_DEPLOYMENT}").paused
+
+
+def wait_for_deployment(name: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    """Until the served process has registered ``name`` (it applies its deployments when it starts)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"serve exited {process.returncode}:\n{log.read_text()}"
+            try:
+                client.read_deployment_by_name(name)
+                return
+            except ObjectNotFound:
+                time.sleep(0.2)
+    raise AssertionError(f"{name} not registered within {timeout} s:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C for the serving process group (the runner pauses its schedules and exits), then a kill."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def test_invalid_cron_is_a_one_line_error_before_anything_starts(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.serve", "--cron", "61 * * * *", "--input", str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"},  # nothing listens: nothing may call
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ['python -m flows.serve: error: Invalid cron string: "61 * * * *"']
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--cron", "0 * * *"], 'Invalid cron string: "0 * * *"'),
+        (["--cron", "H * * * *"], 'Invalid cron string: "H * * * *"'),
+        (["--timezone", "Mars/Olympus"], 'Invalid timezone: "Mars/Olympus"'),
+        (["--urls", "missing.txt"], "URL file not found: missing.txt"),
+        (["--urls", "u.txt", "--feed", "http://x/feed"], "argument --feed: not allowed with argument --urls"),
+        (["--input", "nowhere"], "input folder not found: nowhere"),
+        (["--sitemap", "http://x/s.xml", "--raw", "fetched"], "--input and --raw must be the same folder"),
+        (
+            ["--sitemap", "http://x/s.xml", "--out", "raw"],
+            "the output folder must differ from the raw folder",
+        ),
+        (["--limit", "0"], "--limit must be at least 1"),
+    ],
+)
+def test_usage_errors(
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from flows.serve import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "raw").mkdir()
+    try:
+        status = main(argv, prog="pipeline serve")
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    assert status == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("pipeline serve: error: ") and message in line
+
+
+def test_the_library_refuses_two_url_sources_and_two_raw_folders() -> None:
+    from flows.serve import build_deployments
+
+    with pytest.raises(UsageError, match="at most one URL source"):
+        build_deployments(HOURLY, urls_file="u.txt", sitemap="http://x/sitemap.xml")
+    with pytest.raises(UsageError, match="--input and --raw must be the same folder"):
+        build_deployments(HOURLY, input_dir="dropped", raw="fetched", sitemap="http://x/sitemap.xml")
+
+
+def test_prefect_yaml_deploys_both_flows_to_a_process_work_pool(fresh_deployments: None) -> None:
+    """``prefect deploy --all`` with the project's prefect.yaml, as README says, against the test server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.settings import PREFECT_API_URL
+    from prefect.workers.process import ProcessWorker
+
+    from flows.serve import CLEAN_DEPLOYMENT, FETCH_DEPLOYMENT
+
+    with get_client(sync_client=True) as client:
+        pool = client.create_work_pool(
+            WorkPoolCreate(
+                name="scrape-clean",
+                type="process",
+                base_job_template=ProcessWorker.get_default_base_job_template(),
+            )
+        )
+    try:
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("prefect")), "--no-prompt", "deploy", "--all"],
+            cwd=ROOT,
+            env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        with get_client(sync_client=True) as client:
+            clean = client.read_deployment_by_name(f"clean-folder/{CLEAN_DEPLOYMENT}")
+            fetch = client.read_deployment_by_name(f"fetch-and-clean/{FETCH_DEPLOYMENT}")
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_work_pool(pool.name)
+
+    working_directory = [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
+    for deployment, entrypoint in (
+        (clean, "flows/clean_folder.py:clean_folder"),
+        (fetch, "flows/fetch_and_clean.py:fetch_and_clean"),
+    ):
+        assert (deployment.entrypoint, deployment.work_pool_name) == (entrypoint, "scrape-clean")
+        [schedule] = deployment.schedules
+        assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == (HOURLY, "UTC", True)
+        assert deployment.pull_steps == working_directory
+        assert deployment.global_concurrency_limit is not None
+        assert deployment.global_concurrency_limit.limit == 1
+    assert clean.parameters == {"input_dir": "raw", "out": "clean", "threshold": 0.8}
+    assert fetch.parameters == {"urls_file": "urls.txt", "raw": "raw", "out": "clean", "threshold": 0.8}
