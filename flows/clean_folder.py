@@ -50,9 +50,9 @@ THREADS = get_current_settings().tasks.runner.thread_pool_max_workers or os.cpu_
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def load_chunk(paths: list[str], root: str, spool: str, config: CleanupConfig) -> LoadedChunk:
+def load_chunk(files: list[tuple[str, str]], root: str, spool: str, config: CleanupConfig) -> LoadedChunk:
     """Pass 1 over one chunk: load, extract, normalise, spool, count edge lines."""
-    return run.load_chunk(paths, root, spool, config)
+    return run.load_chunk(files, root, spool, config)
 
 
 @task(cache_policy=NO_CACHE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from pipeline import __version__
 from pipeline.cleanup import CleanupConfig
+from pipeline.fetch import add_fetch_arguments, run_fetch
 from pipeline.run import RunConfig, Summary, UsageError, clean_folder
 from pipeline.signature import MinHashConfig
 
@@ -90,13 +92,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="forget the index and the outputs in OUTPUT and clean every input again",
     )
     clean.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+    fetch = commands.add_parser(
+        "fetch",
+        help="fetch pages (URL list, feed or sitemap) into RAW/<host>/ politely",
+        description="Fetch pages into RAW/<hostname>/<name>.html with a .meta.json sidecar each (URL, final "
+        "URL, status, time, content type). Already-fetched URLs are skipped; failures get a sidecar that "
+        "`pipeline clean` reports in rejected.jsonl.",
+    )
+    add_fetch_arguments(fetch)
+    commands.add_parser(
+        "serve",
+        help="serve the Prefect flows on a cron schedule (see `pipeline serve --help`)",
+        add_help=False,
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        return _serve(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "fetch":
+        try:
+            return run_fetch(args)
+        except UsageError as err:
+            print(f"pipeline: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("pipeline: interrupted", file=sys.stderr)
+            return 130
     try:
         config = RunConfig(
             cleanup=CleanupConfig(boilerplate_file=args.boilerplate),
@@ -119,6 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         print(format_summary(summary))
     return 0
+
+
+def _serve(argv: list[str]) -> int:
+    """``pipeline serve``: the Prefect side lives in flows/ (the library never imports Prefect)."""
+    try:
+        serve = importlib.import_module("flows.serve")
+    except ImportError as err:
+        print(f"pipeline: error: serving needs the flows package next to pipeline/ ({err})", file=sys.stderr)
+        return 2
+    return int(serve.main(argv, prog="pipeline serve"))
 
 
 def _run_clean(args: argparse.Namespace, config: RunConfig) -> Summary:

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from datasketch import LeanMinHash, MinHashLSH
+from datasketch import MinHashLSH
 
 from pipeline.index import Index, band_keys
-from pipeline.signature import SCHEME, MinHashConfig, containment, jaccard
+from pipeline.signature import MinHashConfig, containment, jaccard
 
 LSH_MARGIN = 0.2
 PREFIX_TOKENS = 25
@@ -107,15 +107,21 @@ class Deduplicator:
         self, config: MinHashConfig, spool_dir: Path | None = None, index: Index | None = None
     ) -> None:
         self.config = config
-        self.lsh = MinHashLSH(threshold=max(0.3, config.threshold - LSH_MARGIN), num_perm=config.num_perm)
-        self.index = index
+        # datasketch's MinHashLSH picks the bands (b, r) that minimise false positives and negatives at the
+        # candidate threshold. Its in-memory tables would cost about 4 KB a document, so the band keys live
+        # in the index's `bands` table instead (this run's too), and look-ups are indexed queries.
+        lsh = MinHashLSH(threshold=max(0.3, config.threshold - LSH_MARGIN), num_perm=config.num_perm)
+        self.hashranges: list[tuple[int, int]] = lsh.hashranges
+        self._owns_index = index is None
+        self.index: Index = index if index is not None else Index(None, config.fingerprint())
+        self.base: int = self.index.next_idx  # documents of this run get idx base, base + 1, ...
         self._store = ShingleStore(spool_dir)
         self._exact: dict[str, int] = {}
         self._prefix: dict[int, list[int]] = {}
         self._parent: list[int] = []
         self._anchor: dict[int, int] = {}  # cluster root -> idx of the record an earlier run kept
         self._docs: list[tuple[str, str, str, int, str | None]] = []  # id, source, hash, length, date
-        self._extra: list[tuple[int | None, list[int]]] = []  # prefix, band keys (for the index)
+        self._prefixes: list[int | None] = []
         # doc -> (what it was linked to, how): ("new", i) or ("old", idx) and "exact"/"jaccard"/"containment"
         self._link: dict[int, tuple[str, int, str]] = {}
         self.pairs_checked = 0
@@ -131,10 +137,11 @@ class Deduplicator:
         self._docs.append((doc.id, doc.source, doc.content_hash, doc.length, doc.date))
         self._parent.append(index)
         self._store.append(doc.shingles)
-        minhash = LeanMinHash(seed=self.config.seed, hashvalues=doc.signature, scheme=SCHEME)
-        keys = band_keys(doc.signature, self.lsh.hashranges) if self.index else []
-        self._extra.append((doc.prefix, keys))
-        old = self.index.exact(doc.content_hash) if self.index else None
+        self._prefixes.append(doc.prefix)
+        keys = band_keys(doc.signature, self.hashranges)
+        banded = self.index.band_candidates(keys)
+        self.index.add_bands(keys, self.base + index)
+        old = self.index.exact(doc.content_hash)
         if old is not None:
             self._anchor_to(index, old, "exact")
             return
@@ -144,17 +151,16 @@ class Deduplicator:
                 self._link[index] = ("new", first, "exact")
             return
         self._exact[doc.content_hash] = index
-        candidates: set[int] = set(self.lsh.query(minhash))
+        candidates = {c - self.base for c in banded if c >= self.base}
+        old_candidates = {c for c in banded if c < self.base}
         if doc.prefix is not None:
             bucket = self._prefix.setdefault(doc.prefix, [])
             candidates.update(bucket)
             if len(bucket) < MAX_PREFIX_BUCKET:
                 bucket.append(index)
-        self.lsh.insert(index, minhash, check_duplication=False)
-        if self.index:
-            best_old = self._best_old_match(
-                doc.shingles, self.index.candidates(keys, doc.prefix, MAX_PREFIX_BUCKET)
-            )
+            old_candidates.update(self.index.prefix_candidates(doc.prefix, MAX_PREFIX_BUCKET))
+        if old_candidates:
+            best_old = self._best_old_match(doc.shingles, old_candidates)
             if best_old is not None:
                 self._anchor_to(index, best_old[1], best_old[2])
         best = self._best_match(
@@ -188,7 +194,6 @@ class Deduplicator:
         """The best verified match among earlier documents, checking each earlier cluster through its kept
         record first and at most ``OLD_MEMBERS_CHECKED`` other members: a run's cost then grows with the
         clusters its documents touch, not with how many copies those clusters hold."""
-        assert self.index is not None
         best: tuple[float, int, str] | None = None
         for rep, members in sorted(self.index.reps(candidates).items()):
             order = [rep] + [m for m in members if m != rep][:OLD_MEMBERS_CHECKED]
@@ -198,7 +203,6 @@ class Deduplicator:
         return best
 
     def _anchor_to(self, index: int, old_idx: int, how: str) -> None:
-        assert self.index is not None
         rep = self.index.doc(old_idx).rep
         root = self._find(index)
         if self._anchor.get(root, rep) != rep:
@@ -254,7 +258,6 @@ class Deduplicator:
         for root, members in clusters.items():
             anchor = self._anchor.get(root)
             if anchor is not None:
-                assert self.index is not None
                 kept = self.index.doc(anchor)
                 kept_view = (kept.id, kept.source, kept.content_hash, kept.length, kept.date)
                 kept_shingles = self.index.shingles(anchor)
@@ -269,9 +272,7 @@ class Deduplicator:
                 exact = self._docs[m][2] == kept_view[2]
                 shingles = self._store.get(m)
                 where, matched, _ = self._link.get(m, ("new", m, ""))
-                matched_id = (
-                    self.index.doc(matched).id if where == "old" and self.index else self._docs[matched][0]
-                )
+                matched_id = self.index.doc(matched).id if where == "old" else self._docs[matched][0]
                 result[self._docs[m][0]] = Verdict(
                     duplicate_of=kept_view[0],
                     kind="exact" if exact else "near",
@@ -284,12 +285,9 @@ class Deduplicator:
 
     def save(self, verdicts: dict[str, Verdict]) -> None:
         """Write this run's documents, their clusters and band keys into the index."""
-        if self.index is None:
-            return
-        base = self.index.next_idx
+        base = self.base
         by_id = {d[0]: i for i, d in enumerate(self._docs)}
         rows: list[tuple] = []
-        bands: list[tuple[int, int]] = []
         for i, (doc_id, source, content_hash, length, date) in enumerate(self._docs):
             verdict = verdicts.get(doc_id)
             if verdict is None:
@@ -298,7 +296,6 @@ class Deduplicator:
                 rep = self._anchor[self._find(i)]
             else:
                 rep = base + by_id[verdict.duplicate_of]
-            prefix, keys = self._extra[i]
             rows.append(
                 (
                     base + i,
@@ -308,15 +305,16 @@ class Deduplicator:
                     length,
                     date,
                     rep,
-                    prefix,
+                    self._prefixes[i],
                     self._store.get(i).tobytes(),
                 )
             )
-            bands.extend((key, base + i) for key in keys)
-        self.index.add_documents(rows, bands)
+        self.index.add_documents(rows)
 
     def close(self) -> None:
         self._store.close()
+        if self._owns_index:
+            self.index.db.close()
 
 
 def _why_lost(doc: tuple, kept: tuple, earlier: bool) -> str:

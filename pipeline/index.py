@@ -79,11 +79,13 @@ def band_keys(signature: np.ndarray, hashranges: list[tuple[int, int]]) -> list[
 class Index:
     """The SQLite index of one output folder. Use as a context manager; ``commit`` ends a run."""
 
-    def __init__(self, path: Path, fingerprint: str) -> None:
+    def __init__(self, path: Path | None, fingerprint: str) -> None:
+        """Open (or create) the index at ``path``; ``None`` makes a throw-away index in memory."""
         self.path = path
-        self.is_new = not path.exists()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path)
+        self.is_new = path is None or not path.exists()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path or ":memory:")
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
@@ -140,22 +142,18 @@ class Index:
         ).fetchone()
         return row[0] if row else None
 
-    def candidates(self, keys: list[int], prefix: int | None, limit: int) -> set[int]:
-        """Earlier documents sharing an LSH band or the prefix key."""
-        found = {
-            idx
-            for (idx,) in self.db.execute(
-                f"SELECT DISTINCT idx FROM bands WHERE key IN ({','.join('?' * len(keys))})", keys
-            )
-        }
-        if prefix is not None:
-            found.update(
-                idx
-                for (idx,) in self.db.execute(
-                    "SELECT idx FROM documents WHERE prefix = ? ORDER BY idx LIMIT ?", (prefix, limit)
-                )
-            )
-        return found
+    def band_candidates(self, keys: list[int]) -> set[int]:
+        """Documents (of earlier runs and of this one so far) sharing an LSH band key."""
+        query = f"SELECT idx FROM bands WHERE key IN ({','.join('?' * len(keys))})"
+        return {idx for (idx,) in self.db.execute(query, keys)}
+
+    def add_bands(self, keys: list[int], idx: int) -> None:
+        self.db.executemany("INSERT INTO bands VALUES (?, ?)", [(key, idx) for key in keys])
+
+    def prefix_candidates(self, prefix: int, limit: int) -> list[int]:
+        """Earlier documents that start with the same words."""
+        query = "SELECT idx FROM documents WHERE prefix = ? ORDER BY idx LIMIT ?"
+        return [idx for (idx,) in self.db.execute(query, (prefix, limit))]
 
     def reps(self, idxs: Iterable[int]) -> dict[int, list[int]]:
         """Group documents by the record their cluster keeps: ``{rep: [idx, ...]}``, each list sorted."""
@@ -178,11 +176,9 @@ class Index:
         ).fetchone()
         return IndexedDoc(*row)
 
-    def add_documents(self, rows: Iterable[tuple], bands: Iterable[tuple[int, int]]) -> None:
-        """Insert documents (idx, id, source, content_hash, length, date, rep, prefix, shingles bytes)
-        and their band keys (key, idx)."""
+    def add_documents(self, rows: Iterable[tuple]) -> None:
+        """Insert documents: (idx, id, source, content_hash, length, date, rep, prefix, shingles bytes)."""
         self.db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        self.db.executemany("INSERT INTO bands VALUES (?, ?)", bands)
 
     # -- learned boilerplate -----------------------------------------------------------------------
 

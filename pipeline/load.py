@@ -30,7 +30,7 @@ from typing import Any
 
 from charset_normalizer import from_bytes
 
-from pipeline.contract import FETCH_REASONS, Document, Rejection
+from pipeline.contract import REASONS, Document, Rejection
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 SIDECAR_SUFFIX = ".meta.json"
@@ -127,7 +127,7 @@ def load_file(path: Path, root: Path, source: str | None = None) -> Iterator[Doc
     """
     source = source or path.relative_to(root).as_posix()
     if path.name.endswith(SIDECAR_SUFFIX):
-        yield _failed_fetch(path, source.removesuffix(SIDECAR_SUFFIX))
+        yield _failed_fetch(path, source)
         return
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
@@ -145,12 +145,12 @@ def load_file(path: Path, root: Path, source: str | None = None) -> Iterator[Doc
         yield Rejection(source, "too_large", str(err))
         return
     suffix = suffixes[-1] if suffixes else ""
-    text_or_rejection = decode(data, source)
+    meta = _read_sidecar(path)
+    text_or_rejection = decode(data, source, meta.get("charset"))
     if isinstance(text_or_rejection, Rejection):
         yield text_or_rejection
         return
     text = text_or_rejection
-    meta = _read_sidecar(path)
     if suffix in JSONL_SUFFIXES:
         yield from _split_jsonl(text, source)
     elif suffix in JSON_SUFFIXES:
@@ -168,7 +168,7 @@ def _gunzip(data: bytes) -> bytes:
     return out
 
 
-def decode(data: bytes, source: str) -> str | Rejection:
+def decode(data: bytes, source: str, charset: str | None = None) -> str | Rejection:
     """Bytes to text: BOM, UTF-8, the charset an HTML page declares, then detection.
 
     Returns a rejection (``empty``, ``binary``, ``decode_error``) when the bytes are not readable text.
@@ -190,7 +190,7 @@ def decode(data: bytes, source: str) -> str | Rejection:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as err:
-            text = _decode_legacy(data)
+            text = _decode_legacy(data, charset)
             if text is None:
                 return Rejection(
                     source,
@@ -224,12 +224,14 @@ _WESTERN = re.compile(
 )
 
 
-def _decode_legacy(data: bytes) -> str | None:
-    """Text from bytes that are not UTF-8: the declared charset, else windows-1252 when it reads as
-    Western European text, else charset-normalizer's detection (Cyrillic, Greek, CJK code pages ...)."""
+def _decode_legacy(data: bytes, charset: str | None = None) -> str | None:
+    """Text from bytes that are not UTF-8: the charset the HTTP header (``charset``) or the page declares,
+    else windows-1252 when it reads as Western European text, else charset-normalizer's detection
+    (Cyrillic, Greek, CJK code pages ...)."""
     declared = _META_CHARSET.search(data[:4096])
-    if declared:
-        label = declared.group(1).decode("ascii", "replace").lower()
+    label = charset or (declared.group(1).decode("ascii", "replace") if declared else None)
+    if label:
+        label = label.strip().lower()
         try:
             return data.decode("cp1252" if label in _WINDOWS_1252_LABELS else label)
         except (LookupError, UnicodeDecodeError):
@@ -278,16 +280,21 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(meta, dict):
         return {}
-    return {"url": meta.get("final_url") or meta.get("url")}
+    charset = re.search(r"charset=([\w.:-]+)", str(meta.get("content_type") or ""), re.I)
+    return {"url": meta.get("final_url") or meta.get("url"), "charset": charset.group(1) if charset else None}
 
 
 def _failed_fetch(sidecar: Path, source: str) -> Rejection:
-    """The rejection a page-less sidecar stands for: its ``error`` as written by ``pipeline fetch``."""
+    """The rejection a page-less sidecar stands for: its ``error`` as written by ``pipeline fetch``.
+
+    Its ``source`` is the sidecar's own path: should the URL be fetched later, the page has a path of its
+    own, so the rejection and the record never share a source.
+    """
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
         error = meta["error"]
         reason, detail = error["reason"], f"{meta.get('url')}: {error.get('detail', '')}"
-        return Rejection(source, reason if reason in FETCH_REASONS else "fetch_error", detail, stage="fetch")
+        return Rejection(source, reason if reason in REASONS else "fetch_error", detail, stage="fetch")
     except (OSError, ValueError, KeyError, TypeError) as err:
         return Rejection(source, "parse_error", f"sidecar without a page or a readable error: {err}")
 

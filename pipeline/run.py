@@ -33,7 +33,7 @@ from pipeline.contract import Document, Rejection, record_json
 from pipeline.dedup import PREFIX_TOKENS, Deduplicator, Signed
 from pipeline.extract import extract_main_text, tidy_metadata
 from pipeline.index import INDEX_FILE, Index, IndexMismatch
-from pipeline.load import discover, load_file
+from pipeline.load import SIDECAR_SUFFIX, discover, load_file
 from pipeline.normalize import dedup_tokens, normalize_text
 from pipeline.signature import MinHashConfig, Signer, shingle_hashes
 from pipeline.writer import open_output, write_json_atomic
@@ -283,7 +283,10 @@ def select_files(input_dir: Path, out_dir: Path, index: Index) -> Selection:
         rel = path.relative_to(input_dir).as_posix()
         try:
             stat = path.stat()
-            if index.unchanged(rel, stat.st_size, stat.st_mtime_ns):
+            # A failed fetch's sidecar is rewritten on every failing attempt: one rejection is enough.
+            if index.unchanged(rel, stat.st_size, stat.st_mtime_ns) or (
+                rel.endswith(SIDECAR_SUFFIX) and index.known_path(rel)
+            ):
                 selection.unchanged += 1
                 continue
             digest = _file_hash(path)

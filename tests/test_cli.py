@@ -266,3 +266,27 @@ def test_output_does_not_depend_on_workers_or_chunks(generated_folder: Path, tmp
     for key, files in outputs.items():
         for name in files:
             assert files[name] == baseline[name], f"{name} differs with workers/chunk-size {key}"
+
+
+def test_fetch_and_serve_subcommands_report_usage_errors_on_one_line(tmp_path: Path) -> None:
+    for argv in (["fetch", "--urls", str(tmp_path / "missing.txt")], ["serve", "--cron", "not a cron"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline", *argv], capture_output=True, text=True, cwd=REPO, timeout=120
+        )
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_fetch_subcommand_fetches_into_raw(tmp_path: Path, httpserver) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    httpserver.expect_request("/a.html").respond_with_data(
+        "<html><head><title>A</title></head><body><article><p>"
+        + "Words of the story. " * 30
+        + "</p></article></body></html>",
+        content_type="text/html; charset=utf-8",
+    )
+    urls = tmp_path / "urls.txt"
+    urls.write_text(httpserver.url_for("/a.html") + "\n", encoding="utf-8")
+    assert main(["fetch", "--urls", str(urls), "--raw", str(tmp_path / "raw"), "--delay", "0"]) == 0
+    pages = list((tmp_path / "raw").rglob("*.html"))
+    assert len(pages) == 1 and pages[0].with_name(pages[0].name + ".meta.json").exists()

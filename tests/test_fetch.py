@@ -908,6 +908,4 @@ def test_fetched_pages_and_failures_flow_through_clean(httpserver: HTTPServer, t
     for url, reason in bad.items():
         row = by_url[url]
         assert (row["reason"], row["stage"]) == (reason, "fetch")
-        assert row["source"] == sidecar_path(page_path(raw, url)).relative_to(raw).as_posix().removesuffix(
-            ".meta.json"
-        )
+        assert row["source"] == sidecar_path(page_path(raw, url)).relative_to(raw).as_posix()
