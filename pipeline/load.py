@@ -94,30 +94,39 @@ HOST_KEYS = ("hostname", "domain", "source_domain", "site", "sitename")
 
 
 def discover(root: Path, exclude: Path | None = None) -> list[Path]:
-    """All input files under ``root``, sorted, skipping hidden entries, sidecars and ``exclude``.
+    """All input files under ``root``, sorted by relative path (see :func:`walk_inputs`)."""
+    return [Path(path) for path, _ in walk_inputs(root, exclude)]
 
-    A sidecar without its page (``pipeline fetch`` writes one for a URL it could not fetch) is listed: it
-    loads as that URL's rejection, so a failed fetch is accounted for like any other input.
 
-    Directory symlinks are not followed (no loops); file symlinks are read like files.
+def walk_inputs(root: Path, exclude: Path | None = None) -> list[tuple[str, str]]:
+    """``(path, relative posix path)`` of every input file under ``root``, sorted by relative path.
+
+    Skips hidden entries, sidecars and ``exclude``. A sidecar without its page (``pipeline fetch`` writes
+    one for a URL it could not fetch) is listed: it loads as that URL's rejection, so a failed fetch is
+    accounted for like any other input. Directory symlinks are not followed (no loops); file symlinks are
+    read like files. Plain strings, not ``Path`` objects: a run walks every input each time.
     """
-    found: list[Path] = []
-    exclude = exclude.resolve() if exclude else None
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        here = Path(dirpath)
-        dirnames[:] = sorted(
+    found: list[tuple[str, str]] = []
+    excluded = str(exclude.resolve()) if exclude else None
+    top = os.fspath(root)
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        dirnames[:] = [
             d
             for d in dirnames
-            if not d.startswith(".") and (exclude is None or (here / d).resolve() != exclude)
-        )
-        for name in sorted(filenames):
+            if not d.startswith(".")
+            and (excluded is None or os.path.realpath(os.path.join(dirpath, d)) != excluded)
+        ]
+        prefix = os.path.relpath(dirpath, top).replace(os.sep, "/")
+        prefix = "" if prefix == "." else prefix + "/"
+        names = set(filenames)
+        for name in filenames:
             if name.startswith("."):
                 continue
-            if not name.endswith(SIDECAR_SUFFIX):
-                found.append(here / name)
-            elif name.removesuffix(SIDECAR_SUFFIX) not in filenames:
-                found.append(here / name)  # a failed fetch: a sidecar with no page, loaded as a rejection
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+            # a sidecar is listed only without its page: a failed fetch, loaded as a rejection
+            if not name.endswith(SIDECAR_SUFFIX) or name.removesuffix(SIDECAR_SUFFIX) not in names:
+                found.append((os.path.join(dirpath, name), prefix + name))
+    found.sort(key=lambda item: item[1])
+    return found
 
 
 def load_file(path: Path, root: Path, source: str | None = None) -> Iterator[Document | Rejection]:

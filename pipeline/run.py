@@ -33,7 +33,7 @@ from pipeline.contract import Document, Rejection, record_json
 from pipeline.dedup import PREFIX_TOKENS, Deduplicator, Signed
 from pipeline.extract import extract_main_text, tidy_metadata
 from pipeline.index import INDEX_FILE, Index, IndexMismatch
-from pipeline.load import SIDECAR_SUFFIX, discover, load_file
+from pipeline.load import SIDECAR_SUFFIX, load_file, walk_inputs
 from pipeline.normalize import dedup_tokens, normalize_text
 from pipeline.signature import MinHashConfig, Signer, shingle_hashes
 from pipeline.writer import open_output, write_json_atomic
@@ -279,10 +279,9 @@ def select_files(input_dir: Path, out_dir: Path, index: Index) -> Selection:
     ``path@HASH8``, so both versions stay accounted for.
     """
     selection = Selection([])
-    for path in discover(input_dir, exclude=out_dir):
-        rel = path.relative_to(input_dir).as_posix()
+    for path, rel in walk_inputs(input_dir, exclude=out_dir):
         try:
-            stat = path.stat()
+            stat = os.stat(path)
             # A failed fetch's sidecar is rewritten on every failing attempt: one rejection is enough.
             if index.unchanged(rel, stat.st_size, stat.st_mtime_ns) or (
                 rel.endswith(SIDECAR_SUFFIX) and index.known_path(rel)
@@ -291,19 +290,19 @@ def select_files(input_dir: Path, out_dir: Path, index: Index) -> Selection:
                 continue
             digest = _file_hash(path)
         except OSError:
-            selection.files.append((str(path), rel))  # loading reports it as unreadable
+            selection.files.append((path, rel))  # loading reports it as unreadable
             continue
         selection.rows.append((rel, stat.st_size, stat.st_mtime_ns, digest))
         if index.path_of_hash(digest) is not None:
             selection.same_content += 1
         else:
-            selection.files.append((str(path), f"{rel}@{digest[:8]}" if index.known_path(rel) else rel))
+            selection.files.append((path, f"{rel}@{digest[:8]}" if index.known_path(rel) else rel))
     return selection
 
 
-def _file_hash(path: Path) -> str:
+def _file_hash(path: str) -> str:
     digest = xxhash.xxh3_128()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
@@ -352,6 +351,7 @@ def open_run(input_dir: Path, out_dir: Path, config: RunConfig, rebuild: bool = 
     Raises:
         UsageError: see :func:`check_request`; also an index built with another configuration.
     """
+    started = time.perf_counter()
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     check_request(input_dir, out_dir, config)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -372,7 +372,9 @@ def open_run(input_dir: Path, out_dir: Path, config: RunConfig, rebuild: bool = 
         chunks = [selection.files[i : i + size] for i in range(0, len(selection.files), size)]
         spool_dir = Path(tempfile.mkdtemp(prefix=".spool-", dir=out_dir))
         try:
-            yield Run(input_dir, out_dir, config, index, selection, chunks, spool_dir)
+            run = Run(input_dir, out_dir, config, index, selection, chunks, spool_dir, started)
+            run.timings["select"] = time.perf_counter() - started
+            yield run
         finally:
             shutil.rmtree(spool_dir, ignore_errors=True)
 
