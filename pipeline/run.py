@@ -34,7 +34,7 @@ from pipeline.dedup import PREFIX_TOKENS, Deduplicator, Signed
 from pipeline.extract import extract_main_text, tidy_metadata
 from pipeline.index import INDEX_FILE, Index, IndexMismatch
 from pipeline.load import SIDECAR_SUFFIX, load_file, walk_inputs
-from pipeline.normalize import dedup_tokens, normalize_text
+from pipeline.normalize import dedup_token_bytes, normalize_text
 from pipeline.signature import MinHashConfig, Signer, shingle_hashes
 from pipeline.writer import open_output, write_json_atomic
 
@@ -222,14 +222,14 @@ def clean_chunk(
 
 def sign(record: dict[str, Any], signer: Signer) -> Signed:
     """The compact dedup view of a clean record."""
-    tokens = dedup_tokens(record["text"])
+    tokens = dedup_token_bytes(record["text"])
     hashes = shingle_hashes(tokens, signer.config.shingle_size)
     prefix = None
     if len(tokens) >= max(
         PREFIX_TOKENS, signer.config.min_containment_shingles + signer.config.shingle_size - 1
     ):
         # 63 bits: the prefix is an SQLite integer in the index.
-        prefix = xxhash.xxh64_intdigest(" ".join(tokens[:PREFIX_TOKENS]).encode("utf-8")) >> 1
+        prefix = xxhash.xxh64_intdigest(b" ".join(tokens[:PREFIX_TOKENS])) >> 1
     return Signed(
         record["id"],
         record["source"],

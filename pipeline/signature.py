@@ -1,9 +1,11 @@
 """MinHash signatures of the dedup key, bit-compatible with datasketch's ``affine32`` scheme.
 
-A document's shingles are its word n-grams (``dedup_tokens``), each hashed with 32-bit xxhash of the
-UTF-8 n-gram joined by single spaces. The signature applies datasketch's affine32 permutations in numpy
-over all shingles at once, so ``MinHash(num_perm, seed=seed, scheme="affine32", hashfunc=xxh32_intdigest)``
-fed the same n-gram strings through ``update_batch`` gives the same hash values (tested).
+A document's shingles are its word n-grams (``dedup_tokens``). Each word is hashed once (32-bit xxhash of
+its UTF-8), and an n-gram's hash combines its words' hashes by position (an odd multiplier per position,
+summed modulo 2^32, then MurmurHash3's finalizer), all n-grams of a document at once in numpy: no n-gram
+string is ever built. :func:`shingle_hash` is the same function on one n-gram's bytes, so
+``MinHash(num_perm, seed=seed, scheme="affine32", hashfunc=shingle_hash).update_batch(ngrams)`` gives the
+same hash values as :meth:`Signer.signature` (tested). The permutations are datasketch's own.
 """
 
 from __future__ import annotations
@@ -56,22 +58,70 @@ class MinHashConfig:
     def fingerprint(self) -> str:
         """Names everything a stored signature depends on, so an index never mixes configurations."""
         return (
-            f"minhash-{SCHEME}-xxh32-n{self.shingle_size}-p{self.num_perm}-s{self.seed}"
+            f"minhash-{SCHEME}-xxh32words-n{self.shingle_size}-p{self.num_perm}-s{self.seed}"
             f"-norm{NORMALIZATION_VERSION}"
         )
 
 
-def shingles(tokens: list[str], size: int) -> list[str]:
-    """Word n-grams joined by a space; a document shorter than ``size`` words is one shingle."""
+def shingles(tokens: list[bytes], size: int) -> list[bytes]:
+    """Word n-grams joined by a space (for datasketch's ``update_batch``; the signature path never builds
+    them); a document shorter than ``size`` words is one shingle."""
     if len(tokens) <= size:
-        return [" ".join(tokens)] if tokens else []
-    return [" ".join(tokens[i : i + size]) for i in range(len(tokens) - size + 1)]
+        return [b" ".join(tokens)] if tokens else []
+    return [b" ".join(tokens[i : i + size]) for i in range(len(tokens) - size + 1)]
 
 
-def shingle_hashes(tokens: list[str], size: int) -> np.ndarray:
-    """Sorted unique 32-bit hashes of the shingles of dedup tokens (the set whose Jaccard we measure)."""
-    hashes = [xxhash.xxh32_intdigest(s.encode("utf-8")) for s in shingles(tokens, size)]
-    return np.unique(np.array(hashes, dtype=_U32))
+# One odd multiplier per position in the n-gram (golden-ratio steps): "a b" and "b a" hash apart.
+_POSITION = np.array([(0x9E3779B1 * (2 * k + 1)) & 0xFFFFFFFF for k in range(64)], dtype=_U32)
+
+
+class _TokenHashes(dict):
+    """Token -> 32-bit xxhash of its UTF-8, remembered: most words of a corpus recur, and a dict hit costs
+    a tenth of hashing. Bounded: emptied when it holds ``LIMIT`` tokens."""
+
+    LIMIT = 1 << 20
+
+    def __missing__(self, token: bytes) -> int:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        value = self[token] = xxhash.xxh32_intdigest(token)
+        return value
+
+
+_TOKEN_HASHES = _TokenHashes()
+
+
+def token_hashes(tokens: list[bytes]) -> np.ndarray:
+    """32-bit xxhash of each (UTF-8) token."""
+    return np.fromiter(map(_TOKEN_HASHES.__getitem__, tokens), dtype=_U32, count=len(tokens))
+
+
+def shingle_hashes(tokens: list[bytes], size: int) -> np.ndarray:
+    """Sorted unique 32-bit hashes of the word n-grams of dedup tokens (the set whose Jaccard we measure)."""
+    if size > len(_POSITION):
+        raise ValueError(f"shingle size must be at most {len(_POSITION)}")
+    words = token_hashes(tokens)
+    if words.size == 0:
+        return words
+    width = min(size, words.size)  # a document shorter than ``size`` words is one shingle
+    count = words.size - width + 1
+    with np.errstate(over="ignore"):
+        combined = words[:count] * _POSITION[0]
+        for k in range(1, width):
+            combined = combined + words[k : k + count] * _POSITION[k]
+    ordered = np.sort(_fmix32(combined))
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]  # np.unique, without its overhead
+
+
+def shingle_hash(shingle: bytes) -> int:
+    """The hash of one n-gram (words joined by single spaces), as :func:`shingle_hashes` computes it.
+
+    For datasketch: ``MinHash(..., scheme="affine32", hashfunc=shingle_hash)``.
+    """
+    words = token_hashes(shingle.split(b" "))
+    with np.errstate(over="ignore"):
+        combined = (words * _POSITION[: words.size]).sum(dtype=_U32)
+    return int(_fmix32(np.array([combined], dtype=_U32))[0])
 
 
 class Signer:
@@ -88,8 +138,9 @@ class Signer:
         if hashes.size == 0:
             return np.full(self.config.num_perm, _EMPTY, dtype=_U32)
         mixed = _fmix32(hashes.astype(_U32))
-        with np.errstate(over="ignore"):
-            return (self._a * mixed[None, :] + self._b).min(axis=1)
+        values = np.multiply(self._a, mixed[None, :])  # wraps modulo 2^32, as datasketch's uint32 arithmetic
+        np.add(values, self._b, out=values)
+        return values.min(axis=1)
 
     def minhash(self, signature: np.ndarray) -> MinHash:
         """A datasketch MinHash carrying these hash values, for MinHashLSH."""

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pipeline.contract import document_id, read_jsonl, validate_output
 from pipeline.dedup import Deduplicator, Signed
-from pipeline.normalize import dedup_tokens
+from pipeline.normalize import dedup_token_bytes
 from pipeline.run import RunConfig, clean_folder
 from pipeline.signature import MinHashConfig, Signer, shingle_hashes
 from tests.corpus import _mojibake, _typographic_variant, benchmark_articles
@@ -110,7 +110,7 @@ SIGNER = Signer(MinHashConfig())
 
 
 def _signed(source: str, text: str, date: str | None = None) -> Signed:
-    hashes = shingle_hashes(dedup_tokens(text), 5)
+    hashes = shingle_hashes(dedup_token_bytes(text), 5)
     return Signed(
         document_id(source), source, str(hash(text)), len(text), date, hashes, SIGNER.signature(hashes), None
     )

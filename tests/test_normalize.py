@@ -199,3 +199,19 @@ def test_dedup_tokens_keep_digits() -> None:
 
 def test_dedup_tokens_unify_digits_to_ascii() -> None:
     assert dedup_tokens("Ｒｏｏｍ ４２") == ["room", "42"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            list("abcXYZ019 .,;:!?-_'\n\"\u2019\u201c\u201d\u2014\u00e9\u00df\u0130\uff21")
+        )
+    )
+)
+def test_dedup_token_fast_path_matches_the_regex_path(text: str) -> None:
+    from pipeline.normalize import _APOSTROPHES, _NON_WORD
+
+    folded = unicodedata.normalize("NFKC", text)
+    expected = _NON_WORD.sub(" ", _APOSTROPHES.sub("", folded.casefold())).split()
+    assert dedup_tokens(text) == expected

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import xxhash
 from datasketch import MinHash, MinHashLSH
 
-from pipeline.normalize import dedup_tokens
-from pipeline.signature import MinHashConfig, Signer, containment, jaccard, shingle_hashes, shingles
+from pipeline.normalize import dedup_token_bytes
+from pipeline.signature import (
+    MinHashConfig,
+    Signer,
+    containment,
+    jaccard,
+    shingle_hash,
+    shingle_hashes,
+    shingles,
+)
 from tests.corpus import benchmark_articles
 
 
 @pytest.mark.parametrize("num_perm", [64, 128, 256])
 def test_signature_is_bit_identical_to_datasketch_update_batch(num_perm: int):
     text = benchmark_articles(1)[0].body
-    tokens = dedup_tokens(text)
-    reference = MinHash(num_perm=num_perm, seed=1, scheme="affine32", hashfunc=xxhash.xxh32_intdigest)
-    reference.update_batch([s.encode("utf-8") for s in shingles(tokens, 5)])
+    tokens = dedup_token_bytes(text)
+    reference = MinHash(num_perm=num_perm, seed=1, scheme="affine32", hashfunc=shingle_hash)
+    reference.update_batch(shingles(tokens, 5))
     ours = Signer(MinHashConfig(num_perm=num_perm)).signature(shingle_hashes(tokens, 5))
     assert ours.dtype == np.uint32
     assert np.array_equal(ours, reference.hashvalues)
@@ -28,15 +35,15 @@ def test_signatures_go_into_datasketch_lsh():
     articles = benchmark_articles(5)
     lsh = MinHashLSH(threshold=0.8, num_perm=128)
     for n, article in enumerate(articles):
-        lsh.insert(n, signer.minhash(signer.signature(shingle_hashes(dedup_tokens(article.body), 5))))
-    query = signer.minhash(signer.signature(shingle_hashes(dedup_tokens(articles[2].body), 5)))
+        lsh.insert(n, signer.minhash(signer.signature(shingle_hashes(dedup_token_bytes(article.body), 5))))
+    query = signer.minhash(signer.signature(shingle_hashes(dedup_token_bytes(articles[2].body), 5)))
     assert lsh.query(query) == [2]
 
 
 def test_short_text_is_one_shingle_and_empty_text_none():
-    assert shingles(["a", "b"], 5) == ["a b"]
+    assert shingles([b"a", b"b"], 5) == [b"a b"]
     assert shingles([], 5) == []
-    assert shingles(list("abcdef"), 5) == ["a b c d e", "b c d e f"]
+    assert shingles([c.encode() for c in "abcdef"], 5) == [b"a b c d e", b"b c d e f"]
 
 
 def test_jaccard_and_containment():
@@ -58,3 +65,11 @@ def test_config_validation(kwargs):
 def test_fingerprint_names_the_configuration():
     assert MinHashConfig().fingerprint() != MinHashConfig(num_perm=256).fingerprint()
     assert "affine32" in MinHashConfig().fingerprint()
+
+
+def test_short_documents_and_word_order():
+    """A text shorter than the shingle size is one shingle; n-grams are ordered."""
+    assert shingle_hashes([b"a", b"b"], 5).size == 1
+    assert shingle_hashes([b"a", b"b"], 5)[0] == shingle_hash(b"a b")
+    assert shingle_hash(b"a b c d e") != shingle_hash(b"e d c b a")
+    assert shingle_hashes([], 5).size == 0
