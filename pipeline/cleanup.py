@@ -171,6 +171,7 @@ _FOLD_TITLE = re.compile(r"[\W_]+")
 _SITE_NAME_CHARS = 60
 
 
+@lru_cache(maxsize=4096)
 def _fold(text: str) -> str:
     return _FOLD_TITLE.sub(" ", text.casefold()).strip()
 

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from pipeline import __version__
 from pipeline.cleanup import CleanupConfig
 from pipeline.fetch import add_fetch_arguments, run_fetch
+from pipeline.report import ReportError, add_report_arguments, run_report
 from pipeline.run import RunConfig, Summary, UsageError, clean_folder
 from pipeline.signature import MinHashConfig
 
@@ -100,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         "`pipeline clean` reports in rejected.jsonl.",
     )
     add_fetch_arguments(fetch)
+    report = commands.add_parser(
+        "report",
+        help="summary, largest clusters and word diffs of a clean run's duplicates",
+        description="Print the summary and the largest duplicate clusters of OUTPUT (all runs), one cluster "
+        "with word diffs (--cluster ID), JSON or CSV for scripts, or open OUTPUT/report.html (--open).",
+    )
+    add_report_arguments(report)
     commands.add_parser(
         "serve",
         help="serve the Prefect flows on a cron schedule (see `pipeline serve --help`)",
@@ -115,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "report":
+        try:
+            return run_report(args)
+        except ReportError as err:
+            print(f"pipeline: error: {err}", file=sys.stderr)
+            return 2
     if args.command == "fetch":
         try:
             return run_fetch(args)

@@ -29,8 +29,6 @@ _INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060
 # ... and C1 controls and the soft hyphen, which are removed only after mojibake repair: UTF-8 read as
 # cp1252 leaves them inside damaged characters ("”" becomes "â€\x9d", "í" becomes "Ã\xad").
 _LATE_INVISIBLE = re.compile("[\x80-\x84\x86-\x9f\u00ad]")
-_SPACES = re.compile("[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
-_BLANK_RUNS = re.compile(r"\n{3,}")
 
 
 def repair_mojibake(text: str) -> str:
@@ -74,14 +72,21 @@ def _normalize_once(text: str, unescape: bool) -> str:
     text = _visible(text)
     if unescape and "&" in text and _ENTITY.search(text):
         text = _visible(html.unescape(text))
-    repaired = repair_mojibake(text)
-    if repaired is not text:
-        text = _visible(repaired)
-    text = unicodedata.normalize("NFC", _LATE_INVISIBLE.sub("", text))
-    text = _SPACES.sub(" ", text)
-    lines = [line.strip() for line in text.split("\n")]
-    text = "\n".join(lines)
-    return _BLANK_RUNS.sub("\n\n", text).strip()
+    if not text.isascii():
+        repaired = repair_mojibake(text)
+        if repaired is not text:
+            text = _visible(repaired)
+        text = _LATE_INVISIBLE.sub("", text)
+        if not unicodedata.is_normalized("NFC", text):
+            text = unicodedata.normalize("NFC", text)
+    # Spaces: str.split() splits on exactly the whitespace _visible leaves (spaces, tabs, no-break and
+    # other Unicode spaces); blank lines: at most one in a row.
+    lines: list[str] = []
+    for line in text.split("\n"):
+        line = " ".join(line.split())
+        if line or (lines and lines[-1]):
+            lines.append(line)
+    return "\n".join(lines).strip()
 
 
 # Apostrophes of every style are dropped inside words ("don’t" and "don't" both give "dont"); double

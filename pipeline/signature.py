@@ -93,7 +93,7 @@ _TOKEN_HASHES = _TokenHashes()
 
 def token_hashes(tokens: list[bytes]) -> np.ndarray:
     """32-bit xxhash of each (UTF-8) token."""
-    return np.fromiter(map(_TOKEN_HASHES.__getitem__, tokens), dtype=_U32, count=len(tokens))
+    return np.array(list(map(_TOKEN_HASHES.__getitem__, tokens)), dtype=_U32)
 
 
 def shingle_hashes(tokens: list[bytes], size: int) -> np.ndarray:
