@@ -33,7 +33,7 @@ import sys
 import tempfile
 import webbrowser
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,7 +212,7 @@ def build_report(
     rejected: Counter[str] = Counter(r.get("reason", "?") for r in _rows(out_dir / contract.REJECTED))
     stats = json.loads((out_dir / contract.STATS).read_text(encoding="utf-8"))
 
-    clusters = []
+    clusters: list[dict[str, Any]] = []
     for kept_id, copies in members.items():
         # A kept record is never withdrawn, so it is in records.jsonl; should a file have been edited by
         # hand, the cluster still shows, with what its copies say about it.
@@ -254,11 +254,9 @@ def build_report(
     return report, texts
 
 
-def _boilerplate(
-    removed: dict[str, Counter[str]], documents: Counter[str], top: int
-) -> list[dict[str, Any]]:
+def _boilerplate(removed: dict[str, Counter[str]], documents: Counter[str], top: int) -> list[dict[str, Any]]:
     """Per source, the lines removed most often (ties by line), sources with most removals first."""
-    sources = []
+    sources: list[dict[str, Any]] = []
     for group, lines in removed.items():
         ranked = sorted(lines.items(), key=lambda item: (-item[1], item[0]))[:top]
         sources.append(
@@ -305,7 +303,7 @@ def word_tokens(text: str) -> list[tuple[str, str]]:
 
 def word_opcodes(
     kept: list[tuple[str, str]], copy: list[tuple[str, str]]
-) -> list[tuple[str, int, int, int, int]]:
+) -> Sequence[tuple[str, int, int, int, int]]:
     """``SequenceMatcher`` opcodes over the words alone (whitespace differences are not differences).
 
     ``autojunk`` is off: it would treat every word that makes up over 1% of a long text ("the") as junk
@@ -329,8 +327,12 @@ def word_diff(kept_text: str, copy_text: str) -> list[Segment]:
         if tag == "equal":
             segments.append(("=", _joined(kept[i1:i2])))
             continue
-        if i2 > i1:
-            segments.append(("-", _joined(kept[i1:i2])))
+        deleted = _joined(kept[i1:i2])
+        if j2 > j1 and deleted:
+            # replaced: the copy's words follow the struck-out ones on the same line
+            deleted = deleted.rstrip() + " "
+        if deleted:
+            segments.append(("-", deleted))
         if j2 > j1:
             segments.append(("+", _joined(copy[j1:j2])))
     return segments
@@ -520,7 +522,7 @@ def page_data(report: dict[str, Any], diffs: dict[str, dict[str, Any]]) -> dict[
     reason, length, matched id or null when the kept one]``
     """
     clusters = []
-    diff_list = []
+    diff_list: list[list[Any]] = []
     for cluster in report["clusters"]:
         kept = cluster["kept"]
         members = [
@@ -600,10 +602,12 @@ def render_html(report: dict[str, Any], diffs: dict[str, dict[str, Any]], config
         ("min. shingles for containment", minhash.get("min_containment_shingles")),
         ("fingerprint", report["config"].get("minhash_fingerprint")),
     ]
-    settings_html = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in settings if v is not None)
+    settings_html = "".join(
+        f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in settings if v is not None
+    )
     reasons = counts["rejected_by_reason"]
     reasons_html = (
-        "<table class=\"kv\"><caption>Rejected, by reason</caption>"
+        '<table class="kv"><caption>Rejected, by reason</caption>'
         + "".join(f"<tr><th>{_e(k)}</th><td>{_n(v)}</td></tr>" for k, v in reasons.items())
         + "</table>"
         if reasons
@@ -717,13 +721,18 @@ def summary_table(report: dict[str, Any]) -> Table:
     """The overall counts and the dedup settings as a two-column table."""
     counts = report["counts"]
     minhash = report["config"].get("minhash", {})
-    table = Table(title=f"Duplicate report: {escape(report['output'])}", show_header=False, title_justify="left")
+    table = Table(
+        title=f"Duplicate report: {escape(report['output'])}", show_header=False, title_justify="left"
+    )
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
     rows = [
         ("documents (all runs)", _n(counts["documents"])),
         ("kept", _n(counts["kept"])),
-        ("duplicates", f"{_n(counts['duplicates'])} ({_n(counts['exact'])} exact, {_n(counts['near'])} near)"),
+        (
+            "duplicates",
+            f"{_n(counts['duplicates'])} ({_n(counts['exact'])} exact, {_n(counts['near'])} near)",
+        ),
         ("rejected", _n(counts["rejected"])),
         *((f"  rejected: {escape(k)}", _n(v)) for k, v in counts["rejected_by_reason"].items()),
         ("clusters", _n(counts["clusters"])),
@@ -758,22 +767,19 @@ def clusters_table(report: dict[str, Any], top: int) -> Table:
     table = Table(
         title=f"Largest clusters ({_n(len(clusters))} of {_n(len(report['clusters']))})", title_justify="left"
     )
-    for name, justify in (
-        ("cluster id", "left"),
-        ("size", "right"),
-        ("kept source", "left"),
-        ("title", "left"),
-        ("copies", "left"),
-        ("min sim.", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("cluster id", no_wrap=True, min_width=16)
+    table.add_column("size", justify="right", no_wrap=True, min_width=4)
+    table.add_column("kept source", overflow="fold", min_width=12, max_width=40)
+    table.add_column("title", min_width=10, max_width=40)
+    table.add_column("copies", min_width=7)
+    table.add_column("min sim.", justify="right", no_wrap=True, min_width=5)
     for cluster in clusters:
         kinds = Counter(m["kind"] for m in cluster["members"])
         table.add_row(
             cluster["id"],
             _n(cluster["size"]),
             escape(str(cluster["kept"]["source"])),
-            escape(str(cluster["kept"]["title"] or "")),
+            escape(_clip(str(cluster["kept"]["title"] or ""), 60)),
             ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
             f"{min(m['similarity'] for m in cluster['members']):.3f}",
         )
@@ -812,8 +818,7 @@ def print_cluster(console: Console, detail: dict[str, Any]) -> None:
         f"[bold]Cluster {escape(detail['id'])}[/]: {detail['size']} documents\n"
         f"[bold]kept[/] {escape(str(kept['source']))} ({_n(kept['length'])} characters"
         f"{', ' + escape(str(kept['date'])) if kept['date'] else ''})\n"
-        f"  {escape(str(kept['title'] or ''))}"
-        + (f"\n  {escape(str(kept['url']))}" if kept["url"] else "")
+        f"  {escape(str(kept['title'] or ''))}" + (f"\n  {escape(str(kept['url']))}" if kept["url"] else "")
     )
     for member in detail["members"]:
         console.print()
@@ -881,7 +886,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--top", type=int, default=10, help="largest clusters listed (default: 10; 0 = all)")
     parser.add_argument(
-        "--cluster", metavar="ID", help="show one cluster (a kept record's id, or a duplicate's) with word diffs"
+        "--cluster",
+        metavar="ID",
+        help="show one cluster (a kept record's id, or a duplicate's) with word diffs",
     )
     parser.add_argument(
         "--format",
@@ -1039,7 +1046,9 @@ _SCRIPT = r"""
   const data = JSON.parse(document.getElementById("report-data").textContent);
   // Field positions of the compact arrays (pipeline/report.py, page_data).
   const C = { ID: 0, SOURCE: 1, URL: 2, TITLE: 3, LENGTH: 4, DATE: 5, MEMBERS: 6, DIFF: 7 };
-  const M = { ID: 0, SOURCE: 1, URL: 2, TITLE: 3, SIM: 4, CONT: 5, KIND: 6, REASON: 7, LENGTH: 8, MATCHED: 9 };
+  const M = {
+    ID: 0, SOURCE: 1, URL: 2, TITLE: 3, SIM: 4, CONT: 5, KIND: 6, REASON: 7, LENGTH: 8, MATCHED: 9,
+  };
   const PAGE_SIZE = 20;
   const MEMBER_PAGE = 50;
   const clusters = data.clusters;
@@ -1228,8 +1237,10 @@ _SCRIPT = r"""
     const tokens = entry[0], ops = diff[0];
     const changed = ops.some((op) => op[0] !== 0);
     let text = changed
-      ? "Words only in the kept text are struck out on the left; words only in the copy are marked on the right."
-      : "Same words as the kept text" + (m[M.KIND] === "exact" ? " (an exact copy)." : "; only spacing differs.");
+      ? "Words only in the kept text are struck out on the left; words only in the copy are marked " +
+        "on the right."
+      : "Same words as the kept text" +
+        (m[M.KIND] === "exact" ? " (an exact copy)." : "; only spacing differs.");
     if (entry[1] || diff[1]) text += " Compared on the first " + nf.format(tokens.length) + " words.";
     box.append(el("p", "diff-note", text));
     const kept = el("div", "diff-text"), copy = el("div", "diff-text");

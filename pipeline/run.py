@@ -35,6 +35,7 @@ from pipeline.extract import extract_main_text, tidy_metadata
 from pipeline.index import INDEX_FILE, Index, IndexMismatch
 from pipeline.load import SIDECAR_SUFFIX, load_file, walk_inputs
 from pipeline.normalize import dedup_token_bytes, normalize_text
+from pipeline.report import update_reports
 from pipeline.signature import MinHashConfig, Signer, shingle_hashes
 from pipeline.writer import open_output, write_json_atomic
 
@@ -507,6 +508,7 @@ def finish(
         },
     }
     write_json_atomic(run.out_dir / contract.STATS, stats)
+    update_reports(run.out_dir)  # report.json and report.html over all runs' outputs
     return Summary(
         run.files,
         documents,
