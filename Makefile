@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: run test lint eval clean-output
+.PHONY: run test lint eval bench bench-peers clean-output
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ lint: $(STAMP)  ## ruff (lint and format check) and mypy
 
 eval: $(STAMP)  ## quality evaluations on ../shared/data (not part of the tests)
 	$(PY) -m tests.evaluate
+
+bench: $(STAMP)  ## benchmarks vs the peers (minutes; not part of the tests); table + bench/results/*.json
+	$(VENV)/bin/pip install --quiet rensa || echo "rensa not installed: its case is skipped"
+	$(PY) -m bench.run
+
+bench-peers:  ## opt-in: datatrove + spaCy in their own venv, for the datatrove case of `make bench`
+	$(PYTHON) -m venv bench/.venv-peers
+	bench/.venv-peers/bin/pip install --quiet 'datatrove[io,processing]' spacy
 
 clean-output:
 	rm -rf clean/*.jsonl clean/*.json

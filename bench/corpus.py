@@ -19,12 +19,17 @@ from tests.corpus import SAMPLE_BENCHMARK
 
 SITES = 20
 HEADER = "Skip to content\n\n{site} | Home | News | Sport\n\n"
-FOOTER = "\n\nShare this:\nTwitter\nFacebook\n\nThe post {title} appeared first on {site}.\n\nExit mobile version\n"
+FOOTER = (
+    "\n\nShare this:\nTwitter\nFacebook\n\n"
+    "The post {title} appeared first on {site}.\n\nExit mobile version\n"
+)
 
 
 def vocabulary() -> tuple[np.ndarray, np.ndarray]:
     truth = json.loads((SAMPLE_BENCHMARK / "ground-truth.json").read_text(encoding="utf-8"))
-    counts = Counter(w for item in truth.values() for w in re.findall(r"[A-Za-z][a-z']+", item["articleBody"]))
+    counts = Counter(
+        w for item in truth.values() for w in re.findall(r"[A-Za-z][a-z']+", item["articleBody"])
+    )
     words = np.array(sorted(counts))
     weights = np.array([counts[w] for w in words], dtype=float)
     return words, weights / weights.sum()
@@ -39,7 +44,9 @@ def generate(root: Path, count: int, seed: int = 0, copy_share: float = 0.1, sta
     for n in range(start, start + count):
         site = f"site{n % SITES:02d}"
         if bodies and rng.random() < copy_share:
-            body = bodies[int(rng.integers(len(bodies)))]  # a syndicated copy, under another site's boilerplate
+            body = bodies[
+                int(rng.integers(len(bodies)))
+            ]  # a syndicated copy, under another site's boilerplate
             title = body.split(".", 1)[0][:70]
         else:
             paragraphs = []
@@ -50,7 +57,9 @@ def generate(root: Path, count: int, seed: int = 0, copy_share: float = 0.1, sta
             title = " ".join(rng.choice(words, size=8, p=weights)).capitalize()
             if len(bodies) < 5000:
                 bodies.append(body)
-        text = HEADER.format(site=site) + f"{title}\n\n{title}\n\n{body}" + FOOTER.format(title=title, site=site)
+        text = (
+            HEADER.format(site=site) + f"{title}\n\n{title}\n\n{body}" + FOOTER.format(title=title, site=site)
+        )
         path = root / site / f"{n:07d}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

@@ -1,0 +1,265 @@
+"""`make bench`: times our engine against the peers on generated corpora and prints one table.
+
+Cases (each timed over several runs after a warm-up; the median is reported):
+
+- signatures only, on the dedup tokens of 2,000 generated articles: datasketch's naive loop (one
+  ``MinHash.update`` per shingle, default SHA-1 hash: the baseline), datasketch's ``update_batch`` with our
+  ``shingle_hash`` (the same signatures as ours, bit for bit), our production path, and rensa's RMinHash
+  (Rust, single-threaded) where installed (``pip install rensa``);
+- the whole ``pipeline clean`` of 20,000 generated scraped-text files as a separate process, 1 and 2
+  workers, with peak RSS;
+- datatrove's MinHash pipeline on the same files, where ``make bench-peers`` installed it (not measured
+  otherwise: it needs datatrove[io,processing] and spaCy in their own virtual environment);
+- incremental: 1,000 new files against an existing output of 2,000 and of 200,000 documents;
+- memory: peak RSS of the first run over 200,000 documents.
+
+Corpora and base outputs are cached under bench/.cache (generated once, deterministically). Results go
+to bench/results/<time>.json and bench/results/latest.json. Sizes can be shrunk for a smoke run with
+``BENCH_SMALL=N BENCH_LARGE=N BENCH_RUNS=N``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from datasketch import MinHash
+
+from bench.corpus import generate
+from pipeline.normalize import dedup_token_bytes
+from pipeline.signature import MinHashConfig, Signer, shingle_hash, shingle_hashes, shingles
+
+ROOT = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("BENCH_CACHE", ROOT / ".cache"))
+RESULTS = Path(os.environ.get("BENCH_RESULTS", ROOT / "results"))
+PIPELINE_DOCS = int(os.environ.get("BENCH_PIPELINE", 20_000))
+SMALL = int(os.environ.get("BENCH_SMALL", 2_000))
+LARGE = int(os.environ.get("BENCH_LARGE", 200_000))
+NEW = int(os.environ.get("BENCH_NEW", 1_000))
+RUNS = int(os.environ.get("BENCH_RUNS", 3))
+SIGNATURE_DOCS = int(os.environ.get("BENCH_SIGNATURE_DOCS", 2_000))
+
+
+def timed(fn: Callable[[], object], runs: int = RUNS) -> float:
+    """Median seconds of ``runs`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def corpus(name: str, count: int, seed: int, start: int = 0) -> tuple[Path, int]:
+    """A cached generated corpus: (folder, bytes)."""
+    folder = CACHE / name
+    marker = folder / ".bytes"
+    if not marker.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        written = generate(folder, count, seed=seed, start=start)
+        marker.write_text(str(written))
+    return folder, int(marker.read_text())
+
+
+def run_process(args: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MB, the largest process of the run) of a command."""
+    probe = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True)
+    seconds, rss_kb, code = out.stdout.split()
+    if code != "0":
+        raise RuntimeError(f"{args} exited {code}")
+    return float(seconds), int(rss_kb) // 1024
+
+
+def clean(input_dir: Path, out: Path, workers: int, rebuild: bool = True) -> tuple[float, int]:
+    args = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "clean",
+        str(input_dir),
+        "--out",
+        str(out),
+        "-q",
+        "--workers",
+        str(workers),
+    ]
+    return run_process(args + (["--rebuild"] if rebuild else []))
+
+
+def signatures() -> dict[str, dict]:
+    folder, _ = corpus(f"articles-{SIGNATURE_DOCS}", SIGNATURE_DOCS, seed=11)
+    texts = [p.read_text(encoding="utf-8") for p in sorted(folder.rglob("*.txt"))]
+    tokens = [dedup_token_bytes(t) for t in texts]
+    # Each engine gets its natural input ready-made: our path reads tokens; the others read n-grams.
+    ngrams = [shingles(t, 5) for t in tokens]
+    ngram_strings = [[s.decode("utf-8") for s in n] for n in ngrams]
+    megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
+    config = MinHashConfig()
+    signer = Signer(config)
+    cases: dict[str, Callable[[], object]] = {
+        "datasketch naive update() loop": lambda: [_naive(n) for n in ngrams],
+        "datasketch update_batch(shingle_hash)": lambda: [_batch(n) for n in ngrams],
+        "ours (production path)": lambda: [signer.signature(shingle_hashes(t, 5)) for t in tokens],
+    }
+    try:
+        import rensa
+
+        cases["rensa RMinHash (Rust, 1 thread)"] = lambda: [_rensa(rensa, n) for n in ngram_strings]
+    except ImportError:
+        pass
+    results = {}
+    for name, fn in cases.items():
+        runs = 1 if "naive" in name or "update_batch" in name else RUNS
+        seconds = timed(fn, runs)
+        results[name] = {
+            "docs_per_s": len(texts) / seconds,
+            "mb_per_s": megabytes / seconds,
+            "seconds": seconds,
+        }
+    return results
+
+
+def _naive(ngrams: list[bytes]) -> MinHash:
+    minhash = MinHash(num_perm=128)
+    for shingle in ngrams:
+        minhash.update(shingle)
+    return minhash
+
+
+def _batch(ngrams: list[bytes]) -> MinHash:
+    minhash = MinHash(num_perm=128, seed=1, scheme="affine32", hashfunc=shingle_hash)
+    minhash.update_batch(ngrams)
+    return minhash
+
+
+def _rensa(rensa, ngrams: list[str]):  # type: ignore[no-untyped-def]
+    minhash = rensa.RMinHash(num_perm=128, seed=1)
+    minhash.update(ngrams)
+    return minhash.digest()
+
+
+def pipeline_runs() -> dict[str, dict]:
+    folder, size = corpus(f"pipeline-{PIPELINE_DOCS}", PIPELINE_DOCS, seed=1)
+    results = {}
+    for workers in (1, 2):
+        times, peaks = [], []
+        for _ in range(max(1, RUNS - 1)):
+            seconds, peak = clean(folder, CACHE / f"pipeline-out-{workers}", workers)
+            times.append(seconds)
+            peaks.append(peak)
+        seconds = statistics.median(times)
+        results[f"pipeline clean, {workers} worker(s)"] = {
+            "docs_per_s": PIPELINE_DOCS / seconds,
+            "mb_per_s": size / 1e6 / seconds,
+            "seconds": seconds,
+            "peak_rss_mb": max(peaks),
+        }
+    return results
+
+
+def incremental() -> dict[str, dict]:
+    results = {}
+    for size in (SMALL, LARGE):
+        base, _ = corpus(f"base-{size}", size, seed=3)
+        out = CACHE / f"base-{size}-out"
+        if not (out / "index.sqlite").exists():
+            seconds, peak = clean(base, out, workers=2)
+            results[f"first run, {size} documents, 2 workers"] = {
+                "docs_per_s": size / seconds,
+                "seconds": seconds,
+                "peak_rss_mb": peak,
+            }
+        times = []
+        for _ in range(RUNS):
+            # Each timed run adds NEW files the index has not seen (numbered after everything so far).
+            start = size + 10_000_000 + int(time.time() * 1000) % 1_000_000 * NEW
+            generate(base / f"new-{start}", NEW, seed=start % 2**31, start=start)
+            seconds, peak = clean(base, out, workers=2, rebuild=False)
+            times.append(seconds)
+        results[f"incremental, {NEW} new against {size}"] = {
+            "seconds": statistics.median(times),
+            "peak_rss_mb": peak,
+            "docs_per_s": NEW / statistics.median(times),
+        }
+    return results
+
+
+def datatrove() -> dict[str, dict]:
+    python = ROOT / ".venv-peers" / "bin" / "python"
+    if not python.exists():
+        return {}
+    folder, size = corpus(f"pipeline-{PIPELINE_DOCS}", PIPELINE_DOCS, seed=1)
+    work = CACHE / "datatrove-work"
+    shutil.rmtree(work, ignore_errors=True)
+    script = str(ROOT / "datatrove_minhash.py")
+    subprocess.run([str(python), script, "prepare", str(folder), str(work)], check=True)  # not timed
+    seconds, peak = run_process([str(python), script, "run", str(work)])
+    return {
+        "datatrove MinHash dedup (4 stages), 2 tasks": {
+            "docs_per_s": PIPELINE_DOCS / seconds,
+            "mb_per_s": size / 1e6 / seconds,
+            "seconds": seconds,
+            "peak_rss_mb": peak,
+        }
+    }
+
+
+def main() -> None:
+    CACHE.mkdir(exist_ok=True)
+    RESULTS.mkdir(exist_ok=True)
+    results = {**signatures(), **pipeline_runs(), **datatrove(), **incremental()}
+    naive = results["datasketch naive update() loop"]["docs_per_s"]
+    ours = results["ours (production path)"]["docs_per_s"]
+    rensa = results.get("rensa RMinHash (Rust, 1 thread)", {}).get("docs_per_s")
+    one = results["pipeline clean, 1 worker(s)"]["docs_per_s"]
+    two = results["pipeline clean, 2 worker(s)"]["docs_per_s"]
+    ratios = {
+        "signatures: ours / datasketch naive (target >= 30)": ours / naive,
+        "signatures: ours / rensa 1 thread (target >= 1)": ours / rensa if rensa else None,
+        "pipeline: 2 workers / 1 worker (target >= 1.7)": two / one,
+        f"incremental: against {LARGE} / against {SMALL} (target <= 1.5)": results[
+            f"incremental, {NEW} new against {LARGE}"
+        ]["seconds"]
+        / results[f"incremental, {NEW} new against {SMALL}"]["seconds"],
+    }
+    datatrove_case = results.get("datatrove MinHash dedup (4 stages), 2 tasks")
+    if datatrove_case:
+        ratios["pipeline 2 workers / datatrove"] = two / datatrove_case["docs_per_s"]
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(f"\n{'case':58s} {'docs/s':>10s} {'MB/s':>7s} {'seconds':>8s} {'peak MB':>8s}")
+    for name, row in results.items():
+        mb = f"{row['mb_per_s']:7.1f}" if "mb_per_s" in row else " " * 7
+        peak = f"{row['peak_rss_mb']:8d}" if "peak_rss_mb" in row else ""
+        print(f"{name:58s} {row['docs_per_s']:10.0f} {mb} {row['seconds']:8.2f} {peak}")
+    print()
+    for name, value in ratios.items():
+        print(f"{name:70s} {value:8.2f}" if value is not None else f"{name:70s} {'n/a':>8s}")
+    print(f"\nmachine: {machine}")
+    record = {
+        "machine": machine,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "results": results,
+        "ratios": ratios,
+        "sizes": {"pipeline": PIPELINE_DOCS, "small": SMALL, "large": LARGE, "new": NEW, "runs": RUNS},
+    }
+    text = json.dumps(record, indent=2)
+    (RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(text)
+    (RESULTS / "latest.json").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
