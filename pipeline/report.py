@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from pipeline import contract
 from pipeline.writer import FILE_MODE
@@ -335,7 +335,11 @@ def word_diff(kept_text: str, copy_text: str) -> list[Segment]:
             segments.append(("-", deleted))
         if j2 > j1:
             segments.append(("+", _joined(copy[j1:j2])))
-    return segments
+    # the kept text's last word has no space after it; a word inserted after it needs one
+    return [
+        (op, text + " " if i < len(segments) - 1 and text and not text[-1].isspace() else text)
+        for i, (op, text) in enumerate(segments)
+    ]
 
 
 def _joined(tokens: list[tuple[str, str]]) -> str:
@@ -451,7 +455,13 @@ def _embedded_diffs(
         kept = kept_tokens[dup["duplicate_of"]]
         copy = word_tokens(dup.get("text") or "")
         ops: list[list[Any]] = []
-        for tag, i1, i2, j1, j2 in word_opcodes(kept, copy[:cap]):
+        # an exact copy has the kept text: nothing to compare
+        opcodes = (
+            [("equal", 0, len(kept), 0, len(kept))]
+            if dup["kind"] == "exact"
+            else word_opcodes(kept, copy[:cap])
+        )
+        for tag, i1, i2, j1, j2 in opcodes:
             if tag == "equal":
                 ops.append([0, i1, i2])
                 continue
@@ -722,7 +732,7 @@ def summary_table(report: dict[str, Any]) -> Table:
     counts = report["counts"]
     minhash = report["config"].get("minhash", {})
     table = Table(
-        title=f"Duplicate report: {escape(report['output'])}", show_header=False, title_justify="left"
+        title=Text(f"Duplicate report: {report['output']}"), show_header=False, title_justify="left"
     )
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
@@ -734,14 +744,14 @@ def summary_table(report: dict[str, Any]) -> Table:
             f"{_n(counts['duplicates'])} ({_n(counts['exact'])} exact, {_n(counts['near'])} near)",
         ),
         ("rejected", _n(counts["rejected"])),
-        *((f"  rejected: {escape(k)}", _n(v)) for k, v in counts["rejected_by_reason"].items()),
+        *((f"  rejected: {k}", _n(v)) for k, v in counts["rejected_by_reason"].items()),
         ("clusters", _n(counts["clusters"])),
         ("largest cluster", f"{_n(counts['largest_cluster'])} documents"),
         ("threshold / containment", f"{minhash.get('threshold')} / {minhash.get('containment')}"),
         ("shingle size / permutations", f"{minhash.get('shingle_size')} / {minhash.get('num_perm')}"),
     ]
     for what, value in rows:
-        table.add_row(what, value)
+        table.add_row(Text(what), Text(value))
     return table
 
 
@@ -778,63 +788,82 @@ def clusters_table(report: dict[str, Any], top: int) -> Table:
         table.add_row(
             cluster["id"],
             _n(cluster["size"]),
-            escape(str(cluster["kept"]["source"])),
-            escape(_clip(str(cluster["kept"]["title"] or ""), 60)),
+            Text(str(cluster["kept"]["source"])),
+            Text(_clip(str(cluster["kept"]["title"] or ""), 60)),
             ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
             f"{min(m['similarity'] for m in cluster['members']):.3f}",
         )
     return table
 
 
-def diff_markup(segments: list[Segment], context: int = 12) -> str:
-    """Rich markup of a word diff: deletions red and struck through, insertions green; runs of unchanged
-    words longer than ``2 * context`` shortened to their ends. Every piece of text is escaped."""
-    parts = []
+def diff_text(segments: list[Segment], context: int = 12, plain: bool = False) -> Text:
+    """A word diff for the terminal: deletions red and struck through, insertions green (``plain``: git's
+    ``--word-diff=plain`` markers ``[-old-]{+new+}``, for output without colour); runs of unchanged words
+    longer than ``2 * context`` shortened to their ends.
+
+    Built from :class:`rich.text.Text` pieces, which rich never parses as markup: scraped text such as
+    ``[bold]`` or a trailing backslash prints as it is.
+    """
+    styles = {"-": "red strike", "+": "green bold"}
+    markers = {"-": ("[-", "-]"), "+": ("{+", "+}")}
+    out = Text()
     last = len(segments) - 1
     for i, (op, text) in enumerate(segments):
-        if op == "-":
-            parts.append(f"[red strike]{escape(text)}[/]")
-        elif op == "+":
-            parts.append(f"[green bold]{escape(text)}[/]")
-        else:
-            words = text.split(" ")
-            head = context if i < last else 2 * context
-            tail = context if i > 0 else 2 * context
-            if len(words) > head + tail + 3:
-                if i > 0:
-                    parts.append(escape(" ".join(words[:head])) + " ")
-                parts.append("[dim]…[/] ")
-                if i < last:
-                    parts.append(escape(" ".join(words[-tail:])))
+        if op in styles:
+            core = text.rstrip()
+            if plain:
+                out.append(markers[op][0] + core + markers[op][1])
             else:
-                parts.append(escape(text))
-    return "".join(parts)
+                out.append(core, style=styles[op])
+            out.append(text[len(core) :])
+            continue
+        words = text.split(" ")
+        head = context if i < last else 2 * context
+        tail = context if i > 0 else 2 * context
+        if len(words) > head + tail + 3:
+            if i > 0:
+                out.append(" ".join(words[:head]) + " ")
+            out.append("… ", style="dim")
+            if i < last:
+                out.append(" ".join(words[-tail:]))
+        else:
+            out.append(text)
+    return out
 
 
 def print_cluster(console: Console, detail: dict[str, Any]) -> None:
     """One cluster: the kept record, then each copy with why it lost and its word diff."""
     kept = detail["kept"]
-    console.print(
-        f"[bold]Cluster {escape(detail['id'])}[/]: {detail['size']} documents\n"
-        f"[bold]kept[/] {escape(str(kept['source']))} ({_n(kept['length'])} characters"
-        f"{', ' + escape(str(kept['date'])) if kept['date'] else ''})\n"
-        f"  {escape(str(kept['title'] or ''))}" + (f"\n  {escape(str(kept['url']))}" if kept["url"] else "")
+    dated = f", {kept['date']}" if kept["date"] else ""
+    head = Text.assemble(
+        ("Cluster ", "bold"),
+        (detail["id"], "bold"),
+        f": {detail['size']} documents\n",
+        ("kept ", "bold"),
+        f"{kept['source']} ({_n(kept['length'])} characters{dated})",
+        f"\n  {kept['title'] or ''}",
+        f"\n  {kept['url']}" if kept["url"] else "",
     )
+    console.print(head)
+    plain = console.no_color or not console.is_terminal
     for member in detail["members"]:
         console.print()
-        console.rule(escape(member["source"]), align="left")
+        console.rule(Text(member["source"]), align="left")
         console.print(
-            f"[bold]{escape(member['kind'])}[/] copy, similarity {member['similarity']:.3f}, containment "
-            f"{member['containment']:.3f}, {_n(member['length'])} characters; "
-            f"lost: {escape(member['reason'])}"
-            + (f"\nlinked through {escape(member['matched'])}" if member["matched"] != detail["id"] else "")
+            Text.assemble(
+                (member["kind"], "bold"),
+                f" copy, similarity {member['similarity']:.3f}, containment {member['containment']:.3f}, "
+                f"{_n(member['length'])} characters; lost: {member['reason']}",
+                f"\nlinked through {member['matched']}" if member["matched"] != detail["id"] else "",
+            )
         )
-        if all(op == "=" for op, _ in member["diff"]):
-            console.print("[dim]same words as the kept text[/]")
+        segments = [(op, text) for op, text in member["diff"]]
+        if all(op == "=" for op, _ in segments):
+            console.print(Text("same words as the kept text", style="dim"))
         else:
-            console.print(diff_markup([(op, text) for op, text in member["diff"]]), highlight=False)
+            console.print(diff_text(segments, plain=plain))
     if not detail["members"]:
-        console.print("[dim]no duplicates of this record[/]")
+        console.print(Text("no duplicates of this record", style="dim"))
 
 
 CSV_FIELDS = (
@@ -929,20 +958,23 @@ def run_report(args: argparse.Namespace) -> int:
             print_cluster(console, detail)
         return 0
     report, _ = build_report(out_dir)
+    if args.format == "table":
+        console.print(summary_table(report))
+        console.print(histogram_table(report))
+        console.print(clusters_table(report, args.top))
+        console.print(
+            Text(
+                f"One cluster with word diffs: pipeline report {out_dir} --cluster ID; in a browser: --open",
+                style="dim",
+            )
+        )
+        return 0
     if args.top:
         report["clusters"] = report["clusters"][: args.top]
     if args.format == "json":
         print(json.dumps(report, ensure_ascii=False, indent=2))
-    elif args.format == "csv":
-        write_csv(report["clusters"], sys.stdout)
     else:
-        console.print(summary_table(report))
-        console.print(histogram_table(report))
-        console.print(clusters_table(report, 0))
-        console.print(
-            f"[dim]One cluster with word diffs: pipeline report {escape(str(out_dir))} --cluster ID; "
-            "in a browser: --open[/]"
-        )
+        write_csv(report["clusters"], sys.stdout)
     return 0
 
 
