@@ -164,6 +164,7 @@ def test_clean_small_folder_through_subprocess(seed_folder: Path, tmp_path: Path
         assert count in summary[0], (count, summary[0])
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [contract.RECORDS, contract.DUPLICATES, contract.REJECTED, contract.STATS, "index.sqlite"]
+        + ["report.json", "report.html"]
     )
     assert contract.validate_output(out) == {"records": 1, "duplicates": 1, "rejected": 1}
     records = contract.read_jsonl(out / contract.RECORDS)

@@ -69,6 +69,7 @@ def test_flow_writes_the_library_output_and_publishes_artifacts(
 
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [contract.RECORDS, contract.DUPLICATES, contract.REJECTED, contract.STATS, "index.sqlite"]
+        + ["report.json", "report.html"]
     )  # spool folder removed
     assert contract.validate_output(out) == {"records": 2, "duplicates": 1, "rejected": 1}
     assert (summary.files, summary.documents, summary.kept) == (4, 4, 2)
