@@ -1,7 +1,8 @@
 """Prefect flow ``clean-folder``: the steps of :func:`pipeline.run.clean_folder` as tasks.
 
 plan the chunks -> map ``load_chunk`` -> merge line counts (``learn_boilerplate``) -> map ``clean_chunk``
--> ``finish`` (dedup, write the four output files) -> publish a table and a markdown artifact.
+-> ``finish`` (dedup, write the four output files and the duplicate reports) -> publish the run's counts
+(table + markdown), the largest duplicate clusters (table + markdown) and a link to ``report.html``.
 
 Tasks take file paths and return compact results; the documents travel between the two passes in spool
 files inside OUTPUT, exactly as in the library run. The tasks are thin wrappers over the library functions,
@@ -24,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Task, flow, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.settings import get_current_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline import run
+from pipeline import report, run
 from pipeline.cleanup import CleanupConfig, LineCounts
 from pipeline.cli import format_summary
 from pipeline.contract import Rejection
@@ -39,6 +40,10 @@ from pipeline.signature import MinHashConfig
 
 COUNTS_ARTIFACT = "clean-folder-counts"
 SUMMARY_ARTIFACT = "clean-folder-summary"
+CLUSTERS_ARTIFACT = "clean-folder-top-clusters"
+DUPLICATES_ARTIFACT = "clean-folder-duplicates"
+REPORT_ARTIFACT = "clean-folder-report"
+TOP_CLUSTERS = 10
 
 # Prefect's default thread pool is unbounded: every chunk would be in flight at once, holding the whole
 # corpus in memory and defeating the chunking. Bound it by Prefect's own setting, else by the cores.
@@ -99,6 +104,7 @@ def clean_folder(
         context.timings["clean"] = time.perf_counter() - t1
         summary = finish(context, cleaned, learned, [r for c in loaded for r in c.rejections])
     publish_summary(summary)
+    publish_report(Path(out))
     return summary
 
 
@@ -135,6 +141,36 @@ def publish_summary(summary: Summary) -> None:
     table = ["| count | value |", "|---|---:|", *(f"| {r['count']} | {r['value']} |" for r in rows)]
     markdown = "\n".join(["# Clean folder", "", format_summary(summary), "", *table, ""])
     create_markdown_artifact(markdown, key=SUMMARY_ARTIFACT, description="Summary of the clean-folder run")
+
+
+def publish_report(out: Path) -> None:
+    """Publish the largest duplicate clusters (all runs) as a table and a markdown artifact, and a link to
+    ``OUTPUT/report.html`` (a ``file://`` URL: the report lives beside the outputs, where the flow ran).
+
+    Nothing is published outside a flow run, or when the run wrote no report (its warning says why).
+    """
+    if FlowRunContext.get() is None:
+        return
+    try:
+        duplicates = report.load_report(out)
+    except (OSError, ValueError):
+        return
+    create_table_artifact(
+        report.top_cluster_rows(duplicates, TOP_CLUSTERS),
+        key=CLUSTERS_ARTIFACT,
+        description=f"The {TOP_CLUSTERS} largest duplicate clusters over all runs",
+    )
+    create_markdown_artifact(
+        report.summary_markdown(duplicates, TOP_CLUSTERS),
+        key=DUPLICATES_ARTIFACT,
+        description="Duplicates over all runs and the largest clusters",
+    )
+    create_link_artifact(
+        (out / report.REPORT_HTML).resolve().as_uri(),
+        link_text="report.html: clusters, word diffs, boilerplate removed",
+        key=REPORT_ARTIFACT,
+        description="The HTML duplicate report (open it on the machine that ran the flow)",
+    )
 
 
 def summary_rows(summary: Summary) -> list[dict[str, Any]]:

@@ -866,6 +866,70 @@ def print_cluster(console: Console, detail: dict[str, Any]) -> None:
         console.print(Text("no duplicates of this record", style="dim"))
 
 
+def top_cluster_rows(report: dict[str, Any], top: int = 10) -> list[dict[str, Any]]:
+    """The largest clusters as flat rows (a table for a dashboard, such as a Prefect table artifact)."""
+    rows = []
+    for cluster in report["clusters"][:top]:
+        kinds = Counter(m["kind"] for m in cluster["members"])
+        rows.append(
+            {
+                "cluster": cluster["id"],
+                "documents": cluster["size"],
+                "kept source": cluster["kept"]["source"],
+                "title": _clip(cluster["kept"]["title"] or "", 120),
+                "exact copies": kinds["exact"],
+                "near copies": kinds["near"],
+                "lowest similarity": min(m["similarity"] for m in cluster["members"]),
+            }
+        )
+    return rows
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
+def markdown_text(value: Any) -> str:
+    """Scraped text as inert markdown: ``&``, ``<`` and ``>`` as entities (no HTML), the other markdown
+    punctuation backslash-escaped (no links, emphasis or table cells), line breaks as spaces."""
+    text = " ".join(str("" if value is None else value).split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def summary_markdown(report: dict[str, Any], top: int = 10) -> str:
+    """The summary and the largest clusters as markdown (every piece of scraped text escaped)."""
+    counts = report["counts"]
+    minhash = report["config"].get("minhash", {})
+    lines = [
+        "# Duplicates",
+        "",
+        f"{_n(counts['documents'])} documents in all runs: {_n(counts['kept'])} kept, "
+        f"{_n(counts['duplicates'])} duplicates ({_n(counts['exact'])} exact, {_n(counts['near'])} near) in "
+        f"{_n(counts['clusters'])} clusters (largest: {_n(counts['largest_cluster'])} documents), "
+        f"{_n(counts['rejected'])} rejected. Threshold {minhash.get('threshold')}, containment "
+        f"{minhash.get('containment')}.",
+        "",
+    ]
+    rows = top_cluster_rows(report, top)
+    if rows:
+        lines += [
+            f"## Largest clusters ({len(rows)} of {_n(counts['clusters'])})",
+            "",
+            "| cluster | documents | kept source | title | exact | near | lowest similarity |",
+            "|---|---:|---|---|---:|---:|---:|",
+            *(
+                f"| `{r['cluster']}` | {r['documents']} | {markdown_text(r['kept source'])} | "
+                f"{markdown_text(r['title'])} | {r['exact copies']} | {r['near copies']} | "
+                f"{r['lowest similarity']:.3f} |"
+                for r in rows
+            ),
+            "",
+            "One cluster with word diffs: `pipeline report OUTPUT --cluster ID`.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
 CSV_FIELDS = (
     "cluster_id",
     "cluster_size",

@@ -59,7 +59,14 @@ def test_flow_writes_the_library_output_and_publishes_artifacts(
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    from flows.clean_folder import COUNTS_ARTIFACT, SUMMARY_ARTIFACT, clean_folder
+    from flows.clean_folder import (
+        CLUSTERS_ARTIFACT,
+        COUNTS_ARTIFACT,
+        DUPLICATES_ARTIFACT,
+        REPORT_ARTIFACT,
+        SUMMARY_ARTIFACT,
+        clean_folder,
+    )
 
     out = tmp_path / "out"
     # chunk_size=1: four chunks, so both passes map several task runs.
@@ -90,7 +97,13 @@ def test_flow_writes_the_library_output_and_publishes_artifacts(
             )
         )
     by_key = {a.key: a for a in artifacts}
-    assert set(by_key) == {COUNTS_ARTIFACT, SUMMARY_ARTIFACT}
+    assert set(by_key) == {
+        COUNTS_ARTIFACT,
+        SUMMARY_ARTIFACT,
+        CLUSTERS_ARTIFACT,
+        DUPLICATES_ARTIFACT,
+        REPORT_ARTIFACT,
+    }
     assert by_key[COUNTS_ARTIFACT].type == "table"
     table = by_key[COUNTS_ARTIFACT].data
     counts = {row["count"]: row["value"] for row in (json.loads(table) if isinstance(table, str) else table)}
@@ -106,6 +119,17 @@ def test_flow_writes_the_library_output_and_publishes_artifacts(
     assert by_key[SUMMARY_ARTIFACT].type == "markdown"
     assert "2 kept" in by_key[SUMMARY_ARTIFACT].data
     assert "| rejected: empty | 1 |" in by_key[SUMMARY_ARTIFACT].data
+
+    # the duplicate report: the largest clusters, and a link to report.html
+    [kept] = [r for r in contract.read_jsonl(out / contract.RECORDS) if r["source"] == "copy-of-atacms.txt"]
+    clusters = by_key[CLUSTERS_ARTIFACT].data
+    [row] = json.loads(clusters) if isinstance(clusters, str) else clusters
+    assert (row["cluster"], row["documents"], row["kept source"]) == (kept["id"], 2, "copy-of-atacms.txt")
+    assert (row["exact copies"], row["near copies"], row["lowest similarity"]) == (1, 0, 1.0)
+    assert by_key[DUPLICATES_ARTIFACT].type == "markdown"
+    assert f"| `{kept['id']}` | 2 | copy\\-of\\-atacms\\.txt |" in by_key[DUPLICATES_ARTIFACT].data
+    link = (out / "report.html").resolve().as_uri()
+    assert link.startswith("file:///") and f"]({link})" in by_key[REPORT_ARTIFACT].data
 
 
 def test_flow_without_decorators_is_plain_working_code(raw: Path, tmp_path: Path) -> None:
