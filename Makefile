@@ -4,10 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
+# Debian's chromium, for the report's browser tests (tests/test_report_browser.py reads it too)
+export CHROMIUM ?= /usr/bin/chromium
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: run test lint eval bench bench-peers clean-output
+.PHONY: run test chromium screenshots lint eval bench bench-peers clean-output
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +20,29 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## clean raw/ into clean/
 	$(PY) -m pipeline clean raw --out clean
 
-test: $(STAMP)  ## the whole test suite
+test: $(STAMP) chromium  ## the whole test suite
 	$(PY) -m pytest
+
+# The report's browser tests drive Debian's chromium with Playwright (never `playwright install`). Installed
+# here when missing and apt-get can (as root, or with password-less sudo); otherwise those tests skip and
+# say why. Never fails the target.
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: no $(CHROMIUM) and no apt-get: the browser tests will skip"; exit 0; fi; \
+	SUDO=""; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "make: chromium missing and not root: the browser tests will skip"; exit 0; fi; \
+	fi; \
+	echo "make: installing Debian's chromium for the browser tests"; \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+	|| { $$SUDO apt-get update -qq >/dev/null \
+	     && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+	|| echo "make: could not install chromium: the browser tests will skip"
+
+screenshots: $(STAMP) chromium  ## docs/report-*.png from the report of a generated syndicated corpus
+	$(PY) -m docs.screenshots
 
 lint: $(STAMP)  ## ruff (lint and format check) and mypy
 	$(VENV)/bin/ruff check pipeline flows tests

@@ -528,11 +528,14 @@ def page_data(report: dict[str, Any], diffs: dict[str, dict[str, Any]]) -> dict[
     """The data the page's script renders, as compact arrays (field order in ``_SCRIPT``'s C and M).
 
     cluster: ``[kept id, source, url, title, length, date, members, diff index or -1]``
-    member: ``[id, source, url, title or null when the kept one's, similarity, containment, kind,
-    reason, length, matched id or null when the kept one]``
+    member: ``[id, source, url, title or null when the kept one's, similarity, containment, 1 if exact
+    else 0, reason (index into ``reasons``), length, matched id or null when the kept one]``
+
+    Reasons repeat (every copy that lost on a tie names the kept source), so they are stored once.
     """
     clusters = []
     diff_list: list[list[Any]] = []
+    reasons: dict[str, int] = {}
     for cluster in report["clusters"]:
         kept = cluster["kept"]
         members = [
@@ -543,8 +546,8 @@ def page_data(report: dict[str, Any], diffs: dict[str, dict[str, Any]]) -> dict[
                 None if m["title"] == kept["title"] else _clip(m["title"]),
                 m["similarity"],
                 m["containment"],
-                m["kind"],
-                _clip(m["reason"]),
+                1 if m["kind"] == "exact" else 0,
+                reasons.setdefault(_clip(m["reason"]), len(reasons)),
                 m["length"],
                 None if m["matched"] == cluster["id"] else m["matched"],
             ]
@@ -567,7 +570,7 @@ def page_data(report: dict[str, Any], diffs: dict[str, dict[str, Any]]) -> dict[
                 diff_index,
             ]
         )
-    return {"output": report["output"], "clusters": clusters, "diffs": diff_list}
+    return {"output": report["output"], "clusters": clusters, "diffs": diff_list, "reasons": list(reasons)}
 
 
 def _e(value: Any) -> str:
@@ -1070,7 +1073,7 @@ main { padding: 16px 24px 40px; max-width: 1400px; }
 .panels { display: flex; flex-wrap: wrap; gap: 16px; margin-bottom: 20px; }
 .panel { border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; }
 .panel h2 { font-size: 14px; margin: 0 0 8px; }
-.histogram { width: 640px; max-width: 100%; height: auto; }
+.histogram { width: 560px; max-width: 100%; height: auto; }
 .histogram .bar-exact { fill: var(--exact); }
 .histogram .bar-near { fill: var(--near); }
 .histogram .axis { stroke: var(--muted); }
@@ -1143,8 +1146,9 @@ _SCRIPT = r"""
   // Field positions of the compact arrays (pipeline/report.py, page_data).
   const C = { ID: 0, SOURCE: 1, URL: 2, TITLE: 3, LENGTH: 4, DATE: 5, MEMBERS: 6, DIFF: 7 };
   const M = {
-    ID: 0, SOURCE: 1, URL: 2, TITLE: 3, SIM: 4, CONT: 5, KIND: 6, REASON: 7, LENGTH: 8, MATCHED: 9,
+    ID: 0, SOURCE: 1, URL: 2, TITLE: 3, SIM: 4, CONT: 5, EXACT: 6, REASON: 7, LENGTH: 8, MATCHED: 9,
   };
+  const reasons = data.reasons;
   const PAGE_SIZE = 20;
   const MEMBER_PAGE = 50;
   const clusters = data.clusters;
@@ -1185,7 +1189,9 @@ _SCRIPT = r"""
   let haystacks = null;
   function haystack(c) {
     const parts = [c[C.ID], c[C.SOURCE], c[C.URL], c[C.TITLE]];
-    for (const m of c[C.MEMBERS]) parts.push(m[M.ID], m[M.SOURCE], m[M.URL], m[M.TITLE], m[M.REASON]);
+    for (const m of c[C.MEMBERS]) {
+      parts.push(m[M.ID], m[M.SOURCE], m[M.URL], m[M.TITLE], reasons[m[M.REASON]]);
+    }
     return parts.filter((p) => p !== null && p !== undefined).join("\n").toLowerCase();
   }
   let visible = clusters.map((_, i) => i);
@@ -1200,8 +1206,8 @@ _SCRIPT = r"""
     visible = [];
     for (let i = 0; i < clusters.length; i++) {
       const members = clusters[i][C.MEMBERS];
-      if (kind === "near" && !members.some((m) => m[M.KIND] === "near")) continue;
-      if (kind === "exact" && members.some((m) => m[M.KIND] !== "exact")) continue;
+      if (kind === "near" && members.every((m) => m[M.EXACT])) continue;
+      if (kind === "exact" && !members.every((m) => m[M.EXACT])) continue;
       if (terms.length && !terms.every((t) => haystacks[i].includes(t))) continue;
       visible.push(i);
     }
@@ -1286,7 +1292,8 @@ _SCRIPT = r"""
     if (m[M.TITLE] !== null) src.append(el("div", "title", m[M.TITLE]));
     if (m[M.MATCHED] !== null) src.append(el("div", "title", "linked through " + m[M.MATCHED]));
     const kind = el("td");
-    kind.append(el("span", "badge " + (m[M.KIND] === "exact" ? "exact" : "near"), m[M.KIND]));
+    const kindName = m[M.EXACT] ? "exact" : "near";
+    kind.append(el("span", "badge " + kindName, kindName));
     const button = el("button", "diff-toggle", "diff");
     button.type = "button";
     button.setAttribute("aria-expanded", "false");
@@ -1297,7 +1304,7 @@ _SCRIPT = r"""
       el("td", "num", m[M.SIM].toFixed(3)),
       el("td", "num", m[M.CONT].toFixed(3)),
       el("td", "num", nf.format(m[M.LENGTH])),
-      el("td", "", m[M.REASON]),
+      el("td", "", reasons[m[M.REASON]]),
       action,
     );
     let detail = null;
@@ -1319,6 +1326,12 @@ _SCRIPT = r"""
     return row;
   }
 
+  // the changed words highlighted, the space after them not
+  function marked(tag, text) {
+    const core = text.replace(/\s+$/, "");
+    return [el(tag, "", core), text.slice(core.length)];
+  }
+
   function diffView(c, m) {
     const box = el("div", "diff");
     const entry = c[C.DIFF] >= 0 ? data.diffs[c[C.DIFF]] : null;
@@ -1336,7 +1349,7 @@ _SCRIPT = r"""
       ? "Words only in the kept text are struck out on the left; words only in the copy are marked " +
         "on the right."
       : "Same words as the kept text" +
-        (m[M.KIND] === "exact" ? " (an exact copy)." : "; only spacing differs.");
+        (m[M.EXACT] ? " (an exact copy)." : "; only spacing differs.");
     if (entry[1] || diff[1]) text += " Compared on the first " + nf.format(tokens.length) + " words.";
     box.append(el("p", "diff-note", text));
     const kept = el("div", "diff-text"), copy = el("div", "diff-text");
@@ -1346,9 +1359,9 @@ _SCRIPT = r"""
         kept.append(same);
         copy.append(same);
       } else if (op[0] === 1) {
-        kept.append(el("del", "", tokens.slice(op[1], op[2]).join("")));
+        kept.append(...marked("del", tokens.slice(op[1], op[2]).join("")));
       } else {
-        copy.append(el("ins", "", op[1]));
+        copy.append(...marked("ins", op[1]));
       }
     }
     const cols = el("div", "diff-cols");
