@@ -151,8 +151,13 @@ def _member_order(member: dict[str, Any]) -> tuple[float, str]:
     return (-member["similarity"], member["source"])
 
 
-def _sizes(out_dir: Path) -> dict[str, int]:
-    return {name: (out_dir / name).stat().st_size for name in SOURCE_FILES}
+def _built_from(out_dir: Path) -> dict[str, Any]:
+    """What a report depends on: the output files' sizes (they only grow, or are rewritten by --rebuild)
+    and the run configuration (a rebuild with another threshold could leave the sizes as they were)."""
+    built: dict[str, Any] = {name: (out_dir / name).stat().st_size for name in SOURCE_FILES}
+    config = json.loads((out_dir / contract.STATS).read_text(encoding="utf-8")).get("config", {})
+    built["config"] = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    return built
 
 
 def build_report(
@@ -171,7 +176,7 @@ def build_report(
     config = config or ReportConfig()
     out_dir = Path(out_dir)
     check_output(out_dir)
-    built_from = _sizes(out_dir)
+    built_from = _built_from(out_dir)
     wanted = set(texts_for)
     members: dict[str, list[dict[str, Any]]] = {}
     removed: dict[str, Counter[str]] = {}
@@ -290,7 +295,7 @@ def reports_are_current(out_dir: Path) -> bool:
                 key, _, value = line.strip().rstrip(",").partition(": ")
                 if key in ('"format"', '"built_from"'):
                     head[json.loads(key)] = json.loads(value)
-        return bool(head.get("format") == REPORT_FORMAT and head.get("built_from") == _sizes(out_dir))
+        return bool(head.get("format") == REPORT_FORMAT and head.get("built_from") == _built_from(out_dir))
     except (OSError, ValueError):
         return False
 

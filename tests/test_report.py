@@ -230,6 +230,26 @@ def test_report_covers_every_run_and_is_rewritten_only_when_outputs_change(tmp_p
     assert "kept by an earlier run" in cluster["members"][0]["reason"]
 
 
+def test_report_is_stale_when_outputs_or_configuration_change(hostile: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(hostile, out)
+    assert report.reports_are_current(out)
+    stats = json.loads((out / contract.STATS).read_text(encoding="utf-8"))
+    stats["config"]["minhash"]["threshold"] = 0.7  # as after --rebuild --threshold 0.7
+    (out / contract.STATS).write_text(json.dumps(stats), encoding="utf-8")
+    assert not report.reports_are_current(out)
+    report.update_reports(out)
+    assert report.reports_are_current(out)
+    assert load_report(out)["config"]["minhash"]["threshold"] == 0.7
+    with (out / contract.REJECTED).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"source": "x", "reason": "empty", "detail": "", "stage": "load"}) + "\n")
+    assert not report.reports_are_current(out)
+    (out / REPORT_HTML).unlink()
+    report.update_reports(out)
+    assert report.reports_are_current(out)
+    assert load_report(out)["counts"]["rejected_by_reason"] == {"empty": 1}
+
+
 def test_word_diff_marks_the_changed_words() -> None:
     kept = "The council met on Tuesday.\n\nIt voted late."
     copy = "The council met on Wednesday.\n\nIt voted late. Extra words"
