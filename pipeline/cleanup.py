@@ -377,9 +377,7 @@ def _title_anchor(
             found = same_title(line, title)
         else:
             # A repeated line is a title even when it ends in a period ("Take C.A.R.E.").
-            found = _words(line) <= 30 and any(
-                same_title(lines[j], line) for j in head[pos + 1 : pos + 4]
-            )
+            found = _words(line) <= 30 and any(same_title(lines[j], line) for j in head[pos + 1 : pos + 4])
         if found:
             return pos if all(_words(lines[j]) <= 12 for j in head[:pos]) else None
         if _words(line) > config.max_boilerplate_words:

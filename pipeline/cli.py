@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="forget the index and the outputs in OUTPUT and clean every input again",
     )
+    clean.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="skip report.json/report.html (they cover all runs, so they cost time with the history; "
+        "`pipeline report OUTPUT --open` builds them later)",
+    )
     clean.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
     fetch = commands.add_parser(
         "fetch",
@@ -149,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             workers=args.workers,
             chunk_size=args.chunk_size,
+            report=args.report,
         )
         summary = _run_clean(args, config)
     except (UsageError, ValueError) as err:

@@ -1018,10 +1018,10 @@ def run_report(args: argparse.Namespace) -> int:
         raise ReportError("--top must be >= 0 (0 lists every cluster)")
     out_dir = Path(args.output)
     console = Console(highlight=False)
+    check_output(out_dir)
+    if not reports_are_current(out_dir):  # runs with --no-report leave them stale or absent
+        write_reports(out_dir)
     if args.open:
-        check_output(out_dir)
-        if not reports_are_current(out_dir):
-            write_reports(out_dir)
         uri = (out_dir / REPORT_HTML).resolve().as_uri()
         opened = webbrowser.open(uri)
         print(f"{'opened' if opened else 'open this in a browser:'} {uri}")

@@ -58,6 +58,9 @@ class RunConfig:
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
     workers: int = 0  # 0: all cores
     chunk_size: int = 200  # files per task
+    # report.json / report.html after each run; they cover every run's outputs, so building them costs
+    # time in proportion to the whole history (3.5 s at 70,000 documents), not to the new documents.
+    report: bool = True
 
     def __post_init__(self) -> None:
         if self.workers < 0:
@@ -508,7 +511,8 @@ def finish(
         },
     }
     write_json_atomic(run.out_dir / contract.STATS, stats)
-    update_reports(run.out_dir)  # report.json and report.html over all runs' outputs
+    if config.report:
+        update_reports(run.out_dir)  # report.json and report.html over all runs' outputs
     return Summary(
         run.files,
         documents,

@@ -506,3 +506,15 @@ def test_report_config_is_validated() -> None:
         ReportConfig(bins=0)
     with pytest.raises(ValueError, match="diff_members must be >= 0"):
         ReportConfig(diff_members=-1)
+
+
+def test_no_report_run_leaves_reports_to_pipeline_report(tmp_path: Path) -> None:
+    from pipeline.cli import main as cli_main
+
+    raw = tmp_path / "raw"
+    syndicated_corpus(raw, limit=4)
+    out = tmp_path / "out"
+    assert cli_main(["clean", str(raw), "--out", str(out), "--no-report", "-q", "--workers", "1"]) == 0
+    assert not (out / "report.json").exists()
+    assert cli_main(["report", str(out), "--format", "json"]) == 0
+    assert (out / "report.json").exists() and (out / "report.html").exists()
