@@ -166,7 +166,7 @@ def load_file(path: Path, root: Path, source: str | None = None) -> Iterator[Doc
         yield from _split_json(text, source)
     else:
         kind = "html" if suffix in HTML_SUFFIXES or _HTML_START.match(data[:2048]) else "text"
-        yield Document(source=source, body=text, kind=kind, url=meta.get("url"), group=_folder_group(source))
+        yield Document(source=source, body=text, kind=kind, url=meta.get("url"), group=folder_group(source))
 
 
 def _gunzip(data: bytes) -> bytes:
@@ -308,7 +308,8 @@ def _failed_fetch(sidecar: Path, source: str) -> Rejection:
         return Rejection(source, "parse_error", f"sidecar without a page or a readable error: {err}")
 
 
-def _folder_group(source: str) -> str:
+def folder_group(source: str) -> str:
+    """The group of a document without a hostname: the first sub-folder of INPUT ("" at the top)."""
     return source.split("/", 1)[0] if "/" in source else ""
 
 
@@ -392,5 +393,5 @@ def document_from_json(item: Any, source: str) -> Document | Rejection:
         author=_as_text(_first(item, AUTHOR_KEYS)),
         date=_as_text(_first(item, DATE_KEYS)),
         hostname=hostname,
-        group=_folder_group(source),
+        group=folder_group(source),
     )

@@ -43,6 +43,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline import contract
+from pipeline.load import folder_group
 from pipeline.writer import FILE_MODE
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,7 @@ def source_group(row: dict[str, Any]) -> str:
     INPUT (as the cleanup stage groups documents to learn boilerplate)."""
     if row.get("hostname"):
         return str(row["hostname"])
-    source = str(row.get("source", ""))
-    return source.split("/", 1)[0] if "/" in source else TOP_FOLDER
+    return folder_group(str(row.get("source", ""))) or TOP_FOLDER
 
 
 def _kept_view(record: dict[str, Any]) -> dict[str, Any]:
