@@ -555,10 +555,19 @@ def clean_folder(
     ):
         t0 = time.perf_counter()
         loaded: list[LoadedChunk] = []
-        for chunk in pool.map(load_chunk, *run.load_calls()):
-            loaded.append(chunk)
-            report("load", sum(len(c) for c in run.chunks[: len(loaded)]), run.files)
-        learned = learn_boilerplate([c.counts for c in loaded], config.cleanup, run.index)
+
+        def counts() -> Iterator[LineCounts]:
+            """Each chunk's line counts as it arrives, released once merged (they are most of the
+            parent's memory at this point: a few entries per document)."""
+            done = 0
+            for chunk, files in zip(pool.map(load_chunk, *run.load_calls()), run.chunks, strict=True):
+                loaded.append(chunk)
+                done += len(files)
+                report("load", done, run.files)
+                yield chunk.counts
+                chunk.counts = LineCounts()
+
+        learned = learn_boilerplate(counts(), config.cleanup, run.index)
         run.timings["load"] = time.perf_counter() - t0
         run.timings["worker_load_seconds"] = sum(c.seconds for c in loaded)
 
