@@ -32,7 +32,7 @@ from prefect.settings import get_current_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline import report, run
-from pipeline.cleanup import CleanupConfig, LineCounts
+from pipeline.cleanup import CleanupConfig
 from pipeline.cli import format_summary
 from pipeline.contract import Rejection
 from pipeline.run import CleanedChunk, LoadedChunk, Run, RunConfig, Summary, UsageError
@@ -55,15 +55,11 @@ THREADS = get_current_settings().tasks.runner.thread_pool_max_workers or os.cpu_
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def load_chunk(files: list[tuple[str, str]], root: str, spool: str, config: CleanupConfig) -> LoadedChunk:
+def load_chunk(
+    files: list[tuple[str, str]], root: str, spool: str, config: CleanupConfig, hash_files: bool = False
+) -> LoadedChunk:
     """Pass 1 over one chunk: load, extract, normalise, spool, count edge lines."""
-    return run.load_chunk(files, root, spool, config)
-
-
-@task(cache_policy=NO_CACHE)
-def learn_boilerplate(counts: list[LineCounts], config: CleanupConfig) -> dict[str, frozenset[int]]:
-    """Merge the chunks' line counts into each source group's learned boilerplate lines."""
-    return run.learn_boilerplate(counts, config)
+    return run.load_chunk(files, root, spool, config, hash_files)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -96,7 +92,9 @@ def clean_folder(
     with run.open_run(Path(input_dir), Path(out), config) as context:
         t0 = time.perf_counter()
         loaded = map_in_order(load_chunk, *context.load_calls())
-        learned = learn_boilerplate([c.counts for c in loaded], config.cleanup)
+        # In the flow body, not a task: it reads and updates the run's index (an SQLite connection).
+        learned = run.learn_boilerplate([c.counts for c in loaded], config.cleanup, context.index)
+        context.selection.rows.extend(row for chunk in loaded for row in chunk.file_rows)
         context.timings["load"] = time.perf_counter() - t0
         context.timings["worker_load_seconds"] = sum(c.seconds for c in loaded)
         t1 = time.perf_counter()

@@ -126,6 +126,11 @@ class Index:
         """The path of an earlier file with these bytes, if any."""
         return self._hashes.get(file_hash)
 
+    @property
+    def has_files(self) -> bool:
+        """Whether any earlier run recorded input files (a first run has nothing to compare hashes with)."""
+        return bool(self._files)
+
     def known_path(self, path: str) -> bool:
         return path in self._files
 

@@ -83,6 +83,7 @@ class LoadedChunk:
     counts: LineCounts
     rejections: list[Rejection]
     seconds: float
+    file_rows: list[tuple[str, int, int, str]] = field(default_factory=list)  # hashed here, first run
 
 
 @dataclass(slots=True)
@@ -120,9 +121,19 @@ class Summary:
 # Pass 1: load, extract, normalise (worker side)
 
 
-def load_chunk(files: list[tuple[str, str]], root: str, spool: str, config: CleanupConfig) -> LoadedChunk:
-    """Load, extract and normalise one chunk of (path, source) files; spool the documents; count lines."""
+def load_chunk(
+    files: list[tuple[str, str]], root: str, spool: str, config: CleanupConfig, hash_files: bool = False
+) -> LoadedChunk:
+    """Load, extract and normalise one chunk of (path, source) files; spool the documents; count lines.
+
+    ``hash_files``: also stat and hash each file for the index (a first run, where the parent had no
+    earlier hashes to compare with and left the reading to the workers).
+    """
     start = time.perf_counter()
+    # On a first run every source is the file's relative path (no versions yet).
+    file_rows = (
+        [row for path, rel in files if (row := _file_row(path, rel)) is not None] if hash_files else []
+    )
     counts = LineCounts()
     rejections: list[Rejection] = []
     documents: list[Document] = []
@@ -137,8 +148,28 @@ def load_chunk(files: list[tuple[str, str]], root: str, spool: str, config: Clea
     with open(spool, "wb") as handle:
         pickle.dump(documents, handle, protocol=pickle.HIGHEST_PROTOCOL)
     return LoadedChunk(
-        spool, len(documents), {d.group for d in documents}, counts, rejections, time.perf_counter() - start
+        spool,
+        len(documents),
+        {d.group for d in documents},
+        counts,
+        rejections,
+        time.perf_counter() - start,
+        file_rows,
     )
+
+
+def _file_row(path: str, root: str) -> tuple[str, int, int, str] | None:
+    """(relative path, size, mtime, hash) of a file for the index's file table; None if it cannot be read."""
+    try:
+        stat = os.stat(path)
+        return (
+            os.path.relpath(path, root).replace(os.sep, "/"),
+            stat.st_size,
+            stat.st_mtime_ns,
+            _file_hash(path),
+        )
+    except OSError:
+        return None
 
 
 def _guarded(
@@ -283,6 +314,10 @@ def select_files(input_dir: Path, out_dir: Path, index: Index) -> Selection:
     ``path@HASH8``, so both versions stay accounted for.
     """
     selection = Selection([])
+    if not index.has_files:
+        # A first run has no earlier hashes to compare with: the workers hash the files they read anyway.
+        selection.files = walk_inputs(input_dir, exclude=out_dir)
+        return selection
     for path, rel in walk_inputs(input_dir, exclude=out_dir):
         try:
             stat = os.stat(path)
@@ -334,7 +369,8 @@ class Run:
         """Arguments of :func:`load_chunk`, one list per parameter: ``map(load_chunk, *run.load_calls())``."""
         n = len(self.chunks)
         spools = [str(self.spool_dir / f"load-{i:06d}.pkl") for i in range(n)]
-        return self.chunks, [str(self.input_dir)] * n, spools, [self.config.cleanup] * n
+        hash_files = [not self.index.has_files] * n
+        return self.chunks, [str(self.input_dir)] * n, spools, [self.config.cleanup] * n, hash_files
 
     def clean_calls(
         self, loaded: list[LoadedChunk], learned: dict[str, frozenset[int]]
@@ -568,6 +604,7 @@ def clean_folder(
                 chunk.counts = LineCounts()
 
         learned = learn_boilerplate(counts(), config.cleanup, run.index)
+        run.selection.rows.extend(row for chunk in loaded for row in chunk.file_rows)
         run.timings["load"] = time.perf_counter() - t0
         run.timings["worker_load_seconds"] = sum(c.seconds for c in loaded)
 

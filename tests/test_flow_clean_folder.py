@@ -136,7 +136,7 @@ def test_flow_without_decorators_is_plain_working_code(raw: Path, tmp_path: Path
     """House rule: deleting the ``@task``/``@flow`` lines leaves working code: one thread, no Prefect run."""
     source = (ROOT / "flows" / "clean_folder.py").read_text(encoding="utf-8")
     plain, deleted = re.subn(r"^@(task|flow)\b.*\n", "", source, flags=re.M)
-    assert deleted == 5
+    assert deleted == 4
     module = types.ModuleType("clean_folder_without_decorators")
     exec(compile(plain, "clean_folder_without_decorators.py", "exec"), module.__dict__)
 
