@@ -158,16 +158,11 @@ def load_chunk(
     )
 
 
-def _file_row(path: str, root: str) -> tuple[str, int, int, str] | None:
+def _file_row(path: str, rel: str) -> tuple[str, int, int, str] | None:
     """(relative path, size, mtime, hash) of a file for the index's file table; None if it cannot be read."""
     try:
         stat = os.stat(path)
-        return (
-            os.path.relpath(path, root).replace(os.sep, "/"),
-            stat.st_size,
-            stat.st_mtime_ns,
-            _file_hash(path),
-        )
+        return (rel, stat.st_size, stat.st_mtime_ns, _file_hash(path))
     except OSError:
         return None
 
