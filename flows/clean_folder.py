@@ -93,10 +93,8 @@ def clean_folder(
         t0 = time.perf_counter()
         loaded = map_in_order(load_chunk, *context.load_calls())
         # In the flow body, not a task: it reads and updates the run's index (an SQLite connection).
-        learned = run.learn_boilerplate([c.counts for c in loaded], config.cleanup, context.index)
-        context.selection.rows.extend(row for chunk in loaded for row in chunk.file_rows)
+        learned = context.learn([c.counts for c in loaded], loaded)
         context.timings["load"] = time.perf_counter() - t0
-        context.timings["worker_load_seconds"] = sum(c.seconds for c in loaded)
         t1 = time.perf_counter()
         cleaned = map_in_order(clean_chunk, *context.clean_calls(loaded, learned))
         context.timings["clean"] = time.perf_counter() - t1

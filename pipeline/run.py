@@ -367,6 +367,15 @@ class Run:
         hash_files = [not self.index.has_files] * n
         return self.chunks, [str(self.input_dir)] * n, spools, [self.config.cleanup] * n, hash_files
 
+    def learn(self, counts: Iterable[LineCounts], loaded: list[LoadedChunk]) -> dict[str, frozenset[int]]:
+        """After pass 1: the learned boilerplate (merged with the index's counts), the file rows the
+        workers hashed on a first run, and the workers' load time. ``counts`` may fill ``loaded`` as it
+        is consumed."""
+        learned = learn_boilerplate(counts, self.config.cleanup, self.index)
+        self.selection.rows.extend(row for chunk in loaded for row in chunk.file_rows)
+        self.timings["worker_load_seconds"] = sum(c.seconds for c in loaded)
+        return learned
+
     def clean_calls(
         self, loaded: list[LoadedChunk], learned: dict[str, frozenset[int]]
     ) -> tuple[list[Any], ...]:
@@ -598,10 +607,8 @@ def clean_folder(
                 yield chunk.counts
                 chunk.counts = LineCounts()
 
-        learned = learn_boilerplate(counts(), config.cleanup, run.index)
-        run.selection.rows.extend(row for chunk in loaded for row in chunk.file_rows)
+        learned = run.learn(counts(), loaded)
         run.timings["load"] = time.perf_counter() - t0
-        run.timings["worker_load_seconds"] = sum(c.seconds for c in loaded)
 
         def reported(items: Iterable[CleanedChunk]) -> Iterator[CleanedChunk]:
             done = 0
