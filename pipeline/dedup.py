@@ -26,12 +26,12 @@ import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from datasketch import MinHashLSH
 
-from pipeline.index import Index, band_keys
+from pipeline.index import Index
 from pipeline.signature import MinHashConfig, containment, jaccard
 
 LSH_MARGIN = 0.2
@@ -50,7 +50,7 @@ class Signed:
     length: int
     date: str | None
     shingles: np.ndarray  # sorted unique uint32 shingle hashes
-    signature: np.ndarray  # uint32 MinHash values
+    bands: np.ndarray  # int64 LSH band keys of its MinHash signature (see lsh_bands)
     prefix: int | None  # hash of the first PREFIX_TOKENS dedup tokens, when the text has that many
 
 
@@ -64,6 +64,20 @@ class Verdict:
     containment: float  # share of the smaller shingle set found in the other
     matched: str  # id of the document it was linked to (the kept one, or a copy of it)
     reason: str
+
+
+@lru_cache(maxsize=8)
+def lsh_bands(config: MinHashConfig) -> list[tuple[int, int]]:
+    """The signature ranges of the LSH bands for ``config``.
+
+    datasketch's MinHashLSH picks the bands (b, r) that minimise false positives and negatives at the
+    candidate threshold. Its in-memory tables would cost about 4 KB a document, so only its choice of bands
+    is used; the keys live in :class:`~pipeline.bands.BandTable`.
+    """
+    from datasketch import MinHashLSH  # noqa: PLC0415 - imports scipy (0.4 s): only where bands are chosen
+
+    lsh = MinHashLSH(threshold=max(0.3, config.threshold - LSH_MARGIN), num_perm=config.num_perm)
+    return list(lsh.hashranges)
 
 
 class ShingleStore:
@@ -107,11 +121,6 @@ class Deduplicator:
         self, config: MinHashConfig, spool_dir: Path | None = None, index: Index | None = None
     ) -> None:
         self.config = config
-        # datasketch's MinHashLSH picks the bands (b, r) that minimise false positives and negatives at the
-        # candidate threshold. Its in-memory tables would cost about 4 KB a document, so the band keys live
-        # in the index's `bands` table instead (this run's too), and look-ups are indexed queries.
-        lsh = MinHashLSH(threshold=max(0.3, config.threshold - LSH_MARGIN), num_perm=config.num_perm)
-        self.hashranges: list[tuple[int, int]] = lsh.hashranges
         self._owns_index = index is None
         self.index: Index = index if index is not None else Index(None, config.fingerprint())
         self.base: int = self.index.next_idx  # documents of this run get idx base, base + 1, ...
@@ -133,15 +142,31 @@ class Deduplicator:
 
     def add(self, doc: Signed) -> None:
         """Add one document: link it to the earlier documents it duplicates."""
-        index = len(self._docs)
+        self.add_chunk([doc])
+
+    def add_chunk(self, docs: list[Signed]) -> None:
+        """Add documents in order: link each to the earlier documents it duplicates. Their LSH look-ups
+        run as one batch (see :class:`~pipeline.bands.BandTable`)."""
+        if not docs:
+            return
+        first = len(self._docs)
+        keys = np.stack([doc.bands for doc in docs])
+        # The chunk's own keys go in first, so its documents find each other; each keeps the earlier ones.
+        self.index.bands.add(keys, self.base + first)
+        for pos, (doc, banded) in enumerate(zip(docs, self.index.bands.candidates(keys), strict=True)):
+            index = first + pos
+            own = self.base + index
+            old_candidates = {c for c in banded if c < self.base}
+            candidates = {c - self.base for c in banded if self.base <= c < own}
+            self._add(index, doc, candidates, old_candidates)
+
+    def _add(self, index: int, doc: Signed, candidates: set[int], old_candidates: set[int]) -> None:
         self._docs.append((doc.id, doc.source, doc.content_hash, doc.length, doc.date))
         self._parent.append(index)
         self._store.append(doc.shingles)
         self._prefixes.append(doc.prefix)
-        keys = band_keys(doc.signature, self.hashranges)
-        banded = self.index.band_candidates(keys)
-        self.index.add_bands(keys, self.base + index)
-        old = self.index.exact(doc.content_hash)
+        has_old = self.base > 0  # earlier runs' documents: look them up in the index
+        old = self.index.exact(doc.content_hash) if has_old else None
         if old is not None:
             self._anchor_to(index, old, "exact")
             return
@@ -151,14 +176,13 @@ class Deduplicator:
                 self._link[index] = ("new", first, "exact")
             return
         self._exact[doc.content_hash] = index
-        candidates = {c - self.base for c in banded if c >= self.base}
-        old_candidates = {c for c in banded if c < self.base}
         if doc.prefix is not None:
             bucket = self._prefix.setdefault(doc.prefix, [])
             candidates.update(bucket)
             if len(bucket) < MAX_PREFIX_BUCKET:
                 bucket.append(index)
-            old_candidates.update(self.index.prefix_candidates(doc.prefix, MAX_PREFIX_BUCKET))
+            if has_old:
+                old_candidates.update(self.index.prefix_candidates(doc.prefix, MAX_PREFIX_BUCKET))
         if old_candidates:
             best_old = self._best_old_match(doc.shingles, old_candidates)
             if best_old is not None:
@@ -310,6 +334,7 @@ class Deduplicator:
                 )
             )
         self.index.add_documents(rows)
+        self.index.save_bands()
 
     def close(self) -> None:
         self._store.close()

@@ -6,8 +6,8 @@ One SQLite file (``OUTPUT/index.sqlite``, no server) holds
   a stat and a renamed or re-fetched identical file by its hash;
 - ``documents``: every document that reached dedup (id, source, content hash, length, date, the index of
   the record its cluster keeps, the shingle set and the prefix key);
-- ``bands``: the LSH band keys of each document, indexed, so a run looks up candidates for its new
-  documents only;
+- ``segments``: the files of LSH band keys (``index.bands/``, see :mod:`pipeline.bands`), so a run looks
+  up candidates for its new documents only;
 - ``lines`` and ``groups``: per-source counts of head/tail lines, for learned boilerplate;
 - ``outputs``: the committed length of each output file, so a run that dies mid-append is rolled back;
 - ``meta``: the format version and the configuration fingerprint. A different MinHash configuration
@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import xxhash
 
+from pipeline.bands import BandTable
 from pipeline.cleanup import CleanupConfig, LineCounts
 
 INDEX_FILE = "index.sqlite"
-FORMAT_VERSION = 1
+BANDS_DIR = "index.bands"
+FORMAT_VERSION = 2  # 2: band keys in segment files instead of a SQLite table
 _MASK63 = (1 << 63) - 1  # SQLite integers are signed 64-bit
 
 _SCHEMA = """
@@ -42,8 +43,7 @@ CREATE TABLE IF NOT EXISTS documents (
     length INTEGER NOT NULL, date TEXT, rep INTEGER NOT NULL, prefix INTEGER, shingles BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS documents_hash ON documents (content_hash);
 CREATE INDEX IF NOT EXISTS documents_prefix ON documents (prefix) WHERE prefix IS NOT NULL;
-CREATE TABLE IF NOT EXISTS bands (key INTEGER NOT NULL, idx INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS bands_key ON bands (key);
+CREATE TABLE IF NOT EXISTS segments (pos INTEGER PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lines (grp TEXT NOT NULL, key INTEGER NOT NULL, count INTEGER NOT NULL,
     articles TEXT NOT NULL, PRIMARY KEY (grp, key));
 CREATE TABLE IF NOT EXISTS groups (grp TEXT PRIMARY KEY, docs INTEGER NOT NULL);
@@ -66,14 +66,6 @@ class IndexedDoc:
     length: int
     date: str | None
     rep: int
-
-
-def band_keys(signature: np.ndarray, hashranges: list[tuple[int, int]]) -> list[int]:
-    """One key per LSH band: band number and band values hashed together (so bands never collide)."""
-    return [
-        xxhash.xxh3_64_intdigest(signature[start:end].tobytes(), seed=band) & _MASK63
-        for band, (start, end) in enumerate(hashranges)
-    ]
 
 
 class Index:
@@ -108,6 +100,8 @@ class Index:
         self._files = {p: (s, m, h) for p, s, m, h in self.db.execute("SELECT * FROM files")}
         self._hashes = {h: p for p, (_, _, h) in self._files.items()}
         self.next_idx = self.db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM documents").fetchone()[0]
+        names = [name for (name,) in self.db.execute("SELECT name FROM segments ORDER BY pos")]
+        self.bands = BandTable(path.parent / BANDS_DIR if path is not None else None, names)
 
     def __enter__(self) -> Index:
         return self
@@ -151,13 +145,13 @@ class Index:
         ).fetchone()
         return row[0] if row else None
 
-    def band_candidates(self, keys: list[int]) -> set[int]:
-        """Documents (of earlier runs and of this one so far) sharing an LSH band key."""
-        query = f"SELECT idx FROM bands WHERE key IN ({','.join('?' * len(keys))})"
-        return {idx for (idx,) in self.db.execute(query, keys)}
-
-    def add_bands(self, keys: list[int], idx: int) -> None:
-        self.db.executemany("INSERT INTO bands VALUES (?, ?)", [(key, idx) for key in keys])
+    def save_bands(self) -> None:
+        """Write this run's band keys to a segment file and list the segments (committed by ``commit``)."""
+        if self.path is None:
+            return
+        names = self.bands.save(f"seg-{self.next_idx:012d}")
+        self.db.execute("DELETE FROM segments")
+        self.db.executemany("INSERT INTO segments VALUES (?, ?)", enumerate(names))
 
     def prefix_candidates(self, prefix: int, limit: int) -> list[int]:
         """Earlier documents that start with the same words."""

@@ -25,14 +25,16 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xxhash
 
 from pipeline import contract
+from pipeline.bands import band_keys
 from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_document
 from pipeline.contract import Document, Rejection, record_json
-from pipeline.dedup import PREFIX_TOKENS, Deduplicator, Signed
+from pipeline.dedup import PREFIX_TOKENS, Deduplicator, Signed, Verdict, lsh_bands
 from pipeline.extract import extract_main_text, tidy_metadata
-from pipeline.index import INDEX_FILE, Index, IndexMismatch
+from pipeline.index import BANDS_DIR, INDEX_FILE, Index, IndexMismatch
 from pipeline.load import SIDECAR_SUFFIX, load_file, walk_inputs
 from pipeline.normalize import dedup_token_bytes, normalize_text
 from pipeline.report import update_reports
@@ -228,7 +230,7 @@ def clean_chunk(
     signer = _signer(config.minhash)
     with open(spool_in, "rb") as handle:
         documents: list[Document] = pickle.load(handle)
-    signed: list[Signed] = []
+    records: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
     removed: Counter[tuple[str, str]] = Counter()
     with open(spool_out, "w", encoding="utf-8") as out:
@@ -246,30 +248,30 @@ def clean_chunk(
             removed.update((doc.group, line) for line in doc.removed)
             record = record_json(result)
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            signed.append(sign(record, signer))
+            records.append(record)
+    signed = sign(records, signer)
     return CleanedChunk(spool_out, signed, rejections, removed, time.perf_counter() - start)
 
 
-def sign(record: dict[str, Any], signer: Signer) -> Signed:
-    """The compact dedup view of a clean record."""
-    tokens = dedup_token_bytes(record["text"])
-    hashes = shingle_hashes(tokens, signer.config.shingle_size)
-    prefix = None
-    if len(tokens) >= max(
-        PREFIX_TOKENS, signer.config.min_containment_shingles + signer.config.shingle_size - 1
-    ):
-        # 63 bits: the prefix is an SQLite integer in the index.
-        prefix = xxhash.xxh64_intdigest(b" ".join(tokens[:PREFIX_TOKENS])) >> 1
-    return Signed(
-        record["id"],
-        record["source"],
-        record["content_hash"],
-        len(record["text"]),
-        record["date"],
-        hashes,
-        signer.signature(hashes),
-        prefix,
-    )
+def sign(records: list[dict[str, Any]], signer: Signer) -> list[Signed]:
+    """The compact dedup view of clean records; their LSH band keys are computed as one batch."""
+    config = signer.config
+    views = []
+    for record in records:
+        tokens = dedup_token_bytes(record["text"])
+        hashes = shingle_hashes(tokens, config.shingle_size)
+        prefix = None
+        if len(tokens) >= max(PREFIX_TOKENS, config.min_containment_shingles + config.shingle_size - 1):
+            # 63 bits: the prefix is an SQLite integer in the index.
+            prefix = xxhash.xxh64_intdigest(b" ".join(tokens[:PREFIX_TOKENS])) >> 1
+        views.append((hashes, signer.signature(hashes), prefix))
+    if not views:
+        return []
+    bands = band_keys(np.stack([signature for _, signature, _ in views]), lsh_bands(config))
+    return [
+        Signed(r["id"], r["source"], r["content_hash"], len(r["text"]), r["date"], hashes, keys, prefix)
+        for r, (hashes, _, prefix), keys in zip(records, views, bands, strict=True)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -402,6 +404,7 @@ def open_run(input_dir: Path, out_dir: Path, config: RunConfig, rebuild: bool = 
     if rebuild:
         for name in (INDEX_FILE, f"{INDEX_FILE}-wal", f"{INDEX_FILE}-shm", *OUTPUT_FILES):
             (out_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(out_dir / BANDS_DIR, ignore_errors=True)
     try:
         index = Index(out_dir / INDEX_FILE, index_fingerprint(config))
     except IndexMismatch as err:
@@ -459,15 +462,14 @@ def finish(
     dedup = Deduplicator(config.minhash, run.spool_dir, run.index)
     rejections = list(load_rejections)
     removed: Counter[tuple[str, str]] = Counter()
-    spools: list[str] = []
+    spools: list[tuple[str, list[str]]] = []  # (spool, ids of its records in order)
     clean_seconds = 0.0
     try:
         for chunk in cleaned:
-            for doc in chunk.signed:
-                dedup.add(doc)
+            dedup.add_chunk(chunk.signed)
             rejections.extend(chunk.rejections)
             removed.update(chunk.removed_lines)
-            spools.append(chunk.spool)
+            spools.append((chunk.spool, [doc.id for doc in chunk.signed]))
             clean_seconds += chunk.seconds
         timings["clean_and_dedup"] = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -480,13 +482,13 @@ def finish(
             name: open_output(run.out_dir / name, committed.get(name, (0, 0))[0]) for name in OUTPUT_FILES
         }
         try:
-            for record in _read_spools(spools):
-                verdict = verdicts.get(record["id"])
+            for line, doc_id in _read_spools(spools):
+                verdict = verdicts.get(doc_id)
                 if verdict is None:
-                    outputs[contract.RECORDS].write(record)
+                    outputs[contract.RECORDS].write_line(line)
                     kept += 1
                 else:
-                    outputs[contract.DUPLICATES].write({**record, **asdict(verdict)})
+                    outputs[contract.DUPLICATES].write_line(_with_verdict(line, verdict))
                     exact += verdict.kind == "exact"
                     near += verdict.kind == "near"
             for rejection in rejections:
@@ -567,11 +569,17 @@ def finish(
     )
 
 
-def _read_spools(spools: list[str]) -> Iterator[dict[str, Any]]:
-    for spool in spools:
-        with open(spool, encoding="utf-8") as handle:
-            for line in handle:
-                yield json.loads(line)
+def _read_spools(spools: list[tuple[str, list[str]]]) -> Iterator[tuple[bytes, str]]:
+    """The record lines the workers serialised, with their ids (the lines are copied, never re-parsed)."""
+    for spool, ids in spools:
+        with open(spool, "rb") as handle:
+            yield from zip(handle, ids, strict=True)
+
+
+def _with_verdict(line: bytes, verdict: Verdict) -> bytes:
+    """A duplicate's line: the record's JSON object with the verdict's fields added at its end."""
+    fields = json.dumps(asdict(verdict), ensure_ascii=False)
+    return line.rstrip()[:-1] + b", " + fields[1:].encode("utf-8") + b"\n"
 
 
 def clean_folder(

@@ -29,11 +29,15 @@ class AtomicJsonl:
         handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         self._tmp = Path(name)
         os.chmod(name, FILE_MODE)
-        self._file = os.fdopen(handle, "w", encoding="utf-8")
+        self._file = os.fdopen(handle, "wb")
         self.count = 0
 
     def write(self, row: dict[str, Any]) -> None:
-        self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.write_line((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    def write_line(self, line: bytes) -> None:
+        """Write one row already serialised (UTF-8 JSON ending in a newline)."""
+        self._file.write(line)
         self.count += 1
 
     def commit(self) -> int:
@@ -97,7 +101,11 @@ class JournaledAppend:
         self.count = 0
 
     def write(self, row: dict[str, Any]) -> None:
-        self._file.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+        self.write_line((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    def write_line(self, line: bytes) -> None:
+        """Write one row already serialised (UTF-8 JSON ending in a newline)."""
+        self._file.write(line)
         self.count += 1
 
     def commit(self) -> int:

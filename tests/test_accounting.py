@@ -167,7 +167,14 @@ def test_rerun_with_output_inside_input_accounts_for_the_same_inputs(
     assert_accounted_once(out, expected)
     assert (out / contract.RECORDS).read_bytes() == first
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [contract.RECORDS, contract.DUPLICATES, contract.REJECTED, contract.STATS, "index.sqlite"]
+        [
+            contract.RECORDS,
+            contract.DUPLICATES,
+            contract.REJECTED,
+            contract.STATS,
+            "index.sqlite",
+            "index.bands",
+        ]
         + ["report.json", "report.html"]
     )  # no spool left behind
 

@@ -163,7 +163,14 @@ def test_clean_small_folder_through_subprocess(seed_folder: Path, tmp_path: Path
     for count in ("3 new documents", "3 files", "1 kept", "1 exact", "0 near", "1 rejected", "empty 1"):
         assert count in summary[0], (count, summary[0])
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [contract.RECORDS, contract.DUPLICATES, contract.REJECTED, contract.STATS, "index.sqlite"]
+        [
+            contract.RECORDS,
+            contract.DUPLICATES,
+            contract.REJECTED,
+            contract.STATS,
+            "index.sqlite",
+            "index.bands",
+        ]
         + ["report.json", "report.html"]
     )
     assert contract.validate_output(out) == {"records": 1, "duplicates": 1, "rejected": 1}

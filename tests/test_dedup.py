@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.bands import band_keys
 from pipeline.contract import document_id, read_jsonl, validate_output
-from pipeline.dedup import Deduplicator, Signed
+from pipeline.dedup import Deduplicator, Signed, lsh_bands
 from pipeline.normalize import dedup_token_bytes
 from pipeline.run import RunConfig, clean_folder
 from pipeline.signature import MinHashConfig, Signer, shingle_hashes
@@ -111,9 +112,8 @@ SIGNER = Signer(MinHashConfig())
 
 def _signed(source: str, text: str, date: str | None = None) -> Signed:
     hashes = shingle_hashes(dedup_token_bytes(text), 5)
-    return Signed(
-        document_id(source), source, str(hash(text)), len(text), date, hashes, SIGNER.signature(hashes), None
-    )
+    bands = band_keys(SIGNER.signature(hashes), lsh_bands(SIGNER.config))[0]
+    return Signed(document_id(source), source, str(hash(text)), len(text), date, hashes, bands, None)
 
 
 def test_representative_policy_longest_then_earliest_then_source():

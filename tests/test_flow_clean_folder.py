@@ -75,7 +75,14 @@ def test_flow_writes_the_library_output_and_publishes_artifacts(
     summary = state.result()
 
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [contract.RECORDS, contract.DUPLICATES, contract.REJECTED, contract.STATS, "index.sqlite"]
+        [
+            contract.RECORDS,
+            contract.DUPLICATES,
+            contract.REJECTED,
+            contract.STATS,
+            "index.sqlite",
+            "index.bands",
+        ]
         + ["report.json", "report.html"]
     )  # spool folder removed
     assert contract.validate_output(out) == {"records": 2, "duplicates": 1, "rejected": 1}
