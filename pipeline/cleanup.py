@@ -176,8 +176,17 @@ _FOLD_TITLE = re.compile(r"[\W_]+")
 _SITE_NAME_CHARS = 60
 
 
+# ASCII letters and digits kept (lower-cased), everything else a space: _FOLD_TITLE on ASCII text.
+_ASCII_FOLD = bytes(c + 32 if 65 <= c <= 90 else c if chr(c).isalnum() else 32 for c in range(128)).ljust(
+    256, b" "
+)
+
+
 @lru_cache(maxsize=4096)
 def _fold(text: str) -> str:
+    """Case-folded words joined by single spaces (a title compared with a line)."""
+    if text.isascii():  # same result as the regex, five times faster
+        return " ".join(text.encode("ascii").translate(_ASCII_FOLD).decode("ascii").split())
     return _FOLD_TITLE.sub(" ", text.casefold()).strip()
 
 
@@ -204,7 +213,13 @@ def same_title(line: str, title: str) -> bool:
     folded_line, folded_title = _fold(line), _fold(title)
     if not folded_line:
         return False
-    return folded_line in title_variants(title) or folded_title in title_variants(line)
+    if folded_line in title_variants(title):
+        return True
+    # Each variant of the line is its folded form or a word-aligned start or end of it (the line cut at a
+    # separator): a paragraph that neither starts nor ends with the title needs no variants.
+    return (
+        folded_line.startswith(folded_title) or folded_line.endswith(folded_title)
+    ) and folded_title in title_variants(line)
 
 
 def _looks_like_title(line: str) -> bool:

@@ -5,15 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.cleanup import (
+    _FOLD_TITLE,
     BoilerplateRules,
     CleanupConfig,
     LineCounts,
+    _fold,
     clean_document,
     parse_byline,
     parse_date,
     same_title,
+    title_variants,
 )
 from pipeline.contract import Document, Rejection
 from pipeline.normalize import normalize_text
@@ -266,3 +271,22 @@ def test_config_validation():
         CleanupConfig(learn_min_share=0)
     with pytest.raises(ValueError):
         CleanupConfig(learn_min_docs=1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+def test_ascii_fold_fast_path_equals_the_regex(text: str) -> None:
+    assert _fold.__wrapped__(text) == _FOLD_TITLE.sub(" ", text.casefold()).strip()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="ab |:-–İ.", max_size=30),
+    st.text(alphabet="ab |:-–İ.", max_size=30),
+)
+def test_same_title_shortcut_keeps_the_full_comparison(line: str, title: str) -> None:
+    folded_line, folded_title = _fold(line), _fold(title)
+    full = bool(folded_line) and (
+        folded_line in title_variants(title) or folded_title in title_variants(line)
+    )
+    assert same_title(line, title) == full
