@@ -129,20 +129,25 @@ def walk_inputs(root: Path, exclude: Path | None = None) -> list[tuple[str, str]
     return found
 
 
-def load_file(path: Path, root: Path, source: str | None = None) -> Iterator[Document | Rejection]:
+def load_file(
+    path: Path, root: Path, source: str | None = None, data: bytes | None = None
+) -> Iterator[Document | Rejection]:
     """Read one file and yield its documents, or a rejection saying why there are none.
 
-    ``source`` names the file in the outputs (default: its path relative to ``root``).
+    ``source`` names the file in the outputs (default: its path relative to ``root``); ``data`` is the
+    file's content when the caller has read it already (at most ``MAX_FILE_BYTES``).
     """
     source = source or path.relative_to(root).as_posix()
     if path.name.endswith(SIDECAR_SUFFIX):
         yield _failed_fetch(path, source)
         return
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            yield Rejection(source, "too_large", f"{path.stat().st_size} bytes > cap {MAX_FILE_BYTES}")
-            return
-        data = path.read_bytes()
+        if data is None:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                yield Rejection(source, "too_large", f"{size} bytes > cap {MAX_FILE_BYTES}")
+                return
+            data = path.read_bytes()
         suffixes = [s.lower() for s in path.suffixes]
         if suffixes and suffixes[-1] == ".gz":
             data = _gunzip(data)

@@ -40,7 +40,20 @@ def repair_mojibake(text: str) -> str:
     return ftfy.fix_encoding(text)
 
 
+# The same two steps on ASCII text, as one bytes.translate: \r, \v and \f become newlines (after \r\n became
+# one), the other C0 controls and DEL go.
+_ASCII_NEWLINES = bytes(10 if c in (11, 12, 13) else c for c in range(256))
+_ASCII_INVISIBLE = bytes(c for c in range(128) if _INVISIBLE.match(chr(c)))
+# What str.split() calls whitespace and _visible leaves in place, besides the space and the newline.
+_OTHER_SPACES = re.compile("[\t\xa0\u1680\u2000-\u200a\u202f\u205f\u3000]")
+
+
 def _visible(text: str) -> str:
+    if text.isascii():
+        data = text.encode("ascii")
+        if b"\r\n" in data:
+            data = data.replace(b"\r\n", b"\n")
+        return data.translate(_ASCII_NEWLINES, _ASCII_INVISIBLE).decode("ascii")
     return _INVISIBLE.sub("", _NEWLINES.sub("\n", text))
 
 
@@ -79,8 +92,22 @@ def _normalize_once(text: str, unescape: bool) -> str:
         text = _LATE_INVISIBLE.sub("", text)
         if not unicodedata.is_normalized("NFC", text):
             text = unicodedata.normalize("NFC", text)
-    # Spaces: str.split() splits on exactly the whitespace _visible leaves (spaces, tabs, no-break and
-    # other Unicode spaces); blank lines: at most one in a row.
+    return _tidy_spacing(text)
+
+
+def _tidy_spacing(text: str) -> str:
+    """Single spaces inside lines, none at their ends, at most one blank line in a row, none at the ends."""
+    if not (
+        "  " in text
+        or " \n" in text
+        or "\n " in text
+        or "\n\n\n" in text
+        or (not text.isascii() or "\t" in text)
+        and _OTHER_SPACES.search(text)
+    ):
+        return text.strip(" \n")  # already tidy inside: a few substring checks instead of a loop over lines
+    # str.split() splits on exactly the whitespace _visible leaves (spaces, tabs, no-break and other Unicode
+    # spaces).
     lines: list[str] = []
     for line in text.split("\n"):
         line = " ".join(line.split())
@@ -133,6 +160,8 @@ def dedup_token_bytes(text: str) -> list[bytes]:
     Latin, Cyrillic or Greek script once apostrophes and typographic punctuation are dealt with; the rest
     goes through NFKC and the regex. Both paths give the same tokens (a property test checks it).
     """
+    if text.isascii():
+        return text.replace("'", "").lower().encode("ascii").translate(_ASCII_SEPARATORS).split()
     for char in _APOSTROPHE_CHARS:
         if char in text:
             text = text.replace(char, "")

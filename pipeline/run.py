@@ -35,7 +35,7 @@ from pipeline.contract import Document, Rejection, record_json
 from pipeline.dedup import PREFIX_TOKENS, Deduplicator, Signed, Verdict, lsh_bands
 from pipeline.extract import extract_main_text, tidy_metadata
 from pipeline.index import BANDS_DIR, INDEX_FILE, Index, IndexMismatch
-from pipeline.load import SIDECAR_SUFFIX, load_file, walk_inputs
+from pipeline.load import MAX_FILE_BYTES, SIDECAR_SUFFIX, load_file, walk_inputs
 from pipeline.normalize import dedup_token_bytes, normalize_text
 from pipeline.report import update_reports
 from pipeline.signature import MinHashConfig, Signer, shingle_hashes
@@ -132,15 +132,17 @@ def load_chunk(
     earlier hashes to compare with and left the reading to the workers).
     """
     start = time.perf_counter()
-    # On a first run every source is the file's relative path (no versions yet).
-    file_rows = (
-        [row for path, rel in files if (row := _file_row(path, rel)) is not None] if hash_files else []
-    )
+    file_rows: list[tuple[str, int, int, str]] = []
     counts = LineCounts()
     rejections: list[Rejection] = []
     documents: list[Document] = []
     for path, source in files:
-        for item in _guarded_load(path, root, source):
+        data = None
+        if hash_files:  # on a first run every source is the file's relative path (no versions yet)
+            data, row = _read_and_hash(path, source)
+            if row is not None:
+                file_rows.append(row)
+        for item in _guarded_load(path, root, source, data):
             doc = _guarded(prepare_document, item, "extract") if isinstance(item, Document) else item
             if isinstance(doc, Rejection):
                 rejections.append(doc)
@@ -160,13 +162,18 @@ def load_chunk(
     )
 
 
-def _file_row(path: str, rel: str) -> tuple[str, int, int, str] | None:
-    """(relative path, size, mtime, hash) of a file for the index's file table; None if it cannot be read."""
+def _read_and_hash(path: str, rel: str) -> tuple[bytes | None, tuple[str, int, int, str] | None]:
+    """A file's bytes (None when over the size cap: loading rejects it) and its row for the index's file
+    table, (relative path, size, mtime, hash), from one read; ``(None, None)`` if it cannot be read."""
     try:
         stat = os.stat(path)
-        return (rel, stat.st_size, stat.st_mtime_ns, _file_hash(path))
+        if stat.st_size > MAX_FILE_BYTES:
+            return None, (rel, stat.st_size, stat.st_mtime_ns, _file_hash(path))
+        with open(path, "rb") as handle:
+            data = handle.read()
     except OSError:
-        return None
+        return None, None
+    return data, (rel, stat.st_size, stat.st_mtime_ns, xxhash.xxh3_128_hexdigest(data))
 
 
 def _guarded(
@@ -180,10 +187,10 @@ def _guarded(
         return Rejection(doc.source, "internal_error", f"{type(err).__name__}: {err}", stage=stage)
 
 
-def _guarded_load(path: str, root: str, source: str) -> Iterator[Document | Rejection]:
+def _guarded_load(path: str, root: str, source: str, data: bytes | None) -> Iterator[Document | Rejection]:
     """``load_file``, with an unexpected exception turned into a rejection of the file."""
     try:
-        yield from load_file(Path(path), Path(root), source)
+        yield from load_file(Path(path), Path(root), source, data)
     except Exception as err:  # noqa: BLE001
         log.warning("load failed on %s: %s: %s", source, type(err).__name__, err)
         yield Rejection(source, "internal_error", f"{type(err).__name__}: {err}", stage="load")

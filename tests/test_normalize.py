@@ -8,6 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from pipeline import normalize
 from pipeline.normalize import dedup_tokens, normalize_text, repair_mojibake
 
 
@@ -214,4 +215,33 @@ def test_dedup_token_fast_path_matches_the_regex_path(text: str) -> None:
 
     folded = unicodedata.normalize("NFKC", text)
     expected = _NON_WORD.sub(" ", _APOSTROPHES.sub("", folded.casefold())).split()
+    assert dedup_tokens(text) == expected
+
+
+# The fast paths against the plain code they replace.
+_SPACING = st.text(alphabet=" \n\t\xa0\u2003\u3000ab\u00e9", max_size=40)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_SPACING)
+def test_tidy_spacing_fast_path_equals_the_line_loop(text: str) -> None:
+    lines: list[str] = []
+    for line in text.split("\n"):
+        line = " ".join(line.split())
+        if line or (lines and lines[-1]):
+            lines.append(line)
+    assert normalize._tidy_spacing(text) == "\n".join(lines).strip()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_visible_ascii_path_equals_the_regexes(text: str) -> None:
+    expected = normalize._INVISIBLE.sub("", normalize._NEWLINES.sub("\n", text))
+    assert normalize._visible(text) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+def test_dedup_token_ascii_path_matches_the_regex_path(text: str) -> None:
+    expected = normalize._NON_WORD.sub(" ", normalize._APOSTROPHES.sub("", text.casefold())).split()
     assert dedup_tokens(text) == expected
