@@ -25,7 +25,6 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import xxhash
 
 from pipeline import contract
@@ -38,7 +37,7 @@ from pipeline.index import BANDS_DIR, INDEX_FILE, Index, IndexMismatch
 from pipeline.load import MAX_FILE_BYTES, SIDECAR_SUFFIX, load_file, walk_inputs
 from pipeline.normalize import dedup_token_bytes, normalize_text
 from pipeline.report import update_reports
-from pipeline.signature import MinHashConfig, Signer, shingle_hashes
+from pipeline.signature import MinHashConfig, Signer, shingle_hash_sets
 from pipeline.writer import open_output, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -261,23 +260,27 @@ def clean_chunk(
 
 
 def sign(records: list[dict[str, Any]], signer: Signer) -> list[Signed]:
-    """The compact dedup view of clean records; their LSH band keys are computed as one batch."""
-    config = signer.config
-    views = []
-    for record in records:
-        tokens = dedup_token_bytes(record["text"])
-        hashes = shingle_hashes(tokens, config.shingle_size)
-        prefix = None
-        if len(tokens) >= max(PREFIX_TOKENS, config.min_containment_shingles + config.shingle_size - 1):
-            # 63 bits: the prefix is an SQLite integer in the index.
-            prefix = xxhash.xxh64_intdigest(b" ".join(tokens[:PREFIX_TOKENS])) >> 1
-        views.append((hashes, signer.signature(hashes), prefix))
-    if not views:
+    """The compact dedup view of clean records, computed as one batch (see :func:`shingle_hash_sets`)."""
+    if not records:
         return []
-    bands = band_keys(np.stack([signature for _, signature, _ in views]), lsh_bands(config))
+    config = signer.config
+    tokens = [dedup_token_bytes(record["text"]) for record in records]
+    sets = shingle_hash_sets(tokens, config.shingle_size)
+    bands = band_keys(signer.signatures(sets), lsh_bands(config))
+    short = max(PREFIX_TOKENS, config.min_containment_shingles + config.shingle_size - 1)
     return [
-        Signed(r["id"], r["source"], r["content_hash"], len(r["text"]), r["date"], hashes, keys, prefix)
-        for r, (hashes, _, prefix), keys in zip(records, views, bands, strict=True)
+        Signed(
+            r["id"],
+            r["source"],
+            r["content_hash"],
+            len(r["text"]),
+            r["date"],
+            hashes,
+            keys,
+            # 63 bits: the prefix is an SQLite integer in the index.
+            xxhash.xxh64_intdigest(b" ".join(words[:PREFIX_TOKENS])) >> 1 if len(words) >= short else None,
+        )
+        for r, words, hashes, keys in zip(records, tokens, sets, bands, strict=True)
     ]
 
 
