@@ -11,15 +11,24 @@ Cases (each timed over several runs after a warm-up; the median is reported):
 - datatrove's MinHash pipeline on the same files, where ``make bench-peers`` installed it (not measured
   otherwise: it needs datatrove[io,processing] and spaCy in their own virtual environment);
 - incremental: 1,000 new files against an existing output of 2,000 and of 200,000 documents;
-- memory: peak RSS of the first run over 200,000 documents.
+- memory: peak RSS of the first run over 200,000 documents;
+- HTML: the 181 real pages of ../shared/data/article-extraction-benchmark, replicated 5 times into
+  subfolders (905 pages; the copies are exact duplicates, as syndicated pages often are, so dedup
+  reports 724 exact duplicates), through a bare ``trafilatura.extract`` loop in this process (the
+  issue's baseline, default options, and again with the options our extraction uses) and through the
+  whole ``pipeline clean`` as a process, 1 and 2 workers, timed both as a whole process (interpreter
+  start-up and imports included) and in-run (``timings_seconds.total`` of its ``stats.json``). Skipped
+  with a note when the shared data is missing.
 
 Corpora and base outputs are cached under bench/.cache (generated once, deterministically). Results go
 to bench/results/<time>.json and bench/results/latest.json. Sizes can be shrunk for a smoke run with
-``BENCH_SMALL=N BENCH_LARGE=N BENCH_RUNS=N``.
+``BENCH_SMALL=N BENCH_LARGE=N BENCH_RUNS=N``; the HTML case with ``BENCH_HTML_PAGES=N`` (0: all),
+``BENCH_HTML_COPIES=N``, ``BENCH_HTML_SOURCE=folder`` (``BENCH_HTML=0`` skips it).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import platform
@@ -31,9 +40,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import trafilatura
 from datasketch import MinHash
 
 from bench.corpus import generate
+from pipeline.extract import TRAFILATURA_OPTIONS
 from pipeline.normalize import dedup_token_bytes
 from pipeline.signature import MinHashConfig, Signer, shingle_hash, shingle_hashes, shingles
 
@@ -46,6 +57,12 @@ LARGE = int(os.environ.get("BENCH_LARGE", 200_000))
 NEW = int(os.environ.get("BENCH_NEW", 1_000))
 RUNS = int(os.environ.get("BENCH_RUNS", 3))
 SIGNATURE_DOCS = int(os.environ.get("BENCH_SIGNATURE_DOCS", 2_000))
+HTML = os.environ.get("BENCH_HTML", "1") != "0"
+HTML_SOURCE = Path(
+    os.environ.get("BENCH_HTML_SOURCE", ROOT.parents[1] / "shared" / "data" / "article-extraction-benchmark")
+)
+HTML_PAGES = int(os.environ.get("BENCH_HTML_PAGES", 0))  # 0: every page
+HTML_COPIES = int(os.environ.get("BENCH_HTML_COPIES", 5))
 
 
 def timed(fn: Callable[[], object], runs: int = RUNS) -> float:
@@ -84,9 +101,11 @@ def run_process(args: list[str]) -> tuple[float, int]:
     return float(seconds), int(rss_kb) // 1024
 
 
-def clean(input_dir: Path, out: Path, workers: int, rebuild: bool = True) -> tuple[float, int]:
-    """``pipeline clean`` as its own process, without the reports (timed on their own: they cover the
-    whole history, so they are not part of what a run's new documents cost)."""
+def clean(
+    input_dir: Path, out: Path, workers: int, rebuild: bool = True, extra: tuple[str, ...] = ()
+) -> tuple[float, int]:
+    """``pipeline clean`` as its own process, without the reports (they cover the whole history, so
+    they are not part of what a run's new documents cost; not measured here)."""
     args = [
         sys.executable,
         "-m",
@@ -98,6 +117,8 @@ def clean(input_dir: Path, out: Path, workers: int, rebuild: bool = True) -> tup
         "-q",
         "--workers",
         str(workers),
+        "--no-report",
+        *extra,
     ]
     return run_process(args + (["--rebuild"] if rebuild else []))
 
@@ -225,10 +246,125 @@ def datatrove() -> dict[str, dict]:
     }
 
 
+def html_pages() -> Path | None:
+    """The benchmark's pages decompressed once into bench/.cache/html-<n>/<id>.html; None without them."""
+    pages = sorted((HTML_SOURCE / "html").glob("*.html.gz"))[: HTML_PAGES or None]
+    if not pages:
+        return None
+    folder = CACHE / f"html-{len(pages)}"
+    marker = folder / ".source"
+    if not marker.exists() or marker.read_text() != str(HTML_SOURCE):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for page in pages:
+            (folder / page.name.removesuffix(".gz")).write_bytes(gzip.decompress(page.read_bytes()))
+        marker.write_text(str(HTML_SOURCE))
+    return folder
+
+
+def html_copies(pages: Path) -> Path:
+    """``HTML_COPIES`` copies of the pages, one subfolder each (hard links where the file system allows)."""
+    folder = CACHE / f"{pages.name}x{HTML_COPIES}"
+    marker = folder / ".source"
+    if not marker.exists() or marker.read_text() != str(HTML_SOURCE):
+        shutil.rmtree(folder, ignore_errors=True)
+        for copy in range(HTML_COPIES):
+            target = folder / f"copy-{copy}"
+            target.mkdir(parents=True)
+            for page in sorted(pages.glob("*.html")):
+                try:
+                    os.link(page, target / page.name)
+                except OSError:
+                    shutil.copyfile(page, target / page.name)
+        marker.write_text(str(HTML_SOURCE))
+    return folder
+
+
+def _bare_loop(files: list[Path], options: dict[str, object]) -> None:
+    for path in files:
+        trafilatura.extract(path.read_text(encoding="utf-8"), **options)
+
+
+def html_runs() -> dict[str, dict]:
+    """Bare ``trafilatura.extract`` loops in this process vs the whole ``pipeline clean`` on real pages."""
+    pages = html_pages() if HTML else None
+    if pages is None:
+        print(f"html case skipped: {'BENCH_HTML=0' if not HTML else f'no pages under {HTML_SOURCE}/html'}")
+        return {}
+    folder = html_copies(pages)
+    files = sorted(folder.rglob("*.html"))
+    count, size = len(files), sum(p.stat().st_size for p in files)
+    runs = max(1, RUNS - 1)
+    # Our options minus the metadata switch: bare ``extract`` returns text only, so it reads no metadata.
+    ours = {k: v for k, v in TRAFILATURA_OPTIONS.items() if k != "with_metadata"}
+    loops = {
+        "html: bare extract(deduplicate=False)": {"deduplicate": False},
+        "html: bare extract, our options": ours,
+    }
+    results = {}
+    for name, options in loops.items():
+        _bare_loop(files[:20], options)  # warm-up: imports, lazily built tables
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            _bare_loop(files, options)
+            times.append(time.perf_counter() - start)
+        seconds = statistics.median(times)
+        results[f"{name}, {count} pages"] = {
+            "docs_per_s": count / seconds,
+            "mb_per_s": size / 1e6 / seconds,
+            "seconds": seconds,
+        }
+    for workers in (1, 2):
+        out = CACHE / f"html-out-{workers}"
+        times, in_run, peaks = [], [], []
+        for _ in range(runs):
+            seconds, peak = clean(folder, out, workers)
+            stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
+            times.append(seconds)
+            in_run.append(stats["timings_seconds"]["total"])
+            peaks.append(peak)
+        for label, values in (("whole process", times), ("in-run", in_run)):
+            seconds = statistics.median(values)
+            row = {"docs_per_s": count / seconds, "mb_per_s": size / 1e6 / seconds, "seconds": seconds}
+            if label == "whole process":
+                row["peak_rss_mb"] = max(peaks)
+            results[f"html: pipeline clean, {workers} worker(s), {label}"] = row
+    return results
+
+
+def html_ratios(results: dict[str, dict]) -> dict[str, float | None]:
+    """Time ratios of the HTML case (None when it was skipped)."""
+
+    def seconds(prefix: str) -> float | None:
+        return next((row["seconds"] for name, row in results.items() if name.startswith(prefix)), None)
+
+    bare = seconds("html: bare extract(deduplicate=False)")
+    bare_ours = seconds("html: bare extract, our options")
+    one = seconds("html: pipeline clean, 1 worker(s), whole process")
+    one_in_run = seconds("html: pipeline clean, 1 worker(s), in-run")
+    two = seconds("html: pipeline clean, 2 worker(s), whole process")
+    two_in_run = seconds("html: pipeline clean, 2 worker(s), in-run")
+    if not (bare and bare_ours and one and one_in_run and two and two_in_run):
+        return dict.fromkeys(
+            (
+                "html: ours 1 worker / bare trafilatura per core (target <= 1.10)",
+                "html: 2 workers / 1 worker (target >= 1.7)",
+            )
+        )
+    return {
+        "html: ours 1 worker / bare trafilatura per core (target <= 1.10)": one / bare,
+        "html: ours 1 worker in-run / bare trafilatura": one_in_run / bare,
+        "html: ours 1 worker in-run / bare trafilatura, our options": one_in_run / bare_ours,
+        "html: 2 workers / 1 worker (target >= 1.7)": one / two,
+        "html: 2 workers / 1 worker, in-run": one_in_run / two_in_run,
+    }
+
+
 def main() -> None:
     CACHE.mkdir(exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
-    results = {**signatures(), **pipeline_runs(), **datatrove(), **incremental()}
+    results = {**signatures(), **pipeline_runs(), **datatrove(), **incremental(), **html_runs()}
     naive = results["datasketch naive update() loop"]["docs_per_s"]
     ours = results["ours (production path)"]["docs_per_s"]
     rensa = results.get("rensa RMinHash (Rust, 1 thread), from tokens", {}).get("docs_per_s")
@@ -247,6 +383,7 @@ def main() -> None:
         ]["seconds"]
         / results[f"incremental, {NEW} new against {SMALL}"]["seconds"],
     }
+    ratios.update(html_ratios(results))
     datatrove_case = results.get("datatrove MinHash dedup (4 stages), 2 tasks")
     if datatrove_case:
         ratios["pipeline 2 workers / datatrove"] = two / datatrove_case["docs_per_s"]
@@ -265,7 +402,15 @@ def main() -> None:
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "results": results,
         "ratios": ratios,
-        "sizes": {"pipeline": PIPELINE_DOCS, "small": SMALL, "large": LARGE, "new": NEW, "runs": RUNS},
+        "sizes": {
+            "pipeline": PIPELINE_DOCS,
+            "small": SMALL,
+            "large": LARGE,
+            "new": NEW,
+            "runs": RUNS,
+            "html_pages": HTML_PAGES or "all",
+            "html_copies": HTML_COPIES,
+        },
     }
     text = json.dumps(record, indent=2)
     (RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(text)
