@@ -86,9 +86,13 @@ def clean_folder(
     shingle_size: int = 5,
     num_perm: int = 128,
     chunk_size: int = 200,
+    scan: str = "full",
 ) -> Summary:
-    """Clean every input under ``input_dir`` into ``out`` (same output as ``pipeline clean``)."""
-    config = run_config(threshold, shingle_size, num_perm, chunk_size)
+    """Clean every input under ``input_dir`` into ``out`` (same output as ``pipeline clean``).
+
+    ``scan="folders"`` looks only into folders whose modification time changed since the last run (see
+    ``pipeline clean --scan``)."""
+    config = run_config(threshold, shingle_size, num_perm, chunk_size, scan)
     with run.open_run(Path(input_dir), Path(out), config) as context:
         t0 = time.perf_counter()
         loaded = map_in_order(load_chunk, *context.load_calls())
@@ -104,11 +108,14 @@ def clean_folder(
     return summary
 
 
-def run_config(threshold: float, shingle_size: int, num_perm: int, chunk_size: int) -> RunConfig:
+def run_config(
+    threshold: float, shingle_size: int, num_perm: int, chunk_size: int, scan: str = "full"
+) -> RunConfig:
     """The run settings of the flow's parameters (raises ``ValueError`` for a bad value)."""
     return RunConfig(
         minhash=MinHashConfig(threshold=threshold, shingle_size=shingle_size, num_perm=num_perm),
         chunk_size=chunk_size,
+        scan=scan,
     )
 
 
@@ -225,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--chunk-size", type=int, default=DEFAULTS["chunk_size"], help="files per task (default: %(default)s)"
     )
+    parser.add_argument(
+        "--scan",
+        choices=run.SCAN_MODES,
+        default=DEFAULTS["scan"],
+        help="full: stat every input; folders: only folders whose modification time changed "
+        "(default: %(default)s)",
+    )
     return parser
 
 
@@ -232,10 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         # Refuse a bad request before the flow starts a Prefect server and logs a traceback.
-        config = run_config(args.threshold, args.shingle_size, args.num_perm, args.chunk_size)
+        config = run_config(args.threshold, args.shingle_size, args.num_perm, args.chunk_size, args.scan)
         run.check_request(Path(args.input), Path(args.out), config)
         summary = clean_folder(
-            args.input, args.out, args.threshold, args.shingle_size, args.num_perm, args.chunk_size
+            args.input, args.out, args.threshold, args.shingle_size, args.num_perm, args.chunk_size, args.scan
         )
     except (UsageError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -16,7 +16,7 @@ from pipeline import __version__
 from pipeline.cleanup import CleanupConfig
 from pipeline.fetch import add_fetch_arguments, run_fetch
 from pipeline.report import ReportError, add_report_arguments, run_report
-from pipeline.run import RunConfig, Summary, UsageError, clean_folder
+from pipeline.run import SCAN_MODES, RunConfig, Summary, UsageError, clean_folder
 from pipeline.signature import MinHashConfig
 
 
@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="forget the index and the outputs in OUTPUT and clean every input again",
     )
     clean.add_argument(
+        "--scan",
+        choices=SCAN_MODES,
+        default="full",
+        help="full: stat every input file (default); folders: look only into folders whose modification "
+        "time changed since the last run (new, renamed and deleted files change it; a file rewritten in "
+        "place does not), so a run's cost follows the new files, not the corpus",
+    )
+    clean.add_argument(
         "--no-report",
         dest="report",
         action="store_false",
@@ -157,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             chunk_size=args.chunk_size,
             report=args.report,
+            scan=args.scan,
         )
         summary = _run_clean(args, config)
     except (UsageError, ValueError) as err:

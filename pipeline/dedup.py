@@ -3,7 +3,8 @@ union-find clusters and a deterministic choice of the record each cluster keeps.
 
 Documents are added one at a time in a fixed order (sorted input paths), so the result does not depend on
 the number of workers. Memory holds per document only a few scalars and the LSH band keys; the shingle
-sets used to measure similarity live in an append-only file on disk (:class:`ShingleStore`).
+sets used to measure similarity live in append-only files next to the index
+(:class:`~pipeline.index.ShingleFiles`).
 
 Candidates come from two indexes:
 
@@ -22,12 +23,9 @@ date (documents without a date come last); on a tie the smallest ``source``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -80,33 +78,6 @@ def lsh_bands(config: MinHashConfig) -> list[tuple[int, int]]:
     return list(lsh.hashranges)
 
 
-class ShingleStore:
-    """Append-only file of shingle arrays, read back by position when a candidate pair is verified."""
-
-    def __init__(self, directory: Path | None = None) -> None:
-        handle, name = tempfile.mkstemp(prefix="shingles-", suffix=".u32", dir=directory)
-        self._file = os.fdopen(handle, "w+b")
-        self.path = Path(name)
-        self._spans: list[tuple[int, int]] = []
-        self._end = 0
-
-    def append(self, hashes: np.ndarray) -> None:
-        data = hashes.astype(np.uint32).tobytes()
-        self._file.seek(self._end)
-        self._file.write(data)
-        self._spans.append((self._end, hashes.size))
-        self._end += len(data)
-
-    def get(self, index: int) -> np.ndarray:
-        offset, count = self._spans[index]
-        self._file.seek(offset)
-        return np.frombuffer(self._file.read(count * 4), dtype=np.uint32)
-
-    def close(self) -> None:
-        self._file.close()
-        self.path.unlink(missing_ok=True)
-
-
 class Deduplicator:
     """Streams signed documents in, and says at the end which are kept and which duplicate what.
 
@@ -117,14 +88,11 @@ class Deduplicator:
     merged when a new document resembles both: it joins the one it is most similar to.
     """
 
-    def __init__(
-        self, config: MinHashConfig, spool_dir: Path | None = None, index: Index | None = None
-    ) -> None:
+    def __init__(self, config: MinHashConfig, index: Index | None = None) -> None:
         self.config = config
         self._owns_index = index is None
         self.index: Index = index if index is not None else Index(None, config.fingerprint())
         self.base: int = self.index.next_idx  # documents of this run get idx base, base + 1, ...
-        self._store = ShingleStore(spool_dir)
         self._exact: dict[str, int] = {}
         self._prefix: dict[int, list[int]] = {}
         self._parent: list[int] = []
@@ -163,7 +131,7 @@ class Deduplicator:
     def _add(self, index: int, doc: Signed, candidates: set[int], old_candidates: set[int]) -> None:
         self._docs.append((doc.id, doc.source, doc.content_hash, doc.length, doc.date))
         self._parent.append(index)
-        self._store.append(doc.shingles)
+        self.index.shingle_files.append(doc.shingles)
         self._prefixes.append(doc.prefix)
         has_old = self.base > 0  # earlier runs' documents: look them up in the index
         old = self.index.exact(doc.content_hash) if has_old else None
@@ -188,10 +156,10 @@ class Deduplicator:
             if best_old is not None:
                 self._anchor_to(index, best_old[1], best_old[2])
         best = self._best_match(
-            doc.shingles, {c for c in candidates if self._find(c) != self._find(index)}, self._store.get
+            doc.shingles, {c for c in candidates if self._find(c) != self._find(index)}, self._shingles
         )
         for other in sorted(candidates):
-            if self._find(other) != self._find(index) and self._verify(doc.shingles, self._store.get(other)):
+            if self._find(other) != self._find(index) and self._verify(doc.shingles, self._shingles(other)):
                 self._union(other, index)
         if best is not None and index not in self._link:
             self._link[index] = ("new", best[1], best[2])
@@ -290,11 +258,11 @@ class Deduplicator:
                 continue
             else:
                 keep = min(members, key=self._rank)
-                kept_view, kept_shingles = self._docs[keep], self._store.get(keep)
+                kept_view, kept_shingles = self._docs[keep], self._shingles(keep)
                 losers = [m for m in members if m != keep]
             for m in losers:
                 exact = self._docs[m][2] == kept_view[2]
-                shingles = self._store.get(m)
+                shingles = self._shingles(m)
                 where, matched, _ = self._link.get(m, ("new", m, ""))
                 matched_id = self.index.doc(matched).id if where == "old" else self._docs[matched][0]
                 result[self._docs[m][0]] = Verdict(
@@ -330,16 +298,18 @@ class Deduplicator:
                     date,
                     rep,
                     self._prefixes[i],
-                    self._store.get(i).tobytes(),
                 )
             )
         self.index.add_documents(rows)
         self.index.save_bands()
 
+    def _shingles(self, i: int) -> np.ndarray:
+        """The shingle set of this run's ``i``-th document."""
+        return self.index.shingles(self.base + i)
+
     def close(self) -> None:
-        self._store.close()
         if self._owns_index:
-            self.index.db.close()
+            self.index.close()
 
 
 def _why_lost(doc: tuple, kept: tuple, earlier: bool) -> str:

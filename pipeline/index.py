@@ -5,8 +5,9 @@ One SQLite file (``OUTPUT/index.sqlite``, no server) holds
 - ``files``: every input file seen (path, size, mtime, content hash), so an unchanged file is skipped by
   a stat and a renamed or re-fetched identical file by its hash;
 - ``documents``: every document that reached dedup (id, source, content hash, length, date, the index of
-  the record its cluster keeps, the shingle set and the prefix key);
-- ``segments``: the files of LSH band keys (``index.bands/``, see :mod:`pipeline.bands`), so a run looks
+  the record its cluster keeps and the prefix key); their shingle sets are in one append-only file per
+  run (``index.data/shingles/``, see :class:`ShingleFiles`), listed in ``shingle_runs``;
+- ``segments``: the files of LSH band keys (``index.data/bands/``, see :mod:`pipeline.bands`), so a run looks
   up candidates for its new documents only;
 - ``lines`` and ``groups``: per-source counts of head/tail lines, for learned boilerplate;
 - ``outputs``: the committed length of each output file, so a run that dies mid-append is rolled back;
@@ -18,7 +19,11 @@ A run costs lookups for its new documents, not a pass over the index.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import tempfile
+from array import array
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,20 +35,27 @@ from pipeline.bands import BandTable
 from pipeline.cleanup import CleanupConfig, LineCounts
 
 INDEX_FILE = "index.sqlite"
-BANDS_DIR = "index.bands"
+DATA_DIR = "index.data"  # the index's files besides the SQLite one: band-key segments and shingle sets
 FORMAT_VERSION = 2  # 2: band keys in segment files instead of a SQLite table
 _MASK63 = (1 << 63) - 1  # SQLite integers are signed 64-bit
+_NONE = np.empty(0, dtype=np.uint32)
+RACY_NS = 2_000_000_000  # folder times this close to the listing are not trusted (FAT counts in 2 s)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, hash TEXT);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, folder TEXT NOT NULL, size INTEGER, mtime_ns INTEGER, hash TEXT);
 CREATE INDEX IF NOT EXISTS files_hash ON files (hash);
+CREATE INDEX IF NOT EXISTS files_folder ON files (folder);
+CREATE TABLE IF NOT EXISTS folders (
+    path TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, scanned_ns INTEGER NOT NULL, subdirs TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     idx INTEGER PRIMARY KEY, id TEXT NOT NULL, source TEXT NOT NULL, content_hash TEXT NOT NULL,
-    length INTEGER NOT NULL, date TEXT, rep INTEGER NOT NULL, prefix INTEGER, shingles BLOB NOT NULL);
+    length INTEGER NOT NULL, date TEXT, rep INTEGER NOT NULL, prefix INTEGER);
 CREATE INDEX IF NOT EXISTS documents_hash ON documents (content_hash);
 CREATE INDEX IF NOT EXISTS documents_prefix ON documents (prefix) WHERE prefix IS NOT NULL;
 CREATE TABLE IF NOT EXISTS segments (pos INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS shingle_runs (first_idx INTEGER PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lines (grp TEXT NOT NULL, key INTEGER NOT NULL, count INTEGER NOT NULL,
     articles TEXT NOT NULL, PRIMARY KEY (grp, key));
 CREATE TABLE IF NOT EXISTS groups (grp TEXT PRIMARY KEY, docs INTEGER NOT NULL);
@@ -97,44 +109,64 @@ class Index:
                 f"uses {fingerprint} (format {FORMAT_VERSION}). Run again with --rebuild to start over "
                 "from the raw inputs."
             )
-        self._files = {p: (s, m, h) for p, s, m, h in self.db.execute("SELECT * FROM files")}
-        self._hashes = {h: p for p, (_, _, h) in self._files.items()}
         self.next_idx = self.db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM documents").fetchone()[0]
         names = [name for (name,) in self.db.execute("SELECT name FROM segments ORDER BY pos")]
-        self.bands = BandTable(path.parent / BANDS_DIR if path is not None else None, names)
+        self.bands = BandTable(path.parent / DATA_DIR / "bands" if path is not None else None, names)
+        runs = list(self.db.execute("SELECT first_idx, name FROM shingle_runs ORDER BY first_idx"))
+        self.shingle_files = ShingleFiles(
+            path.parent / DATA_DIR / "shingles" if path else None, runs, self.next_idx
+        )
 
     def __enter__(self) -> Index:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.shingle_files.close()
         self.db.close()
 
     # -- files -------------------------------------------------------------------------------------
 
-    def unchanged(self, path: str, size: int, mtime_ns: int) -> bool:
-        """Whether ``path`` was seen with this size and modification time."""
-        seen = self._files.get(path)
-        return seen is not None and seen[:2] == (size, mtime_ns)
+    def files_in(self, folder: str) -> dict[str, tuple[int, int]]:
+        """``{path: (size, mtime_ns)}`` of the files seen directly in ``folder`` ("" at the top)."""
+        query = "SELECT path, size, mtime_ns FROM files WHERE folder = ?"
+        return {path: (size, mtime) for path, size, mtime in self.db.execute(query, (folder,))}
 
     def path_of_hash(self, file_hash: str) -> str | None:
         """The path of an earlier file with these bytes, if any."""
-        return self._hashes.get(file_hash)
+        row = self.db.execute("SELECT path FROM files WHERE hash = ? LIMIT 1", (file_hash,)).fetchone()
+        return row[0] if row else None
 
     @property
     def has_files(self) -> bool:
         """Whether any earlier run recorded input files (a first run has nothing to compare hashes with)."""
-        return bool(self._files)
-
-    def known_path(self, path: str) -> bool:
-        return path in self._files
+        return self.db.execute("SELECT EXISTS (SELECT 1 FROM files)").fetchone()[0] == 1
 
     def add_files(self, rows: Iterable[tuple[str, int, int, str]]) -> None:
         """Record files as seen: (path, size, mtime_ns, hash)."""
-        rows = list(rows)
-        self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", rows)
-        for path, size, mtime, digest in rows:
-            self._files[path] = (size, mtime, digest)
-            self._hashes.setdefault(digest, path)
+        self.db.executemany(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+            ((path, path.rpartition("/")[0], size, mtime, digest) for path, size, mtime, digest in rows),
+        )
+
+    def unchanged_folder(self, folder: str, mtime_ns: int) -> list[str] | None:
+        """The sub-folders of ``folder`` when an earlier run listed it with this modification time, long
+        enough before it looked (a change in the same clock tick would not move the time), else None."""
+        row = self.db.execute(
+            "SELECT mtime_ns, scanned_ns, subdirs FROM folders WHERE path = ?", (folder,)
+        ).fetchone()
+        if row is None or row[0] != mtime_ns or row[0] >= row[1] - RACY_NS:
+            return None
+        return row[2].split("/") if row[2] else []
+
+    def add_folders(self, rows: Iterable[tuple[str, int, list[str]]], scanned_ns: int) -> None:
+        """Record folders as listed: (path, mtime_ns, sub-folder names), listed at ``scanned_ns``."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?)",
+            ((path, mtime, scanned_ns, "/".join(subdirs)) for path, mtime, subdirs in rows),
+        )
 
     # -- documents and candidates ------------------------------------------------------------------
 
@@ -170,8 +202,8 @@ class Index:
         return {rep: sorted(members) for rep, members in groups.items()}
 
     def shingles(self, idx: int) -> np.ndarray:
-        (blob,) = self.db.execute("SELECT shingles FROM documents WHERE idx = ?", (idx,)).fetchone()
-        return np.frombuffer(blob, dtype=np.uint32)
+        """The shingle set of a document (of an earlier run or of this one)."""
+        return self.shingle_files.get(idx)
 
     def doc(self, idx: int) -> IndexedDoc:
         row = self.db.execute(
@@ -180,8 +212,13 @@ class Index:
         return IndexedDoc(*row)
 
     def add_documents(self, rows: Iterable[tuple]) -> None:
-        """Insert documents: (idx, id, source, content_hash, length, date, rep, prefix, shingles bytes)."""
-        self.db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        """Insert documents: (idx, id, source, content_hash, length, date, rep, prefix); their shingle sets
+        were appended with ``shingle_files.append`` in the same order."""
+        self.db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        if self.path is not None:
+            saved = self.shingle_files.save()
+            if saved is not None:
+                self.db.execute("INSERT INTO shingle_runs VALUES (?, ?)", saved)
 
     # -- learned boilerplate -----------------------------------------------------------------------
 
@@ -223,3 +260,73 @@ class Index:
 
     def commit(self) -> None:
         self.db.commit()
+
+
+class ShingleFiles:
+    """Shingle sets of documents: one append-only file of uint32 per run, with the offsets of its documents.
+
+    This run's sets go to a temporary file as dedup adds them; ``save`` renames it into place, and the index
+    lists it in the same transaction as the run's documents. Earlier runs' files are memory-mapped, so a
+    look-up reads only the pages of the documents it compares. A file the index does not list was left by
+    a run that died, and is deleted on open. ``folder`` None: in a temporary file only (tests, no index).
+    """
+
+    def __init__(self, folder: Path | None, runs: list[tuple[int, str]], first_new: int) -> None:
+        self.folder = folder
+        self._firsts = [first for first, _ in runs]
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (offsets, data) per earlier run
+        if folder is not None:
+            for _, name in runs:
+                offsets = np.load(folder / f"{name}.offsets.npy")
+                size = (folder / f"{name}.u32").stat().st_size
+                data = np.memmap(folder / f"{name}.u32", dtype=np.uint32, mode="r") if size else _NONE
+                self._runs.append((offsets, data))
+            wanted = {f"{name}.{part}" for _, name in runs for part in ("u32", "offsets.npy")}
+            folder.mkdir(parents=True, exist_ok=True)
+            for stale in folder.iterdir():
+                if stale.name not in wanted:
+                    stale.unlink(missing_ok=True)
+        self.first_new = first_new
+        self.name = f"run-{first_new:012d}"
+        self._file = (
+            tempfile.NamedTemporaryFile(dir=folder, prefix=".", suffix=".tmp", delete=False)  # noqa: SIM115
+            if folder is not None
+            else tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        )
+        self._offsets = array("q", [0])
+
+    def append(self, hashes: np.ndarray) -> None:
+        """Add the shingle set of the next document of this run."""
+        self._file.seek(self._offsets[-1] * 4)
+        self._file.write(hashes.astype(np.uint32).tobytes())
+        self._offsets.append(self._offsets[-1] + hashes.size)
+
+    def get(self, idx: int) -> np.ndarray:
+        if idx >= self.first_new:
+            i = idx - self.first_new
+            self._file.seek(self._offsets[i] * 4)
+            return np.frombuffer(self._file.read((self._offsets[i + 1] - self._offsets[i]) * 4), np.uint32)
+        run = bisect_right(self._firsts, idx) - 1
+        offsets, data = self._runs[run]
+        i = idx - self._firsts[run]
+        return np.array(data[offsets[i] : offsets[i + 1]])
+
+    def save(self) -> tuple[int, str] | None:
+        """Put this run's file in place (synced) and return its row for ``shingle_runs``; None if empty."""
+        if self.folder is None or len(self._offsets) == 1:
+            return None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        offsets = self.folder / f".{self.name}.offsets.npy.tmp"
+        with open(offsets, "wb") as handle:
+            np.save(handle, np.frombuffer(self._offsets, dtype=np.int64))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(offsets, self.folder / f"{self.name}.offsets.npy")
+        os.replace(self._file.name, self.folder / f"{self.name}.u32")
+        return self.first_new, self.name
+
+    def close(self) -> None:
+        self._file.close()
+        if self.folder is not None:
+            Path(self._file.name).unlink(missing_ok=True)  # not saved: the run failed or had no documents

@@ -24,7 +24,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,33 +98,64 @@ def discover(root: Path, exclude: Path | None = None) -> list[Path]:
     return [Path(path) for path, _ in walk_inputs(root, exclude)]
 
 
-def walk_inputs(root: Path, exclude: Path | None = None) -> list[tuple[str, str]]:
+# Given a folder (relative posix path, "" at the top) and its modification time: the names of its sub-folders
+# when its files need no look (an earlier walk saw it with this time), else None.
+Unchanged = Callable[[str, int], list[str] | None]
+
+
+def walk_inputs(
+    root: Path,
+    exclude: Path | None = None,
+    unchanged: Unchanged | None = None,
+    folders: list[tuple[str, int, list[str]]] | None = None,
+) -> list[tuple[str, str]]:
     """``(path, relative posix path)`` of every input file under ``root``, sorted by relative path.
 
     Skips hidden entries, sidecars and ``exclude``. A sidecar without its page (``pipeline fetch`` writes
     one for a URL it could not fetch) is listed: it loads as that URL's rejection, so a failed fetch is
     accounted for like any other input. Directory symlinks are not followed (no loops); file symlinks are
     read like files. Plain strings, not ``Path`` objects: a run walks every input each time.
+
+    ``unchanged``: asked for each folder with its modification time; where it returns the folder's
+    sub-folders, the folder is not listed (its files are left out) and the walk goes on into them.
+    ``folders``: receives ``(relative path, modification time, sub-folder names)`` of each folder listed.
     """
     found: list[tuple[str, str]] = []
-    excluded = str(exclude.resolve()) if exclude else None
+    excluded = os.path.realpath(exclude) if exclude else None
     top = os.fspath(root)
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-        dirnames[:] = [
-            d
-            for d in dirnames
-            if not d.startswith(".")
-            and (excluded is None or os.path.realpath(os.path.join(dirpath, d)) != excluded)
-        ]
-        prefix = os.path.relpath(dirpath, top).replace(os.sep, "/")
-        prefix = "" if prefix == "." else prefix + "/"
-        names = set(filenames)
-        for name in filenames:
-            if name.startswith("."):
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        folder = os.path.join(top, rel) if rel else top
+        try:
+            mtime = os.stat(folder).st_mtime_ns
+            known = unchanged(rel, mtime) if unchanged else None
+            if known is not None:
+                pending.extend(f"{rel}/{name}" if rel else name for name in known)
                 continue
+            with os.scandir(folder) as entries:
+                listed = [e for e in entries if not e.name.startswith(".")]
+        except OSError:
+            continue  # a folder that vanished or cannot be read: as os.walk, nothing from it
+        subdirs, names = [], []
+        for entry in listed:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                names.append(entry.name)
+            elif not entry.is_symlink() and (excluded is None or os.path.realpath(entry.path) != excluded):
+                subdirs.append(entry.name)
+        if folders is not None:
+            folders.append((rel, mtime, subdirs))
+        pending.extend(f"{rel}/{name}" if rel else name for name in subdirs)
+        present = set(names)
+        prefix = f"{rel}/" if rel else ""
+        for name in names:
             # a sidecar is listed only without its page: a failed fetch, loaded as a rejection
-            if not name.endswith(SIDECAR_SUFFIX) or name.removesuffix(SIDECAR_SUFFIX) not in names:
-                found.append((os.path.join(dirpath, name), prefix + name))
+            if not name.endswith(SIDECAR_SUFFIX) or name.removesuffix(SIDECAR_SUFFIX) not in present:
+                found.append((os.path.join(folder, name), prefix + name))
     found.sort(key=lambda item: item[1])
     return found
 

@@ -173,7 +173,7 @@ def test_rerun_with_output_inside_input_accounts_for_the_same_inputs(
             contract.REJECTED,
             contract.STATS,
             "index.sqlite",
-            "index.bands",
+            "index.data",
         ]
         + ["report.json", "report.html"]
     )  # no spool left behind

@@ -169,7 +169,7 @@ def test_clean_small_folder_through_subprocess(seed_folder: Path, tmp_path: Path
             contract.REJECTED,
             contract.STATS,
             "index.sqlite",
-            "index.bands",
+            "index.data",
         ]
         + ["report.json", "report.html"]
     )

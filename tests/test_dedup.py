@@ -166,14 +166,25 @@ def test_exactly_one_kept_per_cluster(choices: list[int]):
             assert verdict.kind == "exact" and verdict.similarity == 1.0
 
 
-def test_shingle_store_round_trip(tmp_path: Path):
-    from pipeline.dedup import ShingleStore
+def test_shingle_files_round_trip_across_runs(tmp_path: Path):
+    from pipeline.index import ShingleFiles
 
-    store = ShingleStore(tmp_path)
+    folder = tmp_path / "shingles"
     arrays = [np.arange(n, dtype=np.uint32) * 7 for n in (0, 3, 1000, 1)]
-    for array in arrays:
-        store.append(array)
-    for i, array in enumerate(arrays):
-        assert np.array_equal(store.get(i), array)
-    store.close()
-    assert not store.path.exists()
+    first = ShingleFiles(folder, [], 0)
+    for array in arrays[:2]:
+        first.append(array)
+    saved = first.save()
+    first.close()
+    (folder / "run-000000000002.u32").write_bytes(b"left by a run that died")
+    second = ShingleFiles(folder, [saved], 2)
+    assert not (folder / "run-000000000002.u32").exists()
+    for array in arrays[2:]:
+        second.append(array)
+    for i, array in enumerate(arrays):  # earlier run's from the file, this run's from the open one
+        assert np.array_equal(second.get(i), array)
+    second.close()
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "run-000000000000.offsets.npy",
+        "run-000000000000.u32",
+    ]

@@ -81,7 +81,7 @@ def test_flow_writes_the_library_output_and_publishes_artifacts(
             contract.REJECTED,
             contract.STATS,
             "index.sqlite",
-            "index.bands",
+            "index.data",
         ]
         + ["report.json", "report.html"]
     )  # spool folder removed

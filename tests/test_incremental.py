@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,62 @@ def test_boilerplate_learned_over_several_runs(tmp_path: Path):
     texts = {r["source"]: r["text"] for r in outputs(out)["records"]}
     assert footer in texts["gazette/0.txt"]  # cleaned before the line was known
     assert footer not in texts["gazette/5.txt"]  # learned from the counts of earlier runs
+
+
+def _age_folders(root: Path, seconds: int = 60) -> None:
+    """Set every folder's modification time into the past, beyond the index's racy-time window."""
+    past = int(time.time()) - seconds
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        os.utime(folder, (past, past))
+
+
+def test_folder_scan_finds_new_files_and_skips_unchanged_folders(tmp_path: Path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    syndicated_corpus(raw, limit=10)
+    _age_folders(raw)
+    config = RunConfig(workers=1, chunk_size=7, scan="folders")
+    first = clean_folder(raw, out, config)
+    assert clean_folder(raw, out, config).files == 0
+
+    folder = next(p for p in raw.iterdir() if p.is_dir())
+    shutil.copy(SEED, folder / "new-in-old-folder.txt")
+    (raw / "fresh" / "deep").mkdir(parents=True)
+    (raw / "fresh" / "deep" / "new.txt").write_text("A new article.\n\n" + "Some words here. " * 40)
+    second = clean_folder(raw, out, config)
+    sources = {r["source"] for name in ("records", "duplicates") for r in outputs(out)[name]}
+    assert second.files == 2
+    assert {f"{folder.name}/new-in-old-folder.txt", "fresh/deep/new.txt"} <= sources
+    # Only the changed folders were listed: the others' files were neither stat-ed nor counted.
+    assert second.unchanged < first.files
+    validate_output(out)
+
+
+def test_folder_scan_misses_a_file_rewritten_in_place_and_full_scan_finds_it(tmp_path: Path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    article = raw / "article.txt"
+    shutil.copy(SEED, article)
+    _age_folders(raw)
+    clean_folder(raw, out, RunConfig(workers=1, scan="folders"))
+    stamp = raw.stat()
+    article.write_text(SEED.read_text(encoding="utf-8") + "\n\nA correction was added.\n", encoding="utf-8")
+    os.utime(raw, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # rewritten in place: the folder's time holds
+
+    assert clean_folder(raw, out, RunConfig(workers=1, scan="folders")).files == 0  # the documented limit
+    full = clean_folder(raw, out, RunConfig(workers=1, scan="full"))
+    assert full.files == 1
+    assert any(
+        r["source"].startswith("article.txt@") for r in outputs(out)["duplicates"] + outputs(out)["records"]
+    )
+
+
+def test_folder_scan_does_not_trust_a_folder_listed_in_the_same_moment(tmp_path: Path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    shutil.copy(SEED, raw / "a.txt")
+    config = RunConfig(workers=1, scan="folders")
+    clean_folder(raw, out, config)  # the folder changed just now: a change in the same tick could hide
+    stamp = raw.stat()
+    (raw / "b.txt").write_text("Another article.\n\n" + "Other words here. " * 40, encoding="utf-8")
+    os.utime(raw, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # as if b.txt came in the same clock tick
+    assert clean_folder(raw, out, config).files == 1
