@@ -36,7 +36,7 @@ from pipeline.cleanup import CleanupConfig
 from pipeline.cli import format_summary
 from pipeline.contract import Rejection
 from pipeline.run import CleanedChunk, LoadedChunk, Run, RunConfig, Summary, UsageError
-from pipeline.signature import MinHashConfig
+from pipeline.signature import MinHashConfig, Signer
 
 COUNTS_ARTIFACT = "clean-folder-counts"
 SUMMARY_ARTIFACT = "clean-folder-summary"
@@ -64,10 +64,10 @@ def load_chunk(
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def clean_chunk(
-    spool_in: str, spool_out: str, learned: dict[str, frozenset[int]], config: RunConfig
+    spool_in: str, spool_out: str, learned: dict[str, frozenset[int]], config: RunConfig, signer: Signer
 ) -> CleanedChunk:
     """Pass 2 over one chunk: strip boilerplate, spool the clean records, return their signatures."""
-    return run.clean_chunk(spool_in, spool_out, learned, config)
+    return run.clean_chunk(spool_in, spool_out, learned, config, signer)
 
 
 @task(cache_policy=NO_CACHE)

@@ -8,9 +8,9 @@ sets used to measure similarity live in append-only files next to the index
 
 Candidates come from two indexes:
 
-- MinHashLSH tuned for ``threshold - 0.2`` (``LSH_MARGIN``): datasketch's bands for 0.8 itself find only
-  40% of pairs at Jaccard 0.8 and 69% at 0.85; for 0.6 they find 98.6% and 99.9%, and every candidate is
-  verified exactly anyway, so the extra candidates cost a few set intersections;
+- MinHashLSH bands tuned for ``threshold - 0.2`` (``signature.LSH_MARGIN``): datasketch's bands for 0.8
+  itself find only 40% of pairs at Jaccard 0.8 and 69% at 0.85; for 0.6 they find 98.6% and 99.9%, and
+  every candidate is verified exactly anyway, so the extra candidates cost a few set intersections;
 - the first ``PREFIX_TOKENS`` words of the dedup key: a copy cut short ("Continue reading") starts like
   the full article but its Jaccard with it is low, so LSH alone would miss it.
 
@@ -25,14 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from pipeline.index import Index
 from pipeline.signature import MinHashConfig, containment, jaccard
 
-LSH_MARGIN = 0.2
 PREFIX_TOKENS = 25
 MAX_PREFIX_BUCKET = 64  # candidates per prefix; beyond this a prefix is a template, not an article
 OLD_MEMBERS_CHECKED = 3  # members of an earlier cluster verified besides its kept record
@@ -48,7 +46,7 @@ class Signed:
     length: int
     date: str | None
     shingles: np.ndarray  # sorted unique uint32 shingle hashes
-    bands: np.ndarray  # int64 LSH band keys of its MinHash signature (see lsh_bands)
+    bands: np.ndarray  # int64 LSH band keys of its MinHash signature (see Signer.hashranges)
     prefix: int | None  # hash of the first PREFIX_TOKENS dedup tokens, when the text has that many
 
 
@@ -62,20 +60,6 @@ class Verdict:
     containment: float  # share of the smaller shingle set found in the other
     matched: str  # id of the document it was linked to (the kept one, or a copy of it)
     reason: str
-
-
-@lru_cache(maxsize=8)
-def lsh_bands(config: MinHashConfig) -> list[tuple[int, int]]:
-    """The signature ranges of the LSH bands for ``config``.
-
-    datasketch's MinHashLSH picks the bands (b, r) that minimise false positives and negatives at the
-    candidate threshold. Its in-memory tables would cost about 4 KB a document, so only its choice of bands
-    is used; the keys live in :class:`~pipeline.bands.BandTable`.
-    """
-    from datasketch import MinHashLSH  # noqa: PLC0415 - imports scipy (0.4 s): only where bands are chosen
-
-    lsh = MinHashLSH(threshold=max(0.3, config.threshold - LSH_MARGIN), num_perm=config.num_perm)
-    return list(lsh.hashranges)
 
 
 class Deduplicator:

@@ -31,7 +31,7 @@ from pipeline import contract
 from pipeline.bands import band_keys
 from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_document
 from pipeline.contract import Document, Rejection, record_json
-from pipeline.dedup import PREFIX_TOKENS, Deduplicator, Signed, Verdict, lsh_bands
+from pipeline.dedup import PREFIX_TOKENS, Deduplicator, Signed, Verdict
 from pipeline.extract import extract_main_text, tidy_metadata
 from pipeline.index import DATA_DIR, INDEX_FILE, Index, IndexMismatch
 from pipeline.load import MAX_FILE_BYTES, SIDECAR_SUFFIX, load_file, walk_inputs
@@ -234,12 +234,11 @@ def _signer(config: MinHashConfig) -> Signer:
 
 
 def clean_chunk(
-    spool_in: str, spool_out: str, learned: dict[str, frozenset[int]], config: RunConfig
+    spool_in: str, spool_out: str, learned: dict[str, frozenset[int]], config: RunConfig, signer: Signer
 ) -> CleanedChunk:
     """Strip boilerplate from a spooled chunk, spool the clean records and return their signatures."""
     start = time.perf_counter()
     rules = _rules(config.cleanup.boilerplate_file)
-    signer = _signer(config.minhash)
     with open(spool_in, "rb") as handle:
         documents: list[Document] = pickle.load(handle)
     records: list[dict[str, Any]] = []
@@ -272,7 +271,7 @@ def sign(records: list[dict[str, Any]], signer: Signer) -> list[Signed]:
     config = signer.config
     tokens = [dedup_token_bytes(record["text"]) for record in records]
     sets = shingle_hash_sets(tokens, config.shingle_size)
-    bands = band_keys(signer.signatures(sets), lsh_bands(config))
+    bands = band_keys(signer.signatures(sets), signer.hashranges)
     short = max(PREFIX_TOKENS, config.min_containment_shingles + config.shingle_size - 1)
     return [
         Signed(
@@ -411,7 +410,8 @@ class Run:
         n = len(loaded)
         spools = [str(self.spool_dir / f"clean-{i:06d}.jsonl") for i in range(n)]
         shares = [{g: learned[g] for g in c.groups if g in learned} for c in loaded]
-        return [c.spool for c in loaded], spools, shares, [self.config] * n
+        signers = [_signer(self.config.minhash)] * n
+        return [c.spool for c in loaded], spools, shares, [self.config] * n, signers
 
 
 @contextmanager
@@ -635,7 +635,9 @@ def clean_folder(
             """Each chunk's line counts as it arrives, released once merged (they are most of the
             parent's memory at this point: a few entries per document)."""
             done = 0
-            for chunk, files in zip(pool.map(load_chunk, *run.load_calls()), run.chunks, strict=True):
+            loading = pool.map(load_chunk, *run.load_calls())  # submitted: the workers start
+            _signer(config.minhash)  # datasketch's import and permutations, while they load
+            for chunk, files in zip(loading, run.chunks, strict=True):
                 loaded.append(chunk)
                 done += len(files)
                 report("load", done, run.files)

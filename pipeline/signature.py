@@ -12,15 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xxhash
-from datasketch import MinHash
 
 from pipeline.normalize import NORMALIZATION_VERSION
 
+if TYPE_CHECKING:
+    from datasketch import MinHash
+
 SCHEME = "affine32"
+LSH_MARGIN = 0.2  # LSH bands are tuned for threshold - LSH_MARGIN (see pipeline/dedup.py)
 _U32 = np.uint32
 _EMPTY = np.iinfo(np.uint32).max
 _BLOCK_COLUMNS = 1 << 15  # shingles per signature block: num_perm x 32,768 uint32 = 16 MB at 128
@@ -147,14 +152,35 @@ def shingle_hash(shingle: bytes) -> int:
     return int(_fmix32(np.array([combined], dtype=_U32))[0])
 
 
+@lru_cache(maxsize=8)
+def lsh_bands(config: MinHashConfig) -> list[tuple[int, int]]:
+    """The signature ranges of the LSH bands for ``config``.
+
+    datasketch's MinHashLSH picks the bands (b, r) that minimise false positives and negatives at the
+    candidate threshold. Its in-memory tables would cost about 4 KB a document, so only its choice of bands
+    is used; the keys live in :class:`~pipeline.bands.BandTable`.
+    """
+    from datasketch import MinHashLSH  # noqa: PLC0415 - see Signer
+
+    lsh = MinHashLSH(threshold=max(0.3, config.threshold - LSH_MARGIN), num_perm=config.num_perm)
+    return list(lsh.hashranges)
+
+
 class Signer:
-    """Computes MinHash signatures with fixed permutations (created once per process)."""
+    """Computes MinHash signatures with fixed permutations, and knows the LSH bands they are cut into.
+
+    Built once, in the parent of a run, and handed to the workers with each chunk: importing datasketch
+    costs 0.4 s (it imports scipy), which the parent spends while the workers load their first chunks.
+    """
 
     def __init__(self, config: MinHashConfig) -> None:
+        from datasketch import MinHash  # noqa: PLC0415 - only here (see the class docstring)
+
         self.config = config
         a, b = MinHash(num_perm=config.num_perm, seed=config.seed, scheme=SCHEME).permutations
         self._a = a.astype(_U32)[:, None]
         self._b = b.astype(_U32)[:, None]
+        self.hashranges = lsh_bands(config)
 
     def signature(self, hashes: np.ndarray) -> np.ndarray:
         """MinHash values (uint32, ``num_perm`` long) of a shingle hash set."""
@@ -186,6 +212,8 @@ class Signer:
 
     def minhash(self, signature: np.ndarray) -> MinHash:
         """A datasketch MinHash carrying these hash values, for MinHashLSH."""
+        from datasketch import MinHash  # noqa: PLC0415
+
         return MinHash(
             num_perm=self.config.num_perm, seed=self.config.seed, hashvalues=signature, scheme=SCHEME
         )

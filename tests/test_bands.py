@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.bands import BandTable, band_keys
-from pipeline.dedup import lsh_bands
-from pipeline.signature import MinHashConfig
+from pipeline.signature import MinHashConfig, lsh_bands
 
 
 def _brute_force(batches: list[np.ndarray], query: np.ndarray) -> list[list[int]]:

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from pipeline.bands import band_keys
 from pipeline.contract import document_id, read_jsonl, validate_output
-from pipeline.dedup import Deduplicator, Signed, lsh_bands
+from pipeline.dedup import Deduplicator, Signed
 from pipeline.normalize import dedup_token_bytes
 from pipeline.run import RunConfig, clean_folder
-from pipeline.signature import MinHashConfig, Signer, shingle_hashes
+from pipeline.signature import MinHashConfig, Signer, lsh_bands, shingle_hashes
 from tests.corpus import _mojibake, _typographic_variant, benchmark_articles
 
 # Articles of a usual length (400+ words): on a 60-word brief, three edited words already move Jaccard
