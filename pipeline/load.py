@@ -320,7 +320,7 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     if not sidecar.exists():
         return {}
     try:
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        meta = _json_loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     if not isinstance(meta, dict):
@@ -336,7 +336,7 @@ def _failed_fetch(sidecar: Path, source: str) -> Rejection:
     own, so the rejection and the record never share a source.
     """
     try:
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        meta = _json_loads(sidecar.read_text(encoding="utf-8"))
         error = meta["error"]
         reason, detail = error["reason"], f"{meta.get('url')}: {error.get('detail', '')}"
         return Rejection(source, reason if reason in REASONS else "fetch_error", detail, stage="fetch")
@@ -349,6 +349,29 @@ def folder_group(source: str) -> str:
     return source.split("/", 1)[0] if "/" in source else ""
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _json_loads(text: str) -> Any:
+    """``json.loads``, with each lone surrogate escape ("\\ud83d" of an emoji cut in half, common in
+    scraper exports) read as U+FFFD: a lone surrogate is no character, and no UTF-8 output can hold it."""
+    data = json.loads(text)
+    if _SURROGATE_ESCAPE.search(text):
+        data = _without_lone_surrogates(data)
+    return data
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
+
+
 def _split_jsonl(text: str, source: str) -> Iterator[Document | Rejection]:
     if not text.strip():
         yield Rejection(source, "empty", "JSON lines file with no lines")
@@ -358,7 +381,7 @@ def _split_jsonl(text: str, source: str) -> Iterator[Document | Rejection]:
             continue
         item_source = f"{source}#{number}"
         try:
-            item = json.loads(line)
+            item = _json_loads(line)
         except ValueError as err:
             yield Rejection(item_source, "parse_error", f"JSON line {number}: {err}")
             continue
@@ -367,7 +390,7 @@ def _split_jsonl(text: str, source: str) -> Iterator[Document | Rejection]:
 
 def _split_json(text: str, source: str) -> Iterator[Document | Rejection]:
     try:
-        data = json.loads(text)
+        data = _json_loads(text)
     except ValueError as err:
         # A .json file that is really JSON lines is common in scraper exports.
         if "\n" in text.strip() and text.lstrip().startswith("{"):

@@ -452,3 +452,16 @@ def test_json_authors_list_and_paragraph_list(tmp_path: Path) -> None:
 
     assert doc.author == "Ada Lovelace, Charles Babbage"
     assert doc.body == "First paragraph.\n\nSecond paragraph."
+
+
+def test_a_lone_surrogate_escape_in_json_becomes_a_replacement_character(tmp_path: Path) -> None:
+    # An emoji cut in half by an exporter: "\ud83d" alone is no character, and UTF-8 output cannot hold it.
+    (tmp_path / "a.jsonl").write_text(
+        '{"title": "Cut \\ud83d", "url": "https://example.org/\\udc00", "text": "Broken \\ud83d emoji, '
+        'whole \\ud83d\\ude00 one."}\n',
+        encoding="utf-8",
+    )
+    [doc] = list(load_file(tmp_path / "a.jsonl", tmp_path))
+    assert isinstance(doc, Document)
+    assert doc.body == "Broken \ufffd emoji, whole \U0001f600 one."
+    assert doc.title == "Cut \ufffd" and doc.url == "https://example.org/\ufffd"
