@@ -9,7 +9,6 @@ the parent, in input order, so the output does not depend on the number of worke
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pickle
@@ -25,6 +24,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
+import orjson
 import xxhash
 
 from pipeline import contract
@@ -244,7 +244,7 @@ def clean_chunk(
     records: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
     removed: Counter[tuple[str, str]] = Counter()
-    with open(spool_out, "w", encoding="utf-8") as out:
+    with open(spool_out, "wb") as out:
         for doc in documents:
             step = partial(
                 clean_document,
@@ -256,9 +256,14 @@ def clean_chunk(
             if isinstance(result, Rejection):
                 rejections.append(result)
                 continue
-            removed.update((doc.group, line) for line in doc.removed)
             record = record_json(result)
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            try:
+                serialised = orjson.dumps(record) + b"\n"
+            except orjson.JSONEncodeError as err:  # a string no UTF-8 can hold: this document only
+                rejections.append(Rejection(doc.source, "internal_error", f"JSON: {err}", stage="cleanup"))
+                continue
+            removed.update((doc.group, line) for line in doc.removed)
+            out.write(serialised)
             records.append(record)
     signed = sign(records, signer)
     return CleanedChunk(spool_out, signed, rejections, removed, time.perf_counter() - start)
@@ -605,8 +610,7 @@ def _read_spools(spools: list[tuple[str, list[str]]]) -> Iterator[tuple[bytes, s
 
 def _with_verdict(line: bytes, verdict: Verdict) -> bytes:
     """A duplicate's line: the record's JSON object with the verdict's fields added at its end."""
-    fields = json.dumps(asdict(verdict), ensure_ascii=False)
-    return line.rstrip()[:-1] + b", " + fields[1:].encode("utf-8") + b"\n"
+    return line.rstrip()[:-1] + b"," + orjson.dumps(asdict(verdict))[1:] + b"\n"
 
 
 def clean_folder(

@@ -9,6 +9,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import orjson
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -33,7 +35,7 @@ class AtomicJsonl:
         self.count = 0
 
     def write(self, row: dict[str, Any]) -> None:
-        self.write_line((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+        self.write_line(orjson.dumps(row) + b"\n")
 
     def write_line(self, line: bytes) -> None:
         """Write one row already serialised (UTF-8 JSON ending in a newline)."""
@@ -101,7 +103,7 @@ class JournaledAppend:
         self.count = 0
 
     def write(self, row: dict[str, Any]) -> None:
-        self.write_line((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+        self.write_line(orjson.dumps(row) + b"\n")
 
     def write_line(self, line: bytes) -> None:
         """Write one row already serialised (UTF-8 JSON ending in a newline)."""

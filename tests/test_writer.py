@@ -48,7 +48,7 @@ def test_atomic_jsonl_creates_missing_parent_folders(tmp_path: Path) -> None:
     with AtomicJsonl(target) as out:
         out.write({"x": 1})
 
-    assert target.read_text(encoding="utf-8") == '{"x": 1}\n'
+    assert json.loads(target.read_text(encoding="utf-8")) == {"x": 1}
 
 
 def test_atomic_jsonl_leaves_nothing_when_the_block_raises(tmp_path: Path) -> None:
