@@ -7,19 +7,17 @@ lines, and ``url``, ``hostname``, ``date`` and ``group`` filled where the input 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import trafilatura
 from courlan import extract_domain, normalize_url
-from htmldate import find_date
-from lxml.html import HtmlElement
-from trafilatura.metadata import examine_meta, extract_author, extract_meta_json, extract_title, extract_url
-from trafilatura.settings import DEFAULT_CONFIG, set_date_params
-from trafilatura.settings import Document as ExtractedPage
 
 from pipeline.cleanup import parse_date
 from pipeline.contract import Document, Rejection
+
+if TYPE_CHECKING:
+    from lxml.html import HtmlElement
+    from trafilatura.settings import Document as ExtractedPage
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +36,6 @@ TRAFILATURA_OPTIONS: dict[str, Any] = {
     "include_links": False,
 }
 
-# What trafilatura's own metadata pass uses for htmldate (``Extractor.date_params``).
-_EXTENSIVE_DATE_SEARCH = DEFAULT_CONFIG.getboolean("DEFAULT", "EXTENSIVE_DATE_SEARCH")
-
 
 def extract_main_text(doc: Document) -> Document | Rejection:
     """Replace an HTML body by its main text and fill title, author, date, hostname and URL from the page.
@@ -50,6 +45,10 @@ def extract_main_text(doc: Document) -> Document | Rejection:
     ``deduplicate`` is off: it keeps process-global state, which would make results depend on document
     order and on which worker saw what. Dedup is ours.
     """
+    # Imported here: trafilatura costs 0.1-0.3 s to import, and a folder of text files never needs it.
+    import trafilatura  # noqa: PLC0415
+    from trafilatura.settings import Document as ExtractedPage  # noqa: PLC0415
+
     try:
         tree = trafilatura.load_html(doc.body)
         if tree is None:
@@ -89,6 +88,16 @@ def page_metadata(tree: HtmlElement, url: str | None = None) -> ExtractedPage:
     ``tests/test_extract.py`` checks that they agree with ``extract_metadata`` on real pages. The tree is
     not modified.
     """
+    from htmldate import find_date  # noqa: PLC0415 - see extract_main_text
+    from trafilatura.metadata import (  # noqa: PLC0415
+        examine_meta,
+        extract_author,
+        extract_meta_json,
+        extract_title,
+        extract_url,
+    )
+    from trafilatura.settings import DEFAULT_CONFIG, set_date_params  # noqa: PLC0415
+
     metadata = examine_meta(tree)
     if metadata.author and " " not in metadata.author:
         metadata.author = None  # as trafilatura: a single word is a handle, not a name
@@ -104,7 +113,8 @@ def page_metadata(tree: HtmlElement, url: str | None = None) -> ExtractedPage:
         metadata.url = extract_url(tree, url)
     if metadata.url:
         metadata.hostname = extract_domain(metadata.url, fast=True)
-    date_params = set_date_params(_EXTENSIVE_DATE_SEARCH)
+    # What trafilatura's own metadata pass uses for htmldate (``Extractor.date_params``).
+    date_params = set_date_params(DEFAULT_CONFIG.getboolean("DEFAULT", "EXTENSIVE_DATE_SEARCH"))
     date_params["url"] = metadata.url
     metadata.date = find_date(tree, **date_params)
     metadata.clean_and_trim()

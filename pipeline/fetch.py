@@ -48,7 +48,6 @@ from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import httpx
 from lxml import etree
-from trafilatura.feeds import FeedParameters, find_links, is_potential_feed
 
 from pipeline.load import SIDECAR_SUFFIX
 from pipeline.writer import FILE_MODE, write_json_atomic
@@ -1003,6 +1002,8 @@ def urls_from_feed(url: str, config: FetchConfig, session: FetchSession | None =
     Raises:
         DiscoveryError: the feed cannot be fetched or is not a feed.
     """
+    from trafilatura.feeds import FeedParameters, find_links, is_potential_feed  # noqa: PLC0415 - 0.1 s
+
     body = _download_document(url, config, session, "feed")
     target = canonical_url(url)
     text = body.decode("utf-8", "replace").lstrip("\ufeff").strip()
