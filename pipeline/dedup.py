@@ -111,6 +111,11 @@ class Deduplicator:
             old_candidates = {c for c in banded if c < self.base}
             candidates = {c - self.base for c in banded if self.base <= c < own}
             self._add(index, doc, candidates, old_candidates)
+        # Rows now, while the workers clean the next chunks; a duplicate's rep is set by ``save``.
+        self.index.add_documents(
+            (self.base + i, *self._docs[i], self.base + i, self._prefixes[i])
+            for i in range(first, len(self._docs))
+        )
 
     def _add(self, index: int, doc: Signed, candidates: set[int], old_candidates: set[int]) -> None:
         self._docs.append((doc.id, doc.source, doc.content_hash, doc.length, doc.date))
@@ -260,32 +265,18 @@ class Deduplicator:
         return result
 
     def save(self, verdicts: dict[str, Verdict]) -> None:
-        """Write this run's documents, their clusters and band keys into the index."""
-        base = self.base
+        """Point this run's duplicates at the records their clusters keep, and save the run's files."""
         by_id = {d[0]: i for i, d in enumerate(self._docs)}
-        rows: list[tuple] = []
-        for i, (doc_id, source, content_hash, length, date) in enumerate(self._docs):
-            verdict = verdicts.get(doc_id)
-            if verdict is None:
-                rep = base + i
-            elif self._anchor.get(self._find(i)) is not None:
-                rep = self._anchor[self._find(i)]
-            else:
-                rep = base + by_id[verdict.duplicate_of]
-            rows.append(
-                (
-                    base + i,
-                    doc_id,
-                    source,
-                    content_hash,
-                    length,
-                    date,
-                    rep,
-                    self._prefixes[i],
+        reps = []
+        for i, doc in enumerate(self._docs):
+            verdict = verdicts.get(doc[0])
+            if verdict is not None:
+                anchor = self._anchor.get(self._find(i))
+                reps.append(
+                    (self.base + i, anchor if anchor is not None else self.base + by_id[verdict.duplicate_of])
                 )
-            )
-        self.index.add_documents(rows)
-        self.index.save_bands()
+        self.index.set_reps(reps)
+        self.index.save_run_files()
 
     def _shingles(self, i: int) -> np.ndarray:
         """The shingle set of this run's ``i``-th document."""

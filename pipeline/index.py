@@ -110,6 +110,7 @@ class Index:
                 "from the raw inputs."
             )
         self.next_idx = self.db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM documents").fetchone()[0]
+        self._line_batch = LineCounts()  # merged by merge_line_counts, written by write_line_counts
         names = [name for (name,) in self.db.execute("SELECT name FROM segments ORDER BY pos")]
         self.bands = BandTable(path.parent / DATA_DIR / "bands" if path is not None else None, names)
         runs = list(self.db.execute("SELECT first_idx, name FROM shingle_runs ORDER BY first_idx"))
@@ -171,24 +172,17 @@ class Index:
     # -- documents and candidates ------------------------------------------------------------------
 
     def exact(self, content_hash: str) -> int | None:
-        """An earlier document with this clean text (the first one)."""
+        """A document of an earlier run with this clean text (the first one)."""
         row = self.db.execute(
-            "SELECT idx FROM documents WHERE content_hash = ? ORDER BY idx LIMIT 1", (content_hash,)
+            "SELECT idx FROM documents WHERE content_hash = ? AND idx < ? ORDER BY idx LIMIT 1",
+            (content_hash, self.next_idx),
         ).fetchone()
         return row[0] if row else None
 
-    def save_bands(self) -> None:
-        """Write this run's band keys to a segment file and list the segments (committed by ``commit``)."""
-        if self.path is None:
-            return
-        names = self.bands.save(f"seg-{self.next_idx:012d}")
-        self.db.execute("DELETE FROM segments")
-        self.db.executemany("INSERT INTO segments VALUES (?, ?)", enumerate(names))
-
     def prefix_candidates(self, prefix: int, limit: int) -> list[int]:
-        """Earlier documents that start with the same words."""
-        query = "SELECT idx FROM documents WHERE prefix = ? ORDER BY idx LIMIT ?"
-        return [idx for (idx,) in self.db.execute(query, (prefix, limit))]
+        """Documents of earlier runs that start with the same words."""
+        query = "SELECT idx FROM documents WHERE prefix = ? AND idx < ? ORDER BY idx LIMIT ?"
+        return [idx for (idx,) in self.db.execute(query, (prefix, self.next_idx, limit))]
 
     def reps(self, idxs: Iterable[int]) -> dict[int, list[int]]:
         """Group documents by the record their cluster keeps: ``{rep: [idx, ...]}``, each list sorted."""
@@ -213,28 +207,47 @@ class Index:
 
     def add_documents(self, rows: Iterable[tuple]) -> None:
         """Insert documents: (idx, id, source, content_hash, length, date, rep, prefix); their shingle sets
-        were appended with ``shingle_files.append`` in the same order."""
+        are appended with ``shingle_files.append`` in the same order."""
         self.db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        if self.path is not None:
-            saved = self.shingle_files.save()
-            if saved is not None:
-                self.db.execute("INSERT INTO shingle_runs VALUES (?, ?)", saved)
+
+    def set_reps(self, reps: Iterable[tuple[int, int]]) -> None:
+        """Point documents at the record their cluster keeps: (idx, rep)."""
+        self.db.executemany("UPDATE documents SET rep = ? WHERE idx = ?", ((rep, idx) for idx, rep in reps))
+
+    def save_run_files(self) -> None:
+        """Put this run's shingle and band-key files in place and list them (committed by ``commit``)."""
+        if self.path is None:
+            return
+        saved = self.shingle_files.save()
+        if saved is not None:
+            self.db.execute("INSERT INTO shingle_runs VALUES (?, ?)", saved)
+        names = self.bands.save(f"seg-{self.next_idx:012d}")
+        self.db.execute("DELETE FROM segments")
+        self.db.executemany("INSERT INTO segments VALUES (?, ?)", enumerate(names))
 
     # -- learned boilerplate -----------------------------------------------------------------------
 
     def merge_line_counts(self, batch: LineCounts, config: CleanupConfig) -> LineCounts:
-        """Add a run's line counts to the stored ones; return the totals for the lines of this run."""
+        """Add a run's line counts to the stored ones; return the totals for the lines of this run.
+
+        The new counts are written by :meth:`write_line_counts` (the run calls it while its workers clean).
+        """
         totals = LineCounts()
         for group, docs in batch.docs.items():
             row = self.db.execute("SELECT docs FROM groups WHERE grp = ?", (group,)).fetchone()
             totals.docs[group] = docs + (row[0] if row else 0)
             self.db.execute("INSERT OR REPLACE INTO groups VALUES (?, ?)", (group, totals.docs[group]))
+        if self.db.execute("SELECT NOT EXISTS (SELECT 1 FROM lines)").fetchone()[0]:
+            # No line stored yet (a first run): the totals are this run's counts.
+            batch.docs = totals.docs
+            self._line_batch = batch
+            return batch
+        self._line_batch = totals
         for group, counts in batch.lines.items():
             merged: Counter[int] = Counter()
             for key, count in counts.items():
-                db_key = key & _MASK63
                 row = self.db.execute(
-                    "SELECT count, articles FROM lines WHERE grp = ? AND key = ?", (group, db_key)
+                    "SELECT count, articles FROM lines WHERE grp = ? AND key = ?", (group, key & _MASK63)
                 ).fetchone()
                 seen = {int(a) for a in row[1].split()} if row and row[1] else set()
                 for fingerprint in batch.articles.get((group, key), ()):
@@ -242,12 +255,25 @@ class Index:
                         seen.add(fingerprint)
                 merged[key] = count + (row[0] if row else 0)
                 totals.articles[(group, key)] = seen
-                self.db.execute(
-                    "INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?)",
-                    (group, db_key, merged[key], " ".join(map(str, sorted(seen)))),
-                )
             totals.lines[group] = merged
         return totals
+
+    def write_line_counts(self) -> None:
+        """Write the counts :meth:`merge_line_counts` merged (once; committed by ``commit``)."""
+        batch, self._line_batch = self._line_batch, LineCounts()
+        self.db.executemany(
+            "INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?)",
+            (
+                (
+                    group,
+                    key & _MASK63,
+                    count,
+                    " ".join(map(str, sorted(batch.articles.get((group, key), ())))),
+                )
+                for group, counts in batch.lines.items()
+                for key, count in counts.items()
+            ),
+        )
 
     # -- output files --------------------------------------------------------------------------------
 
@@ -297,7 +323,8 @@ class ShingleFiles:
 
     def append(self, hashes: np.ndarray) -> None:
         """Add the shingle set of the next document of this run."""
-        self._file.seek(self._offsets[-1] * 4)
+        if self._file.tell() != self._offsets[-1] * 4:  # a look-up moved the position
+            self._file.seek(self._offsets[-1] * 4)
         self._file.write(hashes.astype(np.uint32).tobytes())
         self._offsets.append(self._offsets[-1] + hashes.size)
 

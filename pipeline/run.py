@@ -387,6 +387,7 @@ class Run:
     spool_dir: Path
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
+    inputs_recorded: bool = False
 
     @property
     def files(self) -> int:
@@ -407,6 +408,15 @@ class Run:
         self.selection.rows.extend(row for chunk in loaded for row in chunk.file_rows)
         self.timings["worker_load_seconds"] = sum(c.seconds for c in loaded)
         return learned
+
+    def record_inputs(self) -> None:
+        """Write what the index learns from the inputs alone (line counts, file rows), once; a caller can
+        do it while the workers clean. Committed with the rest of the run."""
+        if not self.inputs_recorded:
+            self.index.write_line_counts()
+            self.index.add_files(self.selection.rows)
+            self.index.add_folders(self.selection.folders, self.selection.started_ns)
+            self.inputs_recorded = True
 
     def clean_calls(
         self, loaded: list[LoadedChunk], learned: dict[str, frozenset[int]]
@@ -536,8 +546,7 @@ def finish(
             for rejection in rejections:
                 outputs[contract.REJECTED].write(rejection.to_json())
             dedup.save(verdicts)
-            run.index.add_files(run.selection.rows)
-            run.index.add_folders(run.selection.folders, run.selection.started_ns)
+            run.record_inputs()  # if the caller has not yet
             totals = {}
             for name, output in outputs.items():
                 rows = committed.get(name, (0, 0))[1] + output.count
@@ -669,7 +678,8 @@ def clean_folder(
                 report("clean", done, run.files)
                 yield item
 
-        cleaned = pool.map(clean_chunk, *run.clean_calls(loaded, learned))
+        cleaned = pool.map(clean_chunk, *run.clean_calls(loaded, learned))  # submitted: workers start
+        run.record_inputs()  # while they clean
         return finish(run, reported(cleaned), learned, [r for c in loaded for r in c.rejections])
 
 
