@@ -18,7 +18,6 @@ from importlib import resources
 from pathlib import Path
 
 import xxhash
-from dateutil import parser as date_parser
 
 from pipeline.contract import Document, Rejection
 
@@ -249,6 +248,8 @@ def parse_date(text: str) -> str | None:
     if not _YEAR.search(text) or len(text) > 60:
         return None
     try:
+        from dateutil import parser as date_parser  # noqa: PLC0415 - imported where a date is parsed
+
         parsed = date_parser.parse(text, fuzzy=False, ignoretz=True, default=datetime(1900, 1, 1))
     except (ValueError, OverflowError):
         try:  # "Nov 19, 2024 10:32 AM EST" and the like, with words dateutil does not know around them

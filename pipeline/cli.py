@@ -9,9 +9,6 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-
 from pipeline import __version__
 from pipeline.cleanup import CleanupConfig
 from pipeline.fetch import add_fetch_arguments, run_fetch
@@ -190,6 +187,16 @@ def _serve(argv: list[str]) -> int:
 
 
 def _run_clean(args: argparse.Namespace, config: RunConfig) -> Summary:
+    from rich.console import Console  # noqa: PLC0415 - 0.05 s, only for the progress bar
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     console = Console(stderr=True)
     if args.quiet or not console.is_terminal:
         return clean_folder(args.input, args.out, config, rebuild=args.rebuild)

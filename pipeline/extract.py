@@ -10,8 +10,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from courlan import extract_domain, normalize_url
-
 from pipeline.cleanup import parse_date
 from pipeline.contract import Document, Rejection
 
@@ -112,6 +110,8 @@ def page_metadata(tree: HtmlElement, url: str | None = None) -> ExtractedPage:
     if not metadata.url:
         metadata.url = extract_url(tree, url)
     if metadata.url:
+        from courlan import extract_domain  # noqa: PLC0415 - see tidy_metadata
+
         metadata.hostname = extract_domain(metadata.url, fast=True)
     # What trafilatura's own metadata pass uses for htmldate (``Extractor.date_params``).
     date_params = set_date_params(DEFAULT_CONFIG.getboolean("DEFAULT", "EXTENSIVE_DATE_SEARCH"))
@@ -127,6 +127,8 @@ def tidy_metadata(doc: Document) -> Document:
         try:
             parts = urlsplit(doc.url)
             if parts.scheme in ("http", "https"):
+                from courlan import normalize_url  # noqa: PLC0415 - 0.05 s: only for documents with a URL
+
                 doc.url = normalize_url(doc.url)  # lower-cased host, tracking parameters dropped
                 doc.hostname = doc.hostname or parts.hostname
         except ValueError:

@@ -36,7 +36,6 @@ from pipeline.extract import extract_main_text, tidy_metadata
 from pipeline.index import DATA_DIR, INDEX_FILE, Index, IndexMismatch
 from pipeline.load import MAX_FILE_BYTES, SIDECAR_SUFFIX, load_file, walk_inputs
 from pipeline.normalize import dedup_token_bytes, normalize_text
-from pipeline.report import update_reports
 from pipeline.signature import MinHashConfig, Signer, shingle_hash_sets
 from pipeline.writer import open_output, write_json_atomic
 
@@ -606,6 +605,8 @@ def finish(
     }
     write_json_atomic(run.out_dir / contract.STATS, stats)
     if config.report:
+        from pipeline.report import update_reports  # noqa: PLC0415 - rich and more, only when reporting
+
         update_reports(run.out_dir)  # report.json and report.html over all runs' outputs
     return Summary(
         run.files,
