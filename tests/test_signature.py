@@ -8,10 +8,12 @@ from datasketch import MinHash, MinHashLSH
 
 from pipeline.normalize import dedup_token_bytes
 from pipeline.signature import (
+    LSH_MARGIN,
     MinHashConfig,
     Signer,
     containment,
     jaccard,
+    lsh_bands,
     shingle_hash,
     shingle_hashes,
     shingles,
@@ -19,15 +21,24 @@ from pipeline.signature import (
 from tests.corpus import benchmark_articles
 
 
-@pytest.mark.parametrize("num_perm", [64, 128, 256])
-def test_signature_is_bit_identical_to_datasketch_update_batch(num_perm: int):
+@pytest.mark.parametrize(("num_perm", "seed"), [(64, 1), (128, 1), (256, 1), (128, 7)])
+def test_signature_is_bit_identical_to_datasketch_update_batch(num_perm: int, seed: int):
     text = benchmark_articles(1)[0].body
     tokens = dedup_token_bytes(text)
-    reference = MinHash(num_perm=num_perm, seed=1, scheme="affine32", hashfunc=shingle_hash)
+    reference = MinHash(num_perm=num_perm, seed=seed, scheme="affine32", hashfunc=shingle_hash)
     reference.update_batch(shingles(tokens, 5))
-    ours = Signer(MinHashConfig(num_perm=num_perm)).signature(shingle_hashes(tokens, 5))
+    ours = Signer(MinHashConfig(num_perm=num_perm, seed=seed)).signature(shingle_hashes(tokens, 5))
     assert ours.dtype == np.uint32
     assert np.array_equal(ours, reference.hashvalues)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "num_perm"), [(0.8, 128), (0.5, 128), (0.9, 64), (0.6, 16), (0.75, 256), (1.0, 100)]
+)
+def test_lsh_bands_are_datasketch_minhashlsh_choice(threshold: float, num_perm: int):
+    config = MinHashConfig(threshold=threshold, num_perm=num_perm)
+    lsh = MinHashLSH(threshold=max(0.3, threshold - LSH_MARGIN), num_perm=num_perm)
+    assert lsh_bands(config) == lsh.hashranges
 
 
 def test_signatures_go_into_datasketch_lsh():
