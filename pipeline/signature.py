@@ -173,13 +173,13 @@ def lsh_bands(config: MinHashConfig) -> list[tuple[int, int]]:
 
     best, choice = float("inf"), (0, 0)
     for b in range(1, num_perm + 1):
-        r = np.arange(1, num_perm // b + 1)
-        errors = 0.5 * area(0.0, threshold, b, r, False) + 0.5 * area(threshold, 1.0, b, r, True)
+        rows = np.arange(1, num_perm // b + 1)
+        errors = 0.5 * area(0.0, threshold, b, rows, False) + 0.5 * area(threshold, 1.0, b, rows, True)
         i = int(np.argmin(errors))  # the first of equal minima, as datasketch's strict "<"
         if errors[i] < best:
-            best, choice = float(errors[i]), (b, int(r[i]))
-    b, r = choice
-    return [(i * r, (i + 1) * r) for i in range(b)]
+            best, choice = float(errors[i]), (b, int(rows[i]))
+    bands, width = choice
+    return [(i * width, (i + 1) * width) for i in range(bands)]
 
 
 class Signer:
