@@ -102,6 +102,7 @@ class Deduplicator:
         if not docs:
             return
         first = len(self._docs)
+        self.index.shingle_files.extend([doc.shingles for doc in docs])
         keys = np.stack([doc.bands for doc in docs])
         # The chunk's own keys go in first, so its documents find each other; each keeps the earlier ones.
         self.index.bands.add(keys, self.base + first)
@@ -120,7 +121,6 @@ class Deduplicator:
     def _add(self, index: int, doc: Signed, candidates: set[int], old_candidates: set[int]) -> None:
         self._docs.append((doc.id, doc.source, doc.content_hash, doc.length, doc.date))
         self._parent.append(index)
-        self.index.shingle_files.append(doc.shingles)
         self._prefixes.append(doc.prefix)
         has_old = self.base > 0  # earlier runs' documents: look them up in the index
         old = self.index.exact(doc.content_hash) if has_old else None

@@ -207,7 +207,7 @@ class Index:
 
     def add_documents(self, rows: Iterable[tuple]) -> None:
         """Insert documents: (idx, id, source, content_hash, length, date, rep, prefix); their shingle sets
-        are appended with ``shingle_files.append`` in the same order."""
+        are added with ``shingle_files.extend`` in the same order."""
         self.db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def set_reps(self, reps: Iterable[tuple[int, int]]) -> None:
@@ -321,12 +321,14 @@ class ShingleFiles:
         )
         self._offsets = array("q", [0])
 
-    def append(self, hashes: np.ndarray) -> None:
-        """Add the shingle set of the next document of this run."""
-        if self._file.tell() != self._offsets[-1] * 4:  # a look-up moved the position
-            self._file.seek(self._offsets[-1] * 4)
-        self._file.write(hashes.astype(np.uint32).tobytes())
-        self._offsets.append(self._offsets[-1] + hashes.size)
+    def extend(self, sets: list[np.ndarray]) -> None:
+        """Add the shingle sets of the next documents of this run (one write)."""
+        if not sets:
+            return
+        self._file.seek(self._offsets[-1] * 4)  # a look-up may have moved the position
+        self._file.write(np.concatenate(sets).astype(np.uint32).tobytes())
+        for hashes in sets:
+            self._offsets.append(self._offsets[-1] + hashes.size)
 
     def get(self, idx: int) -> np.ndarray:
         if idx >= self.first_new:

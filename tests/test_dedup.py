@@ -172,15 +172,14 @@ def test_shingle_files_round_trip_across_runs(tmp_path: Path):
     folder = tmp_path / "shingles"
     arrays = [np.arange(n, dtype=np.uint32) * 7 for n in (0, 3, 1000, 1)]
     first = ShingleFiles(folder, [], 0)
-    for array in arrays[:2]:
-        first.append(array)
+    first.extend(arrays[:2])
     saved = first.save()
     first.close()
     (folder / "run-000000000002.u32").write_bytes(b"left by a run that died")
     second = ShingleFiles(folder, [saved], 2)
     assert not (folder / "run-000000000002.u32").exists()
-    for array in arrays[2:]:
-        second.append(array)
+    second.extend(arrays[2:3])
+    second.extend(arrays[3:])
     for i, array in enumerate(arrays):  # earlier run's from the file, this run's from the open one
         assert np.array_equal(second.get(i), array)
     second.close()
