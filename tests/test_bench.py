@@ -37,7 +37,7 @@ def test_bench_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ours (production path)" in result.stdout
-    assert "incremental, 5 new against 40" in result.stdout
+    assert "incremental, 5 new against 40, --scan folders" in result.stdout
     latest = json.loads((tmp_path / "results" / "latest.json").read_text())
     assert set(latest["ratios"]) >= {"signatures: ours / datasketch naive (target >= 30)"}
     assert latest["results"]["ours (production path)"]["docs_per_s"] > 0
