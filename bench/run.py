@@ -390,7 +390,8 @@ def main() -> None:
     for scan in ("full", "folders"):
         large = results[f"incremental, {NEW} new against {LARGE}, --scan {scan}"]["seconds"]
         small = results[f"incremental, {NEW} new against {SMALL}, --scan {scan}"]["seconds"]
-        ratios[f"incremental --scan {scan}: against {LARGE} / against {SMALL} (target <= 1.5)"] = large / small
+        name = f"incremental --scan {scan}: against {LARGE} / against {SMALL} (target <= 1.5)"
+        ratios[name] = large / small
     ratios.update(html_ratios(results))
     datatrove_case = results.get("datatrove MinHash dedup (4 stages), 2 tasks")
     if datatrove_case:
