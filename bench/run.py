@@ -17,7 +17,8 @@ Cases (each timed over several runs after a warm-up; the median is reported):
 - HTML: the 181 real pages of ../shared/data/article-extraction-benchmark, replicated 5 times into
   subfolders (905 pages; the copies are exact duplicates, as syndicated pages often are, so dedup
   reports 724 exact duplicates), through a bare ``trafilatura.extract`` loop in this process (the
-  issue's baseline, default options, and again with the options our extraction uses) and through the
+  issue's baseline, default options; again with the options our extraction uses; and with
+  ``with_metadata=True``, which reads the title, author and date our records carry) and through the
   whole ``pipeline clean`` as a process, 1 and 2 workers, timed both as a whole process (interpreter
   start-up and imports included) and in-run (``timings_seconds.total`` of its ``stats.json``). Skipped
   with a note when the shared data is missing.
@@ -308,6 +309,8 @@ def html_runs() -> dict[str, dict]:
     loops = {
         "html: bare extract(deduplicate=False)": {"deduplicate": False},
         "html: bare extract, our options": ours,
+        # The fields our records carry (title, author, date, URL, host) cost trafilatura this much more.
+        "html: bare extract(with_metadata=True)": {"deduplicate": False, "with_metadata": True},
     }
     results = {}
     for name, options in loops.items():
@@ -349,11 +352,12 @@ def html_ratios(results: dict[str, dict]) -> dict[str, float | None]:
 
     bare = seconds("html: bare extract(deduplicate=False)")
     bare_ours = seconds("html: bare extract, our options")
+    bare_metadata = seconds("html: bare extract(with_metadata=True)")
     one = seconds("html: pipeline clean, 1 worker(s), whole process")
     one_in_run = seconds("html: pipeline clean, 1 worker(s), in-run")
     two = seconds("html: pipeline clean, 2 worker(s), whole process")
     two_in_run = seconds("html: pipeline clean, 2 worker(s), in-run")
-    if not (bare and bare_ours and one and one_in_run and two and two_in_run):
+    if not (bare and bare_ours and bare_metadata and one and one_in_run and two and two_in_run):
         return dict.fromkeys(
             (
                 "html: ours 1 worker / bare trafilatura per core (target <= 1.10)",
@@ -364,6 +368,7 @@ def html_ratios(results: dict[str, dict]) -> dict[str, float | None]:
         "html: ours 1 worker / bare trafilatura per core (target <= 1.10)": one / bare,
         "html: ours 1 worker in-run / bare trafilatura": one_in_run / bare,
         "html: ours 1 worker in-run / bare trafilatura, our options": one_in_run / bare_ours,
+        "html: ours 1 worker in-run / bare extract with metadata (same fields)": one_in_run / bare_metadata,
         "html: 2 workers / 1 worker (target >= 1.7)": one / two,
         "html: 2 workers / 1 worker, in-run": one_in_run / two_in_run,
     }

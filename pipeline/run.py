@@ -660,9 +660,7 @@ def clean_folder(
             """Each chunk's line counts as it arrives, released once merged (they are most of the
             parent's memory at this point: a few entries per document)."""
             done = 0
-            loading = pool.map(load_chunk, *run.load_calls())  # submitted: the workers start
-            _signer(config.minhash)  # datasketch's import and permutations, while they load
-            for chunk, files in zip(loading, run.chunks, strict=True):
+            for chunk, files in zip(pool.map(load_chunk, *run.load_calls()), run.chunks, strict=True):
                 loaded.append(chunk)
                 done += len(files)
                 report("load", done, run.files)
