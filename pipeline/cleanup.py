@@ -104,8 +104,9 @@ def _words(line: str) -> int:
 
 
 def line_key(line: str) -> int:
-    """Case- and spacing-insensitive 64-bit key of a line, stable across processes (unlike ``hash``)."""
-    return xxhash.xxh64_intdigest(" ".join(line.casefold().split()).encode("utf-8"))
+    """Case-insensitive 64-bit key of a line of normalised text (single spaces, none at the ends: see
+    ``normalize_text``), stable across processes (unlike ``hash``)."""
+    return xxhash.xxh64_intdigest(line.casefold().encode("utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -415,7 +416,10 @@ def clean_document(
 
     def is_edge_boilerplate(line: str) -> bool:
         return _short(line, config) and bool(
-            rules.edge.fullmatch(line) or rules.anywhere.fullmatch(line) or line_key(line) in learned
+            rules.edge.fullmatch(line)
+            or rules.anywhere.fullmatch(line)
+            or learned
+            and line_key(line) in learned
         )
 
     # Head: page chrome above a repeated title, then boilerplate, the title and its repeats, one byline.
