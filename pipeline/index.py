@@ -321,14 +321,12 @@ class ShingleFiles:
         )
         self._offsets = array("q", [0])
 
-    def extend(self, sets: list[np.ndarray]) -> None:
-        """Add the shingle sets of the next documents of this run (one write)."""
-        if not sets:
-            return
+    def extend(self, shingles: np.ndarray, sizes: list[int]) -> None:
+        """Add the shingle sets of the next documents of this run: concatenated, and their sizes."""
         self._file.seek(self._offsets[-1] * 4)  # a look-up may have moved the position
-        self._file.write(np.concatenate(sets).astype(np.uint32).tobytes())
-        for hashes in sets:
-            self._offsets.append(self._offsets[-1] + hashes.size)
+        self._file.write(shingles.astype(np.uint32).tobytes())
+        for size in sizes:
+            self._offsets.append(self._offsets[-1] + size)
 
     def get(self, idx: int) -> np.ndarray:
         if idx >= self.first_new:

@@ -24,6 +24,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import xxhash
 
@@ -31,7 +32,7 @@ from pipeline import contract
 from pipeline.bands import band_keys
 from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_document
 from pipeline.contract import Document, Rejection, record_json
-from pipeline.dedup import PREFIX_TOKENS, Deduplicator, Signed, Verdict
+from pipeline.dedup import PREFIX_TOKENS, Deduplicator, SignedBatch, Verdict
 from pipeline.extract import extract_main_text, tidy_metadata
 from pipeline.index import DATA_DIR, INDEX_FILE, Index, IndexMismatch
 from pipeline.load import MAX_FILE_BYTES, SIDECAR_SUFFIX, load_file, walk_inputs
@@ -97,7 +98,7 @@ class CleanedChunk:
     """Pass-2 result of one chunk: clean records spooled, compact signatures for dedup."""
 
     spool: str
-    signed: list[Signed]
+    signed: SignedBatch
     rejections: list[Rejection]
     removed_lines: Counter[tuple[str, str]]
     seconds: float
@@ -268,29 +269,27 @@ def clean_chunk(
     return CleanedChunk(spool_out, signed, rejections, removed, time.perf_counter() - start)
 
 
-def sign(records: list[dict[str, Any]], signer: Signer) -> list[Signed]:
+def sign(records: list[dict[str, Any]], signer: Signer) -> SignedBatch:
     """The compact dedup view of clean records, computed as one batch (see :func:`shingle_hash_sets`)."""
-    if not records:
-        return []
     config = signer.config
     tokens = [dedup_token_bytes(record["text"]) for record in records]
     sets = shingle_hash_sets(tokens, config.shingle_size)
-    bands = band_keys(signer.signatures(sets), signer.hashranges)
     short = max(PREFIX_TOKENS, config.min_containment_shingles + config.shingle_size - 1)
-    return [
-        Signed(
-            r["id"],
-            r["source"],
-            r["content_hash"],
-            len(r["text"]),
-            r["date"],
-            hashes,
-            keys,
-            # 63 bits: the prefix is an SQLite integer in the index.
-            xxhash.xxh64_intdigest(b" ".join(words[:PREFIX_TOKENS])) >> 1 if len(words) >= short else None,
-        )
-        for r, words, hashes, keys in zip(records, tokens, sets, bands, strict=True)
-    ]
+    return SignedBatch(
+        [r["id"] for r in records],
+        [r["source"] for r in records],
+        [r["content_hash"] for r in records],
+        [len(r["text"]) for r in records],
+        [r["date"] for r in records],
+        # 63 bits: the prefix is an SQLite integer in the index.
+        [
+            xxhash.xxh64_intdigest(b" ".join(t[:PREFIX_TOKENS])) >> 1 if len(t) >= short else None
+            for t in tokens
+        ],
+        np.concatenate(sets) if sets else np.empty(0, np.uint32),
+        np.concatenate(([0], np.cumsum([s.size for s in sets], dtype=np.int64))),
+        band_keys(signer.signatures(sets), signer.hashranges),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -520,7 +519,7 @@ def finish(
             dedup.add_chunk(chunk.signed)
             rejections.extend(chunk.rejections)
             removed.update(chunk.removed_lines)
-            spools.append((chunk.spool, [doc.id for doc in chunk.signed]))
+            spools.append((chunk.spool, chunk.signed.ids))
             clean_seconds += chunk.seconds
         timings["clean_and_dedup"] = time.perf_counter() - t0
         t1 = time.perf_counter()

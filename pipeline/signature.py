@@ -116,7 +116,7 @@ def shingle_hash_sets(documents: list[list[bytes]], size: int) -> list[np.ndarra
         raise ValueError(f"shingle size must be at most {len(_POSITION)}")
     lengths = np.array([len(tokens) for tokens in documents], dtype=np.int64)
     words = token_hashes(chain.from_iterable(documents), int(lengths.sum()))
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    starts = np.cumsum(lengths) - lengths
     # Every window of ``size`` words over the concatenated documents; those that cross a boundary are
     # never read.
     count = max(words.size - size + 1, 0)

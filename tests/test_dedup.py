@@ -172,14 +172,14 @@ def test_shingle_files_round_trip_across_runs(tmp_path: Path):
     folder = tmp_path / "shingles"
     arrays = [np.arange(n, dtype=np.uint32) * 7 for n in (0, 3, 1000, 1)]
     first = ShingleFiles(folder, [], 0)
-    first.extend(arrays[:2])
+    first.extend(np.concatenate(arrays[:2]), [a.size for a in arrays[:2]])
     saved = first.save()
     first.close()
     (folder / "run-000000000002.u32").write_bytes(b"left by a run that died")
     second = ShingleFiles(folder, [saved], 2)
     assert not (folder / "run-000000000002.u32").exists()
-    second.extend(arrays[2:3])
-    second.extend(arrays[3:])
+    second.extend(arrays[2], [arrays[2].size])
+    second.extend(arrays[3], [arrays[3].size])
     for i, array in enumerate(arrays):  # earlier run's from the file, this run's from the open one
         assert np.array_equal(second.get(i), array)
     second.close()
