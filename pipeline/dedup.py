@@ -194,6 +194,8 @@ class Deduplicator:
             best_old = self._best_old_match(doc.shingles, old_candidates)
             if best_old is not None:
                 self._anchor_to(index, best_old[1], best_old[2])
+        if not candidates:
+            return  # most documents: nothing of this run to compare with
         best = self._best_match(
             doc.shingles, {c for c in candidates if self._find(c) != self._find(index)}, self._shingles
         )
