@@ -19,6 +19,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import contract
+from pipeline.index import DATA_DIR, INDEX_FILE
+
 DATA = Path(__file__).resolve().parent / "data"
 SEED = DATA / "seed" / "ukraine-atacms.txt"
 # The tests use the 80-page sample in tests/data; `make eval` the full 181 pages in ../shared/data.
@@ -283,3 +286,10 @@ def distinct_short_articles(rng: random.Random, count: int) -> list[str]:
             f"on the details is scheduled for next month at the {town} community center.\n"
         )
     return sorted(briefs)
+
+
+# What an OUTPUT folder holds after a run with reports: no spool or temporary file left behind.
+OUTPUT_NAMES = sorted(
+    [contract.RECORDS, contract.DUPLICATES, contract.REJECTED, contract.STATS, INDEX_FILE, DATA_DIR]
+    + ["report.json", "report.html"]
+)

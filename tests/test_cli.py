@@ -15,7 +15,7 @@ import pytest
 
 from pipeline import contract
 from pipeline.cli import main
-from tests.corpus import SEED
+from tests.corpus import OUTPUT_NAMES, SEED
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_ARTICLE = SEED
@@ -162,17 +162,7 @@ def test_clean_small_folder_through_subprocess(seed_folder: Path, tmp_path: Path
     assert len(summary) == 1
     for count in ("3 new documents", "3 files", "1 kept", "1 exact", "0 near", "1 rejected", "empty 1"):
         assert count in summary[0], (count, summary[0])
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        [
-            contract.RECORDS,
-            contract.DUPLICATES,
-            contract.REJECTED,
-            contract.STATS,
-            "index.sqlite",
-            "index.data",
-        ]
-        + ["report.json", "report.html"]
-    )
+    assert sorted(p.name for p in out.iterdir()) == OUTPUT_NAMES
     assert contract.validate_output(out) == {"records": 1, "duplicates": 1, "rejected": 1}
     records = contract.read_jsonl(out / contract.RECORDS)
     duplicates = contract.read_jsonl(out / contract.DUPLICATES)

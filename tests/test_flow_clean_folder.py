@@ -16,7 +16,7 @@ import pytest
 from pipeline import contract
 from pipeline.run import RunConfig
 from pipeline.run import clean_folder as library_clean_folder
-from tests.corpus import SEED
+from tests.corpus import OUTPUT_NAMES, SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 OTHER_ARTICLE = """\
@@ -74,17 +74,7 @@ def test_flow_writes_the_library_output_and_publishes_artifacts(
     assert state.is_completed()
     summary = state.result()
 
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        [
-            contract.RECORDS,
-            contract.DUPLICATES,
-            contract.REJECTED,
-            contract.STATS,
-            "index.sqlite",
-            "index.data",
-        ]
-        + ["report.json", "report.html"]
-    )  # spool folder removed
+    assert sorted(p.name for p in out.iterdir()) == OUTPUT_NAMES  # spool folder removed
     assert contract.validate_output(out) == {"records": 2, "duplicates": 1, "rejected": 1}
     assert (summary.files, summary.documents, summary.kept) == (4, 4, 2)
     assert (summary.exact_duplicates, summary.near_duplicates, summary.rejected) == (1, 0, 1)
