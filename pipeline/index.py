@@ -36,7 +36,7 @@ from pipeline.cleanup import CleanupConfig, LineCounts
 
 INDEX_FILE = "index.sqlite"
 DATA_DIR = "index.data"  # the index's files besides the SQLite one: band-key segments and shingle sets
-FORMAT_VERSION = 2  # 2: band keys in segment files instead of a SQLite table
+FORMAT_VERSION = 2  # 2: band keys and shingle sets in files under index.data/; files by folder; folders
 _MASK63 = (1 << 63) - 1  # SQLite integers are signed 64-bit
 _NONE = np.empty(0, dtype=np.uint32)
 RACY_NS = 2_000_000_000  # folder times this close to the listing are not trusted (FAT counts in 2 s)
