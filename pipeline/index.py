@@ -96,27 +96,35 @@ class Index:
         # page through SQLite's 2 MB default cache (1,000 look-ups against 200,000 documents: 0.86 -> 0.4 s).
         self.db.execute("PRAGMA mmap_size=4294967296")
         self.db.execute("PRAGMA cache_size=-65536")
-        self.db.executescript(_SCHEMA)
+        # The format is checked before the schema is applied: an older format's tables may not take it.
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         meta = dict(self.db.execute("SELECT key, value FROM meta"))
         expected = {"format": str(FORMAT_VERSION), "fingerprint": fingerprint}
-        if not meta:
-            self.db.executemany("INSERT INTO meta VALUES (?, ?)", expected.items())
-            self.db.commit()
-        elif {k: meta.get(k) for k in expected} != expected:
+        if meta and {k: meta.get(k) for k in expected} != expected:
             self.db.close()
             raise IndexMismatch(
                 f"{path} was built with {meta.get('fingerprint')} (format {meta.get('format')}); this run "
                 f"uses {fingerprint} (format {FORMAT_VERSION}). Run again with --rebuild to start over "
                 "from the raw inputs."
             )
+        self.db.executescript(_SCHEMA)
+        if not meta:
+            self.db.executemany("INSERT INTO meta VALUES (?, ?)", expected.items())
+            self.db.commit()
         self.next_idx = self.db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM documents").fetchone()[0]
         self._line_batch = LineCounts()  # merged by merge_line_counts, written by write_line_counts
         names = [name for (name,) in self.db.execute("SELECT name FROM segments ORDER BY pos")]
-        self.bands = BandTable(path.parent / DATA_DIR / "bands" if path is not None else None, names)
         runs = list(self.db.execute("SELECT first_idx, name FROM shingle_runs ORDER BY first_idx"))
-        self.shingle_files = ShingleFiles(
-            path.parent / DATA_DIR / "shingles" if path else None, runs, self.next_idx
-        )
+        data = path.parent / DATA_DIR if path is not None else None
+        try:
+            self.bands = BandTable(data / "bands" if data else None, names)
+            self.shingle_files = ShingleFiles(data / "shingles" if data else None, runs, self.next_idx)
+        except (OSError, ValueError) as err:
+            self.db.close()
+            raise IndexMismatch(
+                f"{data} is missing or damaged ({type(err).__name__}: {err}). Run again with --rebuild to "
+                "start over from the raw inputs."
+            ) from err
 
     def __enter__(self) -> Index:
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -234,3 +235,25 @@ def test_folder_scan_does_not_trust_a_folder_listed_in_the_same_moment(tmp_path:
     (raw / "b.txt").write_text("Another article.\n\n" + "Other words here. " * 40, encoding="utf-8")
     os.utime(raw, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # as if b.txt came in the same clock tick
     assert clean_folder(raw, out, config).files == 1
+
+
+def test_missing_index_data_is_a_one_line_error_naming_rebuild(tmp_path: Path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    syndicated_corpus(raw, limit=5)
+    clean_folder(raw, out, CONFIG)
+    shutil.rmtree(out / "index.data" / "shingles")
+    with pytest.raises(UsageError, match="missing or damaged.*--rebuild"):
+        clean_folder(raw, out, CONFIG)
+    assert clean_folder(raw, out, CONFIG, rebuild=True).documents > 0
+
+
+def test_an_index_of_the_older_format_asks_for_rebuild(tmp_path: Path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    syndicated_corpus(raw, limit=3)
+    out.mkdir()
+    with sqlite3.connect(out / INDEX_FILE) as db:  # format 1: another files table, no folder column
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('format', '1'), ('fingerprint', 'x')")
+        db.execute("CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, hash TEXT)")
+    with pytest.raises(UsageError, match="format 1.*--rebuild"):
+        clean_folder(raw, out, CONFIG)
