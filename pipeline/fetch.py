@@ -452,6 +452,8 @@ class _HostGate:
                 self.next_start = start + self.delay
             if start > now and stop.wait(start - now):
                 raise FetchCancelled
+            with self.lock:  # a thread that woke late pushes the next start back: spacing from real starts
+                self.next_start = max(self.next_start, time.monotonic() + self.delay)
             yield
         finally:
             self.slots.release()

@@ -481,7 +481,10 @@ def test_per_host_delay_spaces_request_starts(site: HTTPServer, tmp_path: Path) 
 
     assert [r.status for r in results] == ["fetched"] * 4
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    assert len(gaps) == 3 and min(gaps) >= delay - 0.05, gaps  # stamped on arrival: network jitter
+    # Stamped on arrival by a server thread of this process: one late arrival shortens the next gap, so
+    # each gap is checked loosely and the pace over all of them closely.
+    assert len(gaps) == 3 and min(gaps) >= delay / 2, gaps
+    assert starts[-1] - starts[0] >= 3 * delay - 0.05, gaps
 
 
 def test_per_host_concurrency_is_a_ceiling(site: HTTPServer, tmp_path: Path) -> None:
