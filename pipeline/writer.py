@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -22,7 +22,30 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
-class AtomicJsonl:
+class _JsonLines:
+    """What both output writers share: rows written as UTF-8 JSON lines, counted, then synced."""
+
+    _file: BinaryIO
+    count: int
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.write_line(orjson.dumps(row) + b"\n")
+
+    def write_line(self, line: bytes) -> None:
+        """Write one row already serialised (UTF-8 JSON ending in a newline)."""
+        self._file.write(line)
+        self.count += 1
+
+    def _sync_and_close(self) -> int:
+        """Flush, fsync and close the file; return its length."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        length = self._file.tell()
+        self._file.close()
+        return length
+
+
+class AtomicJsonl(_JsonLines):
     """A JSON-lines file that appears under its name only when closed without an error."""
 
     def __init__(self, path: Path) -> None:
@@ -34,20 +57,9 @@ class AtomicJsonl:
         self._file = os.fdopen(handle, "wb")
         self.count = 0
 
-    def write(self, row: dict[str, Any]) -> None:
-        self.write_line(orjson.dumps(row) + b"\n")
-
-    def write_line(self, line: bytes) -> None:
-        """Write one row already serialised (UTF-8 JSON ending in a newline)."""
-        self._file.write(line)
-        self.count += 1
-
     def commit(self) -> int:
         """Sync, rename into place; return the file's length."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        length = self._file.tell()
-        self._file.close()
+        length = self._sync_and_close()
         os.replace(self._tmp, self.path)
         return length
 
@@ -83,7 +95,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
-class JournaledAppend:
+class JournaledAppend(_JsonLines):
     """Appends JSON lines to a file whose committed length the index keeps.
 
     Opening cuts the file back to its committed length (what a run that died mid-append left behind is
@@ -102,20 +114,9 @@ class JournaledAppend:
         self._committed = committed
         self.count = 0
 
-    def write(self, row: dict[str, Any]) -> None:
-        self.write_line(orjson.dumps(row) + b"\n")
-
-    def write_line(self, line: bytes) -> None:
-        """Write one row already serialised (UTF-8 JSON ending in a newline)."""
-        self._file.write(line)
-        self.count += 1
-
     def commit(self) -> int:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        length = self._file.tell()
-        self._file.close()
-        return length
+        """Sync; return the file's new length."""
+        return self._sync_and_close()
 
     def abort(self) -> None:
         if not self._file.closed:
