@@ -50,6 +50,12 @@ class Signed:
     prefix: int | None  # hash of the first PREFIX_TOKENS dedup tokens, when the text has that many
 
 
+def pack_sets(sets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Shingle sets as one uint32 array and the offsets of each set in it (``SignedBatch`` columns)."""
+    packed = np.concatenate(sets).astype(np.uint32) if sets else np.empty(0, np.uint32)
+    return packed, np.concatenate(([0], np.cumsum([s.size for s in sets], dtype=np.int64)))
+
+
 @dataclass(frozen=True, slots=True)
 class SignedBatch:
     """The dedup view of a chunk's documents in columns: what a worker sends back, pickled as a few lists
@@ -67,7 +73,6 @@ class SignedBatch:
 
     @classmethod
     def of(cls, docs: list[Signed]) -> SignedBatch:
-        sizes = [doc.shingles.size for doc in docs]
         return cls(
             [doc.id for doc in docs],
             [doc.source for doc in docs],
@@ -75,10 +80,7 @@ class SignedBatch:
             [doc.length for doc in docs],
             [doc.date for doc in docs],
             [doc.prefix for doc in docs],
-            np.concatenate([doc.shingles for doc in docs]).astype(np.uint32)
-            if docs
-            else np.empty(0, np.uint32),
-            np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))),
+            *pack_sets([doc.shingles for doc in docs]),
             np.stack([doc.bands for doc in docs]) if docs else np.empty((0, 0), np.int64),
         )
 

@@ -25,7 +25,6 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 import xxhash
 
@@ -33,7 +32,7 @@ from pipeline import contract
 from pipeline.bands import band_keys
 from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_document
 from pipeline.contract import Document, Rejection, record_json
-from pipeline.dedup import PREFIX_TOKENS, Deduplicator, SignedBatch, Verdict
+from pipeline.dedup import PREFIX_TOKENS, Deduplicator, SignedBatch, Verdict, pack_sets
 from pipeline.extract import extract_main_text, tidy_metadata
 from pipeline.index import DATA_DIR, INDEX_FILE, Index, IndexMismatch
 from pipeline.load import MAX_FILE_BYTES, SIDECAR_SUFFIX, load_file, walk_inputs
@@ -287,8 +286,7 @@ def sign(records: list[dict[str, Any]], signer: Signer) -> SignedBatch:
             xxhash.xxh64_intdigest(b" ".join(t[:PREFIX_TOKENS])) >> 1 if len(t) >= short else None
             for t in tokens
         ],
-        np.concatenate(sets) if sets else np.empty(0, np.uint32),
-        np.concatenate(([0], np.cumsum([s.size for s in sets], dtype=np.int64))),
+        *pack_sets(sets),
         band_keys(signer.signatures(sets), signer.hashranges),
     )
 
