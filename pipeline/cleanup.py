@@ -20,6 +20,7 @@ from pathlib import Path
 import xxhash
 
 from pipeline.contract import Document, Rejection
+from pipeline.normalize import ASCII_SEPARATORS
 
 SECTIONS = ("edge", "anywhere", "tail-cut")
 
@@ -176,17 +177,11 @@ _FOLD_TITLE = re.compile(r"[\W_]+")
 _SITE_NAME_CHARS = 60
 
 
-# ASCII letters and digits kept (lower-cased), everything else a space: _FOLD_TITLE on ASCII text.
-_ASCII_FOLD = bytes(c + 32 if 65 <= c <= 90 else c if chr(c).isalnum() else 32 for c in range(128)).ljust(
-    256, b" "
-)
-
-
 @lru_cache(maxsize=4096)
 def _fold(text: str) -> str:
     """Case-folded words joined by single spaces (a title compared with a line)."""
     if text.isascii():  # same result as the regex, five times faster
-        return " ".join(text.encode("ascii").translate(_ASCII_FOLD).decode("ascii").split())
+        return " ".join(text.lower().encode("ascii").translate(ASCII_SEPARATORS).decode("ascii").split())
     return _FOLD_TITLE.sub(" ", text.casefold()).strip()
 
 

@@ -124,7 +124,8 @@ _NON_WORD = re.compile(r"[\W_]+")
 # The fast path: typographic punctuation common in news text becomes a space, after which most articles
 # in Latin script are pure ASCII, split with one bytes.translate (six times faster than the regex).
 _COMMON_PUNCTUATION = "\u201c\u201d\u201e\u201f\u2013\u2014\u2015\u2026\u00ab\u00bb\u00a0\u2022\u00b7"
-_ASCII_SEPARATORS = bytes(c if chr(c).isalnum() or c >= 128 else 32 for c in range(256))
+# ASCII letters and digits kept, other ASCII bytes a space (the dedup key's and title folding's tokens).
+ASCII_SEPARATORS = bytes(c if chr(c).isalnum() or c >= 128 else 32 for c in range(256))
 
 
 @lru_cache(maxsize=65536)
@@ -161,7 +162,7 @@ def dedup_token_bytes(text: str) -> list[bytes]:
     goes through NFKC and the regex. Both paths give the same tokens (a property test checks it).
     """
     if text.isascii():
-        return text.replace("'", "").lower().encode("ascii").translate(_ASCII_SEPARATORS).split()
+        return text.replace("'", "").lower().encode("ascii").translate(ASCII_SEPARATORS).split()
     for char in _APOSTROPHE_CHARS:
         if char in text:
             text = text.replace(char, "")
@@ -178,4 +179,4 @@ def dedup_token_bytes(text: str) -> list[bytes]:
         for char, kind in kinds.items():
             if kind == "separator":
                 text = text.replace(char, " ")
-    return text.lower().encode("utf-8").translate(_ASCII_SEPARATORS).split()
+    return text.lower().encode("utf-8").translate(ASCII_SEPARATORS).split()
