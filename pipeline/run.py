@@ -407,8 +407,8 @@ class Run:
         return learned
 
     def record_inputs(self) -> None:
-        """Write what the index learns from the inputs alone (line counts, file rows), once; a caller can
-        do it while the workers clean. Committed with the rest of the run."""
+        """Write what the index learns from the inputs alone (line counts, file rows, folders listed),
+        once; a caller can do it while the workers clean. Committed with the rest of the run."""
         if not self.inputs_recorded:
             self.index.write_line_counts()
             self.index.add_files(self.selection.rows)
