@@ -34,6 +34,8 @@ LOAD_REASONS = (
     "decode_error",  # bytes that no encoding explains
     "too_large",  # over the per-file size cap
     "unreadable",  # the file could not be read (permissions, vanished, I/O error)
+    "outside_input",  # a symbolic link whose target lies outside INPUT (read only with --follow-symlinks)
+    "not_a_file",  # a FIFO, socket or device: never opened
     "parse_error",  # a JSON line or file that does not parse, or a record with no text field
     "no_main_text",  # HTML with no main text, or text that is all boilerplate
     "internal_error",  # a bug of ours met this document; the run goes on, the detail names the exception
@@ -46,6 +48,7 @@ FETCH_REASONS = (
     "redirect_loop",  # more redirects than allowed, or a cycle
     "robots_disallowed",  # the site's robots.txt forbids our user agent
     "unsupported_type",  # not HTML/XHTML/text (a PDF, an image ...)
+    "blocked_address",  # the host resolves to a non-public address (loopback, private ...): --allow-private
     "fetch_error",  # anything else
 )
 REASONS = LOAD_REASONS + FETCH_REASONS
