@@ -1,0 +1,112 @@
+"""``pipeline fetch``: its options, the run from parsed arguments, and the one-line summary."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.fetch.config import FetchConfig, FetchResult
+from pipeline.fetch.discover import DiscoveryError, urls_from_feed, urls_from_file, urls_from_sitemap
+from pipeline.fetch.pages import fetch_all
+from pipeline.fetch.session import FetchSession
+
+
+def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``pipeline fetch``."""
+    defaults = FetchConfig()
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--urls", type=Path, metavar="FILE", help="text file of URLs, one a line (# comments)"
+    )
+    source.add_argument("--feed", metavar="URL", help="RSS, Atom or JSON feed whose articles to fetch")
+    source.add_argument("--sitemap", metavar="URL", help="sitemap or sitemap index whose pages to fetch")
+    parser.add_argument("--raw", type=Path, default=Path("raw"), metavar="DIR", help="folder (default: raw)")
+    parser.add_argument("--refetch", action="store_true", help="fetch again URLs already stored")
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=defaults.per_host_delay,
+        help="seconds between requests to one host (default: %(default)s; a robots.txt Crawl-delay may "
+        "raise it)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=defaults.per_host_concurrency,
+        help="requests in flight per host (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=defaults.timeout,
+        help="connect/read time-out, s (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-bytes", type=int, default=defaults.max_bytes, help="largest page kept (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=defaults.retries,
+        help="retries after a time-out, connection error or 5xx (default: %(default)s)",
+    )
+    parser.add_argument("--user-agent", default=defaults.user_agent, help="User-Agent (default: %(default)s)")
+
+
+def run_fetch(args: argparse.Namespace, progress: Callable[[int, int], None] | None = None) -> int:
+    """Run ``pipeline fetch`` from parsed arguments; print the one-line summary; return the exit status.
+
+    Raises:
+        pipeline.run.UsageError: bad options, an unreadable URL file, a RAW path that is a file, or a feed
+            or sitemap that cannot be read.
+    """
+    from pipeline.run import UsageError  # heavy (the clean stages); only the CLI needs it
+
+    try:
+        config = FetchConfig(
+            user_agent=args.user_agent,
+            timeout=args.timeout,
+            total_timeout=max(FetchConfig().total_timeout, args.timeout),
+            max_bytes=args.max_bytes,
+            per_host_concurrency=args.concurrency,
+            per_host_delay=args.delay,
+            retries=args.retries,
+            refetch=args.refetch,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    raw = Path(args.raw)
+    if raw.exists() and not raw.is_dir():
+        raise UsageError(f"--raw is not a folder: {raw}")
+    with FetchSession(config) as session:
+        try:
+            if args.urls is not None:
+                try:
+                    urls = urls_from_file(args.urls)
+                except (OSError, UnicodeDecodeError) as err:
+                    raise UsageError(f"cannot read URL file {args.urls}: {err}") from err
+            elif args.feed is not None:
+                urls = urls_from_feed(args.feed, config, session)
+            else:
+                urls = urls_from_sitemap(args.sitemap, config, session)
+        except DiscoveryError as err:
+            raise UsageError(str(err)) from err
+        raw.mkdir(parents=True, exist_ok=True)
+        results = fetch_all(urls, raw, config, progress, session)
+    print(format_fetch_summary(results))
+    return 0
+
+
+def format_fetch_summary(results: list[FetchResult]) -> str:
+    """``N URLs: A fetched, B skipped (already fetched), C failed (http_error 2, timeout 1)``."""
+    counts = Counter(r.status for r in results)
+    reasons = Counter(r.reason or "fetch_error" for r in results if r.status == "failed")
+    by_reason = ", ".join(
+        f"{reason} {n}" for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    return (
+        f"{len(results)} URLs: {counts['fetched']} fetched, {counts['skipped']} skipped (already fetched), "
+        f"{counts['failed']} failed{f' ({by_reason})' if by_reason else ''}"
+    )

@@ -1,0 +1,344 @@
+"""The polite HTTP client one fetch run shares: per-host limits, robots.txt, redirects, caps and retries."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import TracebackType
+from urllib.parse import urljoin, urlsplit
+
+from pipeline.fetch.config import FetchConfig
+from pipeline.fetch.robots import ROBOTS_MAX_BYTES, RobotsCache, RobotsRules
+from pipeline.fetch.storage import canonical_url
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_AFTER = 60.0  # longest Retry-After we wait for before a retry
+_REDIRECTS = {301, 302, 303, 307, 308}
+
+
+class _Failed(Exception):
+    """A request that produced no usable body, with its reason code (FETCH_REASONS or too_large)."""
+
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        content_type: str | None = None,
+        final_url: str | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.status = status
+        self.content_type = content_type
+        self.final_url = final_url
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class FetchCancelled(Exception):
+    """The session's ``stop`` flag was set (Ctrl-C): the URL was not fetched and nothing was recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Accept:
+    """What a request accepts: its Accept header, the media types kept, and what to do past the cap."""
+
+    header: str
+    allows: Callable[[str], bool]
+    truncate: bool = False  # keep the first max_bytes instead of failing with too_large
+    max_bytes: int | None = None  # None: the configuration's max_bytes
+
+
+def _is_xml(media: str) -> bool:
+    return media in ("text/xml", "application/xml") or media.endswith("+xml")
+
+
+_PAGE = _Accept(
+    "text/html,application/xhtml+xml,application/xml;q=0.9,text/plain;q=0.8,*/*;q=0.1",
+    lambda media: (
+        not media or media in ("text/html", "application/xhtml+xml", "text/plain") or _is_xml(media)
+    ),
+)
+_DOCUMENT = _Accept(  # feeds and sitemaps: XML, JSON Feed, plain-text sitemaps, gzip; some serve text/html
+    "application/rss+xml,application/atom+xml,application/feed+json,application/xml;q=0.9,"
+    "text/xml;q=0.9,*/*;q=0.5",
+    lambda media: (
+        not media
+        or _is_xml(media)
+        or media
+        in (
+            "text/html",
+            "text/plain",
+            "application/json",
+            "application/feed+json",
+            "application/gzip",
+            "application/x-gzip",
+            "application/octet-stream",
+        )
+    ),
+)
+_ROBOTS = _Accept("text/plain,*/*;q=0.5", lambda media: True, truncate=True, max_bytes=ROBOTS_MAX_BYTES)
+
+
+@dataclass(slots=True)
+class _Response:
+    url: str
+    final_url: str
+    status: int
+    content_type: str
+    body: bytes
+
+
+@dataclass(slots=True)
+class _HostGate:
+    """At most ``concurrency`` requests in flight to one host, starts at least ``delay`` seconds apart."""
+
+    slots: threading.BoundedSemaphore
+    delay: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    next_start: float = 0.0
+
+    @contextmanager
+    def turn(self, stop: threading.Event) -> Iterator[None]:
+        self.slots.acquire()
+        try:
+            with self.lock:
+                now = time.monotonic()
+                start = max(now, self.next_start)
+                self.next_start = start + self.delay
+            if start > now and stop.wait(start - now):
+                raise FetchCancelled
+            with self.lock:  # a thread that woke late pushes the next start back: spacing from real starts
+                self.next_start = max(self.next_start, time.monotonic() + self.delay)
+            yield
+        finally:
+            self.slots.release()
+
+
+class FetchSession:
+    """What one fetch run shares across its threads: the HTTP client, robots.txt per site, the per-host
+    limits, and a stop flag. Use as a context manager, or call :meth:`close`.
+
+    Example:
+        >>> with FetchSession(config) as session:  # doctest: +SKIP
+        ...     feed_urls = urls_from_feed("https://example.com/rss", config, session)
+        ...     results = [fetch_url(u, Path("raw"), config, session) for u in feed_urls]
+    """
+
+    def __init__(self, config: FetchConfig) -> None:
+        self.config = config
+        self.robots = RobotsCache()
+        self.stop = threading.Event()
+        self._gates: dict[str, _HostGate] = {}
+        self._gates_lock = threading.Lock()
+        import httpx  # noqa: PLC0415 - 0.05 s to import, and only `pipeline fetch` needs it
+
+        timeout = httpx.Timeout(config.timeout, pool=None)  # the pool wait is bounded by the gates
+        limits = httpx.Limits(max_connections=config.workers * 2, max_keepalive_connections=config.workers)
+        self._client = httpx.Client(
+            headers={"User-Agent": config.user_agent},
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=False,  # followed by hand: robots.txt, loops and host limits apply per hop
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> FetchSession:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _gate(self, url: str) -> _HostGate:
+        host = (urlsplit(url).hostname or "").lower()
+        with self._gates_lock:
+            gate = self._gates.get(host)
+            if gate is None:
+                gate = _HostGate(
+                    threading.BoundedSemaphore(self.config.per_host_concurrency), self.config.per_host_delay
+                )
+                self._gates[host] = gate
+            return gate
+
+    def _get(self, url: str, accept: _Accept = _PAGE, *, check_robots: bool = True) -> _Response:
+        """GET ``url``: robots.txt, host limits, redirects, caps, and retries with backoff.
+
+        Raises:
+            _Failed: no usable answer, with its reason.
+            FetchCancelled: :attr:`stop` was set.
+        """
+        attempt = 0
+        while True:
+            if self.stop.is_set():
+                raise FetchCancelled
+            try:
+                return self._follow(url, accept, check_robots)
+            except _Failed as failure:
+                if not failure.retryable or attempt >= self.config.retries:
+                    raise
+                pause = self.config.backoff * 2**attempt
+                if failure.retry_after is not None:
+                    pause = max(pause, min(failure.retry_after, MAX_RETRY_AFTER))
+                attempt += 1
+                log.debug("retry %d of %s in %.1f s after %s", attempt, url, pause, failure)
+                if self.stop.wait(pause):
+                    raise FetchCancelled from None
+
+    def _follow(self, url: str, accept: _Accept, check_robots: bool) -> _Response:
+        chain = [url]
+        current = url
+        for _ in range(self.config.max_redirects + 1):
+            if check_robots:
+                self._check_robots(current)
+            with self._gate(current).turn(self.stop):
+                answer = self._request(current, accept)
+            if isinstance(answer, _Response):
+                answer.url = url
+                return answer
+            try:
+                target = canonical_url(urljoin(current, answer))
+            except ValueError as err:
+                raise _Failed(
+                    "fetch_error", f"redirect to an unusable URL: {err}", final_url=current
+                ) from None
+            if target in chain:
+                raise _Failed(
+                    "redirect_loop",
+                    f"redirect cycle: {' -> '.join(chain[chain.index(target) :])} -> {target}",
+                    final_url=current,
+                )
+            chain.append(target)
+            current = target
+        raise _Failed(
+            "redirect_loop",
+            f"more than {self.config.max_redirects} redirects (last: {current})",
+            final_url=current,
+        )
+
+    def _request(self, url: str, accept: _Accept) -> _Response | str:
+        import httpx  # noqa: PLC0415 - see __init__
+
+        """One GET without following redirects: the response, or the ``Location`` of a redirect."""
+        cap = accept.max_bytes or self.config.max_bytes
+        deadline = time.monotonic() + self.config.total_timeout
+        try:
+            with self._client.stream("GET", url, headers={"Accept": accept.header}) as response:
+                status = response.status_code
+                content_type = response.headers.get("content-type", "")
+                if status in _REDIRECTS and response.headers.get("location"):
+                    return response.headers["location"]
+                if not 200 <= status < 300:
+                    raise _Failed(
+                        "http_error",
+                        f"HTTP {status}",
+                        status=status,
+                        content_type=content_type or None,
+                        final_url=url,
+                        retryable=status == 429 or status >= 500,
+                        retry_after=_retry_after(response.headers.get("retry-after")),
+                    )
+                media = content_type.split(";", 1)[0].strip().lower()
+
+                def fail(reason: str, detail: str, retryable: bool = False) -> _Failed:
+                    return _Failed(
+                        reason,
+                        detail,
+                        status=status,
+                        content_type=content_type or None,
+                        final_url=url,
+                        retryable=retryable,
+                    )
+
+                if not accept.allows(media):
+                    raise fail("unsupported_type", f"content type {media!r}")
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > cap and not accept.truncate:
+                    raise fail("too_large", f"Content-Length {declared} > cap {cap} bytes")
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    if size + len(chunk) > cap:
+                        if accept.truncate:
+                            chunks.append(chunk[: cap - size])
+                            break
+                        raise fail("too_large", f"body over cap {cap} bytes (stopped at {size + len(chunk)})")
+                    size += len(chunk)
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        limit = self.config.total_timeout
+                        raise fail("timeout", f"body not complete within {limit:g} s", retryable=True)
+                return _Response(url, url, status, content_type, b"".join(chunks))
+        except httpx.TimeoutException as err:
+            raise _Failed(
+                "timeout",
+                f"{type(err).__name__}: no answer within {self.config.timeout:g} s",
+                final_url=url,
+                retryable=True,
+            ) from None
+        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as err:
+            raise _Failed(
+                "connection_error", f"{type(err).__name__}: {err}", final_url=url, retryable=True
+            ) from None
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as err:
+            raise _Failed("fetch_error", f"{type(err).__name__}: {err}", final_url=url) from None
+
+    def _check_robots(self, url: str) -> None:
+        if not self.config.respect_robots:
+            return
+        parts = urlsplit(url)
+        if parts.path == "/robots.txt":
+            return
+        origin = f"{parts.scheme}://{parts.netloc}"
+        rules = self.robots.get(origin, lambda: self._load_robots(origin))
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        if not rules.allows(target):
+            why = rules.note or f"{origin}/robots.txt disallows {target} for {self.config.robots_token}"
+            raise _Failed("robots_disallowed", why, final_url=url)
+
+    def _load_robots(self, origin: str) -> RobotsRules:
+        """Fetch and parse ``origin/robots.txt``. A 4xx answer (no file) allows everything, except 401 and
+        403, which disallow everything like urllib.robotparser; an unreachable file (5xx, 429, time-out,
+        connection error) disallows everything for the run, as RFC 9309 section 2.3.1.4 requires."""
+        url = f"{origin}/robots.txt"
+        try:
+            response = self._get(url, _ROBOTS, check_robots=False)
+        except _Failed as failure:
+            if failure.reason == "redirect_loop":
+                rules = RobotsRules.allow_all()  # RFC 9309: may be treated as unavailable
+            elif failure.status is not None and 400 <= failure.status < 500 and failure.status != 429:
+                rules = (
+                    RobotsRules.disallow_all(f"{url} answered HTTP {failure.status}: treated as disallow-all")
+                    if failure.status in (401, 403)
+                    else RobotsRules.allow_all()
+                )
+            else:
+                log.warning("%s unreachable (%s): no page of this site is fetched in this run", url, failure)
+                rules = RobotsRules.disallow_all(
+                    f"{url} unreachable ({failure.reason}: {failure.detail}): treated as disallow-all"
+                )
+        else:
+            rules = RobotsRules.parse(response.body.decode("utf-8", "replace"), self.config.robots_token)
+        if rules.crawl_delay:
+            gate = self._gate(url)
+            gate.delay = max(gate.delay, min(rules.crawl_delay, self.config.max_crawl_delay))
+        return rules
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value and value.strip().isdigit():
+        return float(value.strip())
+    return None
