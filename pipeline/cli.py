@@ -5,15 +5,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
+import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
 from pipeline import __version__
 from pipeline.cleanup import CleanupConfig
 from pipeline.fetch import add_fetch_arguments, run_fetch
+from pipeline.index import INDEX_FILE
+from pipeline.lock import OutputBusy
 from pipeline.report import ReportError, add_report_arguments, run_report
-from pipeline.run import SCAN_MODES, RunConfig, Summary, UsageError, clean_folder
+from pipeline.run import SCAN_MODES, RunConfig, Stopped, Summary, UsageError, clean_folder
 from pipeline.signature import MinHashConfig
 
 
@@ -104,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip report.json/report.html (they cover all runs, so they cost time with the history; "
         "`pipeline report OUTPUT --open` builds them later)",
     )
+    clean.add_argument(
+        "--wait",
+        type=float,
+        default=RunConfig().wait,
+        metavar="SECONDS",
+        help="if another run is writing to OUTPUT, wait this long for it to finish, then give up with exit "
+        "status 75 (default: %(default)g)",
+    )
     clean.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
     fetch = commands.add_parser(
         "fetch",
@@ -163,17 +177,67 @@ def main(argv: list[str] | None = None) -> int:
             chunk_size=args.chunk_size,
             report=args.report,
             scan=args.scan,
+            wait=args.wait,
         )
-        summary = _run_clean(args, config)
+        with _termination_as_interrupt():
+            summary = _run_clean(args, config)
     except (UsageError, ValueError) as err:
-        print(f"pipeline: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("pipeline: interrupted", file=sys.stderr)
-        return 130
+        return _fail(str(err), 2)
+    except OutputBusy as err:
+        return _fail(str(err), EXIT_BUSY)
+    except (OSError, sqlite3.Error) as err:
+        return _fail(_fault(err, args.out), 1)
+    except KeyboardInterrupt as err:
+        return _interrupted(err, args.out)
     if not args.quiet:
         print(format_summary(summary))
     return 0
+
+
+EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the output folder; a later attempt may succeed
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"pipeline: error: {message}", file=sys.stderr)
+    return status
+
+
+def _fault(err: OSError | sqlite3.Error, out: Path) -> str:
+    """One line for a failure of the file system under the run: what failed, on which path."""
+    if isinstance(err, sqlite3.Error):  # SQLite names no file; the index is the only database
+        return f"index {out / INDEX_FILE}: {err}"
+    where = ": ".join(str(name) for name in (err.filename, err.filename2) if name is not None)
+    cause = err.strerror or str(err)
+    return f"{cause}: {where}" if where else cause
+
+
+def _interrupted(err: KeyboardInterrupt, out: Path) -> int:
+    """One line saying what the interrupted run committed; exit status 128 + the signal's number."""
+    cause = err.cause if isinstance(err, Stopped) else err
+    status = 143 if isinstance(cause, Terminated) else 130
+    what = (
+        "this run was committed before it stopped (stats.json and the report may be the previous run's)"
+        if isinstance(err, Stopped) and err.committed
+        else f"nothing of this run was committed: {out} is as the last committed run left it"
+    )
+    print(f"pipeline: interrupted ({'SIGTERM' if status == 143 else 'SIGINT'}): {what}", file=sys.stderr)
+    return status
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as an interrupt so that a run stops as it does on Ctrl-C."""
+
+
+@contextmanager
+def _termination_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _serve(argv: list[str]) -> int:
@@ -198,8 +262,12 @@ def _run_clean(args: argparse.Namespace, config: RunConfig) -> Summary:
     )
 
     console = Console(stderr=True)
+
+    def on_wait(message: str) -> None:
+        print(f"pipeline: {message}", file=sys.stderr, flush=True)
+
     if args.quiet or not console.is_terminal:
-        return clean_folder(args.input, args.out, config, rebuild=args.rebuild)
+        return clean_folder(args.input, args.out, config, rebuild=args.rebuild, on_wait=on_wait)
     columns = (TextColumn("{task.description:<6}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         tasks: dict[str, TaskID] = {}
@@ -209,7 +277,7 @@ def _run_clean(args: argparse.Namespace, config: RunConfig) -> Summary:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done)
 
-        return clean_folder(args.input, args.out, config, progress, rebuild=args.rebuild)
+        return clean_folder(args.input, args.out, config, progress, rebuild=args.rebuild, on_wait=on_wait)
 
 
 def format_summary(summary: Summary) -> str:

@@ -44,6 +44,7 @@ from rich.text import Text
 
 from pipeline import contract
 from pipeline.load import folder_group
+from pipeline.lock import DEFAULT_WAIT, OutputBusy, output_lock
 from pipeline.writer import FILE_MODE
 
 log = logging.getLogger(__name__)
@@ -1020,7 +1021,13 @@ def run_report(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     check_output(out_dir)
     if not reports_are_current(out_dir):  # runs with --no-report leave them stale or absent
-        write_reports(out_dir)
+        try:
+            with output_lock(out_dir, DEFAULT_WAIT, log.warning):  # not while a run appends
+                write_reports(out_dir)
+        except OutputBusy as err:
+            raise ReportError(str(err)) from err
+        except OSError as err:
+            raise ReportError(f"cannot write the reports in {out_dir}: {err.strerror or err}") from err
     if args.open:
         uri = (out_dir / REPORT_HTML).resolve().as_uri()
         opened = webbrowser.open(uri)

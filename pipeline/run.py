@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import gc
 import logging
+import multiprocessing
 import os
 import pickle
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache, partial
@@ -36,6 +38,7 @@ from pipeline.dedup import PREFIX_TOKENS, Deduplicator, SignedBatch, Verdict, pa
 from pipeline.extract import extract_main_text, tidy_metadata
 from pipeline.index import DATA_DIR, INDEX_FILE, Index, IndexMismatch
 from pipeline.load import MAX_FILE_BYTES, SIDECAR_SUFFIX, load_file, walk_inputs
+from pipeline.lock import DEFAULT_WAIT, output_lock
 from pipeline.normalize import dedup_token_bytes, normalize_text
 from pipeline.signature import MinHashConfig, Signer, shingle_hash_sets
 from pipeline.writer import open_output, write_json_atomic
@@ -52,6 +55,19 @@ class UsageError(Exception):
     """A bad request (missing input folder, bad option): the CLI prints it on one line and exits 2."""
 
 
+class Stopped(KeyboardInterrupt):
+    """A run stopped by an interrupt (Ctrl-C, or a termination signal the caller raised as an interrupt).
+
+    ``committed``: whether the run's outputs and index were committed before it stopped (only stats.json
+    and the reports may then be missing); otherwise OUTPUT is as the last committed run left it.
+    """
+
+    def __init__(self, committed: bool, cause: BaseException) -> None:
+        super().__init__(committed)
+        self.committed = committed
+        self.cause = cause
+
+
 @dataclass(frozen=True, slots=True)
 class RunConfig:
     """Settings of a whole run."""
@@ -66,10 +82,14 @@ class RunConfig:
     # "full": stat every input file; "folders": only the files of folders whose modification time changed
     # (new, renamed and deleted files move it; a file rewritten in place under the same name does not).
     scan: str = "full"
+    # seconds to wait for another run on the same output folder before giving up (see pipeline.lock)
+    wait: float = DEFAULT_WAIT
 
     def __post_init__(self) -> None:
         if self.scan not in SCAN_MODES:
             raise ValueError(f"scan must be one of {', '.join(SCAN_MODES)}")
+        if self.wait < 0:
+            raise ValueError("wait must be >= 0 seconds")
         if self.workers < 0:
             raise ValueError("workers must be >= 0 (0 means all cores)")
         if self.chunk_size < 1:
@@ -385,6 +405,7 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
     inputs_recorded: bool = False
+    committed: bool = False  # the outputs and the index hold this run
 
     @property
     def files(self) -> int:
@@ -427,18 +448,36 @@ class Run:
 
 
 @contextmanager
-def open_run(input_dir: Path, out_dir: Path, config: RunConfig, rebuild: bool = False) -> Iterator[Run]:
-    """Check the request, open the index, select the new files and hold a spool folder for the run.
+def open_run(
+    input_dir: Path,
+    out_dir: Path,
+    config: RunConfig,
+    rebuild: bool = False,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[Run]:
+    """Lock the output folder, check the request, open the index, select the new files and hold a spool
+    folder for the run.
 
     ``rebuild`` deletes the index and the outputs first, so everything is cleaned again from raw.
+    ``on_wait`` is told when another run holds the output folder (default: a logged warning).
 
     Raises:
         UsageError: see :func:`check_request`; also an index built with another configuration.
+        OutputBusy: another run held the output folder for longer than ``config.wait``.
     """
     started = time.perf_counter()
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     check_request(input_dir, out_dir, config)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(out_dir, config.wait, on_wait or log.warning):
+        yield from _open_locked(input_dir, out_dir, config, rebuild, started)
+
+
+def _open_locked(
+    input_dir: Path, out_dir: Path, config: RunConfig, rebuild: bool, started: float
+) -> Iterator[Run]:
+    """:func:`open_run` once the output folder is this run's alone."""
+    remove_leftovers(out_dir)
     if rebuild:
         for name in (INDEX_FILE, f"{INDEX_FILE}-wal", f"{INDEX_FILE}-shm", *OUTPUT_FILES):
             (out_dir / name).unlink(missing_ok=True)
@@ -461,6 +500,17 @@ def open_run(input_dir: Path, out_dir: Path, config: RunConfig, rebuild: bool = 
             yield run
         finally:
             shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+def remove_leftovers(out_dir: Path) -> None:
+    """Remove what a killed run left in ``out_dir``: its spool folder and its temporary files (only ever
+    called under the output folder's lock, so no live run owns them). The index's own folder is tidied
+    when it opens (files it does not list)."""
+    for entry in os.scandir(out_dir):
+        if entry.name.startswith(".spool-") and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        elif entry.name.startswith(".") and entry.name.endswith(".tmp"):
+            os.unlink(entry.path)
 
 
 # Chunks per worker process a run aims for, at least: one chunk of a slow kind (HTML pages: ~20 ms each)
@@ -527,9 +577,10 @@ def finish(
         t2 = time.perf_counter()
         kept = exact = near = 0
         committed = run.index.committed()
-        outputs = {
-            name: open_output(run.out_dir / name, committed.get(name, (0, 0))[0]) for name in OUTPUT_FILES
-        }
+        totals = {name: committed.get(name, (0, 0))[1] for name in OUTPUT_FILES}
+        # A run with no input to account for leaves every output file as it was (bytes and times).
+        names = OUTPUT_FILES if run.files else ()
+        outputs = {name: open_output(run.out_dir / name, committed.get(name, (0, 0))[0]) for name in names}
         try:
             for line, doc_id in _read_spools(spools):
                 verdict = verdicts.get(doc_id)
@@ -544,12 +595,11 @@ def finish(
                 outputs[contract.REJECTED].write(rejection.to_json())
             dedup.save(verdicts)
             run.record_inputs()  # if the caller has not yet
-            totals = {}
             for name, output in outputs.items():
-                rows = committed.get(name, (0, 0))[1] + output.count
-                run.index.set_committed(name, output.commit(), rows)
-                totals[name] = rows
+                totals[name] += output.count
+                run.index.set_committed(name, output.commit(), totals[name])
             run.index.commit()
+            run.committed = True
         except BaseException:
             for output in outputs.values():
                 output.abort()
@@ -601,8 +651,9 @@ def finish(
             "cleanup": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config.cleanup).items()},
         },
     }
-    write_json_atomic(run.out_dir / contract.STATS, stats)
-    if config.report:
+    if run.files:  # else stats.json and the reports keep describing the last run that did something
+        write_json_atomic(run.out_dir / contract.STATS, stats)
+    if config.report and run.files:
         from pipeline.report import update_reports  # noqa: PLC0415 - rich and more, only when reporting
 
         update_reports(run.out_dir)  # report.json and report.html over all runs' outputs
@@ -638,20 +689,30 @@ def clean_folder(
     config: RunConfig | None = None,
     progress: Progress | None = None,
     rebuild: bool = False,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Summary:
     """Clean the inputs under ``input_dir`` that the index in ``out_dir`` has not seen; dedup them against
     everything seen before (see README, "Output contract" and "Incremental runs").
 
     Raises:
-        UsageError: see :func:`open_run`.
+        UsageError, OutputBusy: see :func:`open_run`.
+        Stopped: an interrupt (KeyboardInterrupt) stopped the run; the workers are gone.
+        OSError, sqlite3.Error: the output folder could not be written (disk full, read-only ...); the
+            outputs are as the last committed run left them.
     """
     config = config or RunConfig()
-    report = progress or (lambda stage, done, total: None)
-    with (
-        _fewer_collections(),
-        open_run(input_dir, out_dir, config, rebuild) as run,
-        _executor(config.processes, len(run.chunks)) as pool,
-    ):
+    run: Run | None = None
+    try:
+        with open_run(input_dir, out_dir, config, rebuild, on_wait) as run:
+            return _clean(run, progress or (lambda stage, done, total: None))
+    except KeyboardInterrupt as err:
+        raise Stopped(run is not None and run.committed, err) from err
+
+
+def _clean(run: Run, report: Progress) -> Summary:
+    """The body of :func:`clean_folder`, with the run open."""
+    config = run.config
+    with _fewer_collections(), _executor(config.processes, len(run.chunks)) as pool:
         t0 = time.perf_counter()
         loaded: list[LoadedChunk] = []
 
@@ -695,14 +756,78 @@ def _fewer_collections() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-class _InProcess(Executor):
+class _InProcess:
     """Runs ``map`` lazily in this process: no pool start-up for one worker or one chunk."""
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1):  # type: ignore[override]
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
         return map(fn, *iterables)
 
 
-def _executor(processes: int, chunks: int) -> Executor:
+class _WorkerPool:
+    """``map`` over worker processes, results in input order, with an interrupt path of our own.
+
+    ``concurrent.futures.ProcessPoolExecutor`` can hang on Ctrl-C (CPython gh-107219: its manager thread
+    meets a cancelled future, prints ``InvalidStateError`` and the shutdown waits for ever). Here workers
+    ignore SIGINT (a terminal sends it to the whole process group; the parent alone decides), die with the
+    parent (Linux ``PR_SET_PDEATHSIG``), and on any exception the parent terminates them and reaps them.
+    """
+
+    def __init__(self, processes: int) -> None:
+        self._pool = multiprocessing.get_context("fork").Pool(processes, initializer=_worker_start)
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
+        return self._pool.imap(partial(_call, fn), zip(*iterables, strict=True))
+
+    def close(self) -> None:
+        self._pool.close()
+        self._pool.join()
+
+    def terminate(self) -> None:
+        """Stop every worker now, even mid-task; no second signal can cut this short."""
+        with _signals_held():
+            self._pool.terminate()
+            self._pool.join()
+
+
+def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    return fn(*args)
+
+
+def _worker_start() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler (the CLI's) is not the worker's
+    try:
+        import ctypes  # noqa: PLC0415 - Linux only, and only in workers
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed with the parent (kill -9)
+    except (OSError, AttributeError):
+        pass  # not Linux: workers end when they next find the task queue closed
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM for a moment (the main thread only can): a second Ctrl-C while the
+    workers are being stopped would otherwise leave them orphaned."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _executor(processes: int, chunks: int) -> Iterator[_InProcess | _WorkerPool]:
     if processes <= 1 or chunks <= 1:
-        return _InProcess()
-    return ProcessPoolExecutor(max_workers=min(processes, chunks))
+        yield _InProcess()
+        return
+    pool = _WorkerPool(min(processes, chunks))
+    try:
+        yield pool
+    except BaseException:
+        pool.terminate()
+        raise
+    pool.close()

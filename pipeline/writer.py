@@ -45,28 +45,48 @@ class _JsonLines:
         return length
 
 
+def _close_quietly(file: BinaryIO) -> None:
+    """Close a file whose contents are being thrown away: a failed flush still closes the descriptor."""
+    try:
+        file.close()
+    except OSError:
+        pass
+
+
 class AtomicJsonl(_JsonLines):
     """A JSON-lines file that appears under its name only when closed without an error."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._existed = path.exists()  # committed empty: an abort after commit leaves it empty again
         handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         self._tmp = Path(name)
-        os.chmod(name, FILE_MODE)
-        self._file = os.fdopen(handle, "wb")
+        self._renamed = False
+        try:
+            os.chmod(name, FILE_MODE)
+            self._file = os.fdopen(handle, "wb")
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
         self.count = 0
 
     def commit(self) -> int:
         """Sync, rename into place; return the file's length."""
         length = self._sync_and_close()
         os.replace(self._tmp, self.path)
+        self._renamed = True
         return length
 
     def abort(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        """Drop what this writer wrote, also after ``commit`` (when the index's own commit failed)."""
+        _close_quietly(self._file)
         self._tmp.unlink(missing_ok=True)
+        if self._renamed:
+            if self._existed:
+                os.truncate(self.path, 0)
+            else:
+                self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> AtomicJsonl:
         return self
@@ -107,7 +127,11 @@ class JournaledAppend(_JsonLines):
         self.path = path
         size = path.stat().st_size if path.exists() else 0
         if size < committed:
-            raise ValueError(f"{path} is shorter ({size} bytes) than the index says ({committed} bytes)")
+            raise ValueError(
+                f"{path} is shorter ({size} bytes) than the index says its last run left it ({committed} "
+                "bytes): it was cut or replaced outside the pipeline. Restore it, or run again with "
+                "--rebuild to clean every input again"
+            )
         self._file = open(path, "r+b" if path.exists() else "wb")  # noqa: SIM115 - closed in commit/abort
         self._file.truncate(committed)
         self._file.seek(committed)
@@ -119,9 +143,9 @@ class JournaledAppend(_JsonLines):
         return self._sync_and_close()
 
     def abort(self) -> None:
-        if not self._file.closed:
-            self._file.truncate(self._committed)
-            self._file.close()
+        """Cut the file back to its committed length, also after ``commit`` (the index's commit failed)."""
+        _close_quietly(self._file)  # a buffer that cannot be flushed (disk full) is dropped
+        os.truncate(self.path, self._committed)  # never needs space
 
 
 def open_output(path: Path, committed: int) -> AtomicJsonl | JournaledAppend:

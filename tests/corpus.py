@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipeline import contract
 from pipeline.index import DATA_DIR, INDEX_FILE
+from pipeline.lock import LOCK_FILE
 
 DATA = Path(__file__).resolve().parent / "data"
 SEED = DATA / "seed" / "ukraine-atacms.txt"
@@ -291,5 +292,5 @@ def distinct_short_articles(rng: random.Random, count: int) -> list[str]:
 # What an OUTPUT folder holds after a run with reports: no spool or temporary file left behind.
 OUTPUT_NAMES = sorted(
     [contract.RECORDS, contract.DUPLICATES, contract.REJECTED, contract.STATS, INDEX_FILE, DATA_DIR]
-    + ["report.json", "report.html"]
+    + ["report.json", "report.html", LOCK_FILE]
 )
