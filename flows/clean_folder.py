@@ -56,10 +56,15 @@ THREADS = get_current_settings().tasks.runner.thread_pool_max_workers or os.cpu_
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def load_chunk(
-    files: list[tuple[str, str]], root: str, spool: str, config: CleanupConfig, hash_files: bool = False
+    files: list[tuple[str, str]],
+    root: str,
+    spool: str,
+    config: CleanupConfig,
+    hash_files: bool = False,
+    follow_symlinks: bool = False,
 ) -> LoadedChunk:
     """Pass 1 over one chunk: load, extract, normalise, spool, count edge lines."""
-    return run.load_chunk(files, root, spool, config, hash_files)
+    return run.load_chunk(files, root, spool, config, hash_files, follow_symlinks)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -87,12 +92,14 @@ def clean_folder(
     num_perm: int = 128,
     chunk_size: int = 200,
     scan: str = "full",
+    follow_symlinks: bool = False,
 ) -> Summary:
     """Clean every input under ``input_dir`` into ``out`` (same output as ``pipeline clean``).
 
     ``scan="folders"`` looks only into folders whose modification time changed since the last run (see
-    ``pipeline clean --scan``)."""
-    config = run_config(threshold, shingle_size, num_perm, chunk_size, scan)
+    ``pipeline clean --scan``); ``follow_symlinks`` reads links that resolve outside ``input_dir`` (see
+    ``pipeline clean --follow-symlinks``)."""
+    config = run_config(threshold, shingle_size, num_perm, chunk_size, scan, follow_symlinks)
     with run.open_run(Path(input_dir), Path(out), config) as context:
         t0 = time.perf_counter()
         loaded = map_in_order(load_chunk, *context.load_calls())
@@ -109,13 +116,19 @@ def clean_folder(
 
 
 def run_config(
-    threshold: float, shingle_size: int, num_perm: int, chunk_size: int, scan: str = "full"
+    threshold: float,
+    shingle_size: int,
+    num_perm: int,
+    chunk_size: int,
+    scan: str = "full",
+    follow_symlinks: bool = False,
 ) -> RunConfig:
     """The run settings of the flow's parameters (raises ``ValueError`` for a bad value)."""
     return RunConfig(
         minhash=MinHashConfig(threshold=threshold, shingle_size=shingle_size, num_perm=num_perm),
         chunk_size=chunk_size,
         scan=scan,
+        follow_symlinks=follow_symlinks,
     )
 
 
@@ -239,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="full: stat every input; folders: only folders whose modification time changed "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="read what symbolic links point to even outside INPUT (default: rejected as outside_input)",
+    )
     return parser
 
 
@@ -246,10 +264,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         # Refuse a bad request before the flow starts a Prefect server and logs a traceback.
-        config = run_config(args.threshold, args.shingle_size, args.num_perm, args.chunk_size, args.scan)
+        config = run_config(
+            args.threshold, args.shingle_size, args.num_perm, args.chunk_size, args.scan, args.follow_symlinks
+        )
         run.check_request(Path(args.input), Path(args.out), config)
         summary = clean_folder(
-            args.input, args.out, args.threshold, args.shingle_size, args.num_perm, args.chunk_size, args.scan
+            args.input,
+            args.out,
+            args.threshold,
+            args.shingle_size,
+            args.num_perm,
+            args.chunk_size,
+            args.scan,
+            follow_symlinks=args.follow_symlinks,
         )
     except (UsageError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

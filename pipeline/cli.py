@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         "place does not), so a run's cost follows the new files, not the corpus",
     )
     clean.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="read what symbolic links in INPUT point to even outside INPUT, and walk linked folders outside "
+        "it (default: a link resolving outside INPUT is rejected as outside_input, unread)",
+    )
+    clean.add_argument(
         "--no-report",
         dest="report",
         action="store_false",
@@ -177,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             chunk_size=args.chunk_size,
             report=args.report,
             scan=args.scan,
+            follow_symlinks=args.follow_symlinks,
             wait=args.wait,
         )
         with _termination_as_interrupt():

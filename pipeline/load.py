@@ -24,9 +24,11 @@ import io
 import json
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from charset_normalizer import from_bytes
 
@@ -93,13 +95,229 @@ DATE_KEYS = (
 HOST_KEYS = ("hostname", "domain", "source_domain", "site", "sitename")
 
 
+# ---------------------------------------------------------------------------------------------------
+# Any file name: a reversible text form for ``source``
+
+# Control characters (Unicode category Cc): a name holding one is quoted, so no source breaks a line.
+_CONTROL_CHAR = re.compile("[\x00-\x1f\x7f-\x9f]")
+_QUOTED = re.compile(r'"((?:[^"\\]|\\x[0-9a-fA-F]{2}|\\["\\])*)"')
+_QUOTED_PART = re.compile(r'\\x([0-9a-fA-F]{2})|\\(["\\])|[^\\]+')
+_SUFFIX = re.compile(r"(?:@[0-9a-f]{8})?(?:#[0-9]+)?\Z")
+
+
+def source_of_path(rel: bytes | str) -> str:
+    """The text form of a relative path in ``source`` and in the index (inverse: :func:`path_of_source`).
+
+    A path that is valid UTF-8, holds no control character and does not start with ``"`` is its own form.
+    Any other is C-quoted as git quotes names: ``"`` + the path with ``\\`` as ``\\\\``, ``"`` as
+    ``\\"``, each byte of a control character and each byte that is not UTF-8 as ``\\xNN`` + ``"``. A
+    ``str`` is a name as ``os`` gives it (undecodable bytes as surrogate escapes).
+
+    Example: ``source_of_path(b"caf\\xe9/a.txt") == '"caf\\\\xe9/a.txt"'``
+    """
+    if isinstance(rel, str):
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:  # surrogate escapes: bytes that are not UTF-8
+            return _quoted(os.fsencode(rel))
+        text = rel
+    else:
+        try:
+            text = rel.decode("utf-8")
+        except UnicodeDecodeError:
+            return _quoted(rel)
+    if text.startswith('"') or _CONTROL_CHAR.search(text):
+        return _quoted(text.encode("utf-8"))
+    return text
+
+
+def _quoted(raw: bytes) -> str:
+    out = ['"']
+    for char in raw.decode("utf-8", "surrogateescape"):
+        if char in '"\\':
+            out.append("\\" + char)
+        elif "\udc80" <= char <= "\udcff":  # a byte that is not UTF-8
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        elif _CONTROL_CHAR.match(char):
+            out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8"))
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def path_of_source(source: str) -> bytes:
+    """The relative path (bytes) that :func:`source_of_path` gave ``source`` for.
+
+    Raises:
+        ValueError: ``source`` starts with ``"`` but is not one quoted form, end to end.
+    """
+    path, rest = split_source(source)
+    if rest and source.startswith('"'):
+        raise ValueError(f"text after the quoted path: {rest!r}")
+    return path if source.startswith('"') else source.encode("utf-8")
+
+
+def split_source(source: str) -> tuple[bytes, str]:
+    """A ``source`` split into its file's relative path (bytes) and what follows: ``@HASH8`` (a later version
+    of the file) and ``#N`` (the N-th record of a multi-record file), ``""`` when neither.
+
+    A quoted path ends at its closing quote. A plain path is read up to a trailing ``@HASH8``/``#N``: a plain
+    name that itself ends like one (``notes#2``) cannot be told apart, as before quoting existed.
+
+    Raises:
+        ValueError: ``source`` starts with ``"`` but no quoted form does.
+    """
+    if not source.startswith('"'):
+        cut = _SUFFIX.search(source)
+        start = cut.start() if cut else len(source)
+        return source[:start].encode("utf-8"), source[start:]
+    match = _QUOTED.match(source)
+    if match is None:
+        raise ValueError(f"not a quoted path: {source[:80]!r}")
+    out = bytearray()
+    for part in _QUOTED_PART.finditer(match.group(1)):
+        if part.group(1):
+            out.append(int(part.group(1), 16))
+        elif part.group(2):
+            out += part.group(2).encode("ascii")
+        else:
+            out += part.group(0).encode("utf-8")
+    return bytes(out), source[match.end() :]
+
+
+# ---------------------------------------------------------------------------------------------------
+# INPUT is a boundary: what may be opened, and how
+
+# Non-blocking: opening a FIFO that slipped past the checks returns at once instead of waiting for a
+# writer; no controlling terminal from a tty; not inherited by worker processes started later.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOT_A_FILE = {
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a folder",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InputBoundary:
+    """Where inputs may be read from: regular files whose real path (every symbolic link resolved) lies
+    inside ``root``; with ``follow_symlinks``, also whatever regular file a link inside ``root`` points to."""
+
+    root: str
+    follow_symlinks: bool = False
+    real_root: str = field(init=False)  # resolved once, not once per file (22 us a call)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "real_root", os.path.realpath(self.root))
+
+    def contains(self, real_path: str) -> bool:
+        """Whether a resolved path lies inside the resolved root."""
+        return real_path == self.real_root or real_path.startswith(self.real_root.rstrip(os.sep) + os.sep)
+
+
+def open_input(
+    path: str, boundary: InputBoundary, source: str
+) -> tuple[BinaryIO, os.stat_result] | Rejection:
+    """Open one input file for reading with its ``fstat``, or the rejection that says why not.
+
+    ``outside_input``: a symbolic link (the file itself, or a folder on its way) resolving outside
+    ``boundary.root``, unless ``follow_symlinks``. ``not_a_file``: a FIFO, socket, device or folder, told by
+    ``lstat`` (``stat`` of a link's target) and never opened. ``unreadable``: the system refused.
+
+    What was looked at is checked again on the opened descriptor: a file swapped for a FIFO or a link after
+    the walk is refused before a byte is read (``O_NONBLOCK``: opening the FIFO does not wait), and without
+    ``follow_symlinks`` the file is opened with ``O_NOFOLLOW`` and its real path, as the kernel reports it for
+    the descriptor, must lie inside the boundary.
+    """
+    follow = boundary.follow_symlinks
+    try:
+        info = os.lstat(path)
+        target = path
+        if stat.S_ISLNK(info.st_mode):
+            if not follow:
+                target = os.path.realpath(path)
+                if not boundary.contains(target):
+                    return _outside(source, path, target)
+            info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return _not_a_file(source, info.st_mode, "not opened")
+        fd = os.open(target, _OPEN_FLAGS | (0 if follow else getattr(os, "O_NOFOLLOW", 0)))
+    except OSError as err:
+        return Rejection(source, "unreadable", f"{type(err).__name__}: {err}")
+    handle = open(fd, "rb")  # noqa: SIM115 - returned open, or closed below
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            handle.close()
+            return _not_a_file(source, info.st_mode, "swapped in after the walk; opened, not read")
+        if not follow:
+            real = _opened_path(fd, target)
+            if not boundary.contains(real):
+                handle.close()
+                return _outside(source, path, real)
+    except OSError as err:
+        handle.close()
+        return Rejection(source, "unreadable", f"{type(err).__name__}: {err}")
+    return handle, info
+
+
+def _opened_path(fd: int, path: str) -> str:
+    """The real path of an open descriptor: the kernel's (Linux ``/proc``), else ``realpath`` of its path."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(path)
+
+
+def _outside(source: str, link: str, target: str) -> Rejection:
+    detail = f"{source_of_path(link)} -> {source_of_path(target)}: outside INPUT (--follow-symlinks reads it)"
+    return Rejection(source, "outside_input", detail)
+
+
+def _not_a_file(source: str, mode: int, what: str) -> Rejection:
+    kind = _NOT_A_FILE.get(stat.S_IFMT(mode), f"file type {stat.S_IFMT(mode):o}")
+    return Rejection(source, "not_a_file", f"{kind}, {what}")
+
+
+def read_capped(handle: BinaryIO, size: int, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of an opened file whose ``fstat`` said ``size``: the cap counts the bytes
+    read, so a file that grew, or one that reports no size (``/proc``), is still caught past ``limit``."""
+    data = handle.read(min(size, limit) + 1)
+    if size < len(data) <= limit:
+        data += handle.read(limit + 1 - len(data))
+    return data
+
+
+def read_input(
+    path: str, boundary: InputBoundary, source: str, limit: int = MAX_FILE_BYTES
+) -> bytes | Rejection:
+    """The bytes of one input file (see :func:`open_input`), or a rejection; ``too_large`` past ``limit``."""
+    opened = open_input(path, boundary, source)
+    if isinstance(opened, Rejection):
+        return opened
+    handle, info = opened
+    with handle:
+        if info.st_size > limit:
+            return Rejection(source, "too_large", f"{info.st_size} bytes > cap {limit}")
+        try:
+            data = read_capped(handle, info.st_size, limit)
+        except OSError as err:
+            return Rejection(source, "unreadable", f"{type(err).__name__}: {err}")
+    if len(data) > limit:
+        return Rejection(source, "too_large", f"over the cap of {limit} bytes read (it said {info.st_size})")
+    return data
+
+
 def discover(root: Path, exclude: Path | None = None) -> list[Path]:
     """All input files under ``root``, sorted by relative path (see :func:`walk_inputs`)."""
     return [Path(path) for path, _ in walk_inputs(root, exclude)]
 
 
-# Given a folder (relative posix path, "" at the top) and its modification time: the names of its sub-folders
-# when its files need no look (an earlier walk saw it with this time), else None.
+# Given a folder (its source form, "" at the top) and its modification time: the source forms of its
+# sub-folders' names when its files need no look (an earlier walk saw it with this time), else None.
 Unchanged = Callable[[str, int], list[str] | None]
 
 
@@ -108,30 +326,45 @@ def walk_inputs(
     exclude: Path | None = None,
     unchanged: Unchanged | None = None,
     folders: list[tuple[str, int, list[str]]] | None = None,
+    follow_symlinks: bool = False,
 ) -> list[tuple[str, str]]:
-    """``(path, relative posix path)`` of every input file under ``root``, sorted by relative path.
+    """``(path, source)`` of every input file under ``root``, sorted by source: the path to open (the
+    system's name, undecodable bytes as surrogate escapes) and the relative path's text form
+    (:func:`source_of_path`).
 
     Skips hidden entries, sidecars and ``exclude``. A sidecar without its page (``pipeline fetch`` writes
     one for a URL it could not fetch) is listed: it loads as that URL's rejection, so a failed fetch is
-    accounted for like any other input. Directory symlinks are not followed (no loops); file symlinks are
-    read like files. Plain strings, not ``Path`` objects: a run walks every input each time.
+    accounted for like any other input. Every other entry that is not a folder is listed, links, FIFOs and
+    devices too: :func:`open_input` decides at reading time what may be read, so each gets its rejection.
+    Folder symlinks are not followed; with ``follow_symlinks``, one whose target lies outside ``root`` is
+    (one inside is not: its folder is walked under its own name), and no folder is walked twice, by its
+    ``(st_dev, st_ino)``, so a link loop ends. Plain strings, not ``Path`` objects: a run walks every
+    input each time.
 
     ``unchanged``: asked for each folder with its modification time; where it returns the folder's
     sub-folders, the folder is not listed (its files are left out) and the walk goes on into them.
-    ``folders``: receives ``(relative path, modification time, sub-folder names)`` of each folder listed.
+    ``folders``: receives ``(source form, modification time, sub-folder names' source forms)`` of each
+    folder listed.
     """
     found: list[tuple[str, str]] = []
     excluded = os.path.realpath(exclude) if exclude else None
     top = os.fspath(root)
+    boundary = InputBoundary(top) if follow_symlinks else None
+    walked: set[tuple[int, int]] = set()
     pending = [""]
     while pending:
         rel = pending.pop()
         folder = os.path.join(top, rel) if rel else top
+        key = source_of_path(rel)
         try:
-            mtime = os.stat(folder).st_mtime_ns
-            known = unchanged(rel, mtime) if unchanged else None
+            info = os.stat(folder)
+            if (info.st_dev, info.st_ino) in walked:
+                continue  # reached again through a link (or a bind mount)
+            walked.add((info.st_dev, info.st_ino))
+            mtime = info.st_mtime_ns
+            known = _known_subfolders(unchanged(key, mtime)) if unchanged else None
             if known is not None:
-                pending.extend(f"{rel}/{name}" if rel else name for name in known)
+                pending.extend(os.path.join(rel, name) if rel else name for name in known)
                 continue
             with os.scandir(folder) as entries:
                 listed = [e for e in entries if not e.name.startswith(".")]
@@ -145,40 +378,62 @@ def walk_inputs(
                 is_dir = False
             if not is_dir:
                 names.append(entry.name)
-            elif not entry.is_symlink() and (excluded is None or os.path.realpath(entry.path) != excluded):
+                continue
+            real = os.path.realpath(entry.path) if entry.is_symlink() or excluded else None
+            if real is not None and real == excluded:
+                continue
+            if not entry.is_symlink() or (boundary is not None and not boundary.contains(real or "")):
                 subdirs.append(entry.name)
+        subdirs.sort()  # a folder reached twice (links) is walked under the same name every time
         if folders is not None:
-            folders.append((rel, mtime, subdirs))
-        pending.extend(f"{rel}/{name}" if rel else name for name in subdirs)
+            folders.append((key, mtime, [source_of_path(name) for name in subdirs]))
+        pending.extend(os.path.join(rel, name) if rel else name for name in subdirs)
         present = set(names)
-        prefix = f"{rel}/" if rel else ""
         for name in names:
             # a sidecar is listed only without its page: a failed fetch, loaded as a rejection
             if not name.endswith(SIDECAR_SUFFIX) or name.removesuffix(SIDECAR_SUFFIX) not in present:
-                found.append((os.path.join(folder, name), prefix + name))
+                found.append((os.path.join(folder, name), source_of_path(os.path.join(rel, name))))
     found.sort(key=lambda item: item[1])
     return found
 
 
+def _known_subfolders(names: list[str] | None) -> list[str] | None:
+    """The system's names of the sub-folders an earlier walk recorded (source forms), None if any does not
+    read as one (the folder is then listed again)."""
+    if names is None:
+        return None
+    try:
+        return [os.fsdecode(path_of_source(name)) for name in names]
+    except ValueError:
+        return None
+
+
 def load_file(
-    path: Path, root: Path, source: str | None = None, data: bytes | None = None
+    path: Path,
+    root: Path,
+    source: str | None = None,
+    data: bytes | None = None,
+    boundary: InputBoundary | None = None,
 ) -> Iterator[Document | Rejection]:
     """Read one file and yield its documents, or a rejection saying why there are none.
 
-    ``source`` names the file in the outputs (default: its path relative to ``root``); ``data`` is the
-    file's content when the caller has read it already (at most ``MAX_FILE_BYTES``).
+    ``source`` names the file in the outputs (default: its path relative to ``root``, see
+    :func:`source_of_path`); ``data`` is the file's content when the caller has read it already (at most
+    ``MAX_FILE_BYTES``); ``boundary`` says what may be opened (default: files inside ``root``, see
+    :func:`open_input`).
     """
-    source = source or path.relative_to(root).as_posix()
+    source = source or source_of_path(path.relative_to(root).as_posix())
+    boundary = boundary or InputBoundary(os.fspath(root))
     if path.name.endswith(SIDECAR_SUFFIX):
-        yield _failed_fetch(path, source)
+        yield _failed_fetch(path, source, boundary)
         return
+    if data is None:
+        read = read_input(os.fspath(path), boundary, source)
+        if isinstance(read, Rejection):
+            yield read
+            return
+        data = read
     try:
-        if data is None:
-            size = path.stat().st_size
-            if size > MAX_FILE_BYTES:
-                yield Rejection(source, "too_large", f"{size} bytes > cap {MAX_FILE_BYTES}")
-                return
-            data = path.read_bytes()
         suffixes = [s.lower() for s in path.suffixes]
         if suffixes and suffixes[-1] == ".gz":
             data = _gunzip(data)
@@ -190,7 +445,7 @@ def load_file(
         yield Rejection(source, "too_large", str(err))
         return
     suffix = suffixes[-1] if suffixes else ""
-    meta = _read_sidecar(path)
+    meta = _read_sidecar(path, boundary)
     text_or_rejection = decode(data, source, meta.get("charset"))
     if isinstance(text_or_rejection, Rejection):
         yield text_or_rejection
@@ -321,13 +576,18 @@ def _control_ratio(text: str) -> float:
     return len(_CONTROL.findall(sample)) / max(len(sample), 1)
 
 
-def _read_sidecar(path: Path) -> dict[str, Any]:
-    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
-    if not sidecar.exists():
+# A sidecar is a few hundred bytes of JSON; it is read like any input (a FIFO or a link out is not).
+SIDECAR_MAX_BYTES = 1024 * 1024
+
+
+def _read_sidecar(path: Path, boundary: InputBoundary) -> dict[str, Any]:
+    sidecar = os.fspath(path) + SIDECAR_SUFFIX
+    data = read_input(sidecar, boundary, "", SIDECAR_MAX_BYTES)
+    if isinstance(data, Rejection):  # none (the common case), or one that may not be read
         return {}
     try:
-        meta = _json_loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = _json_loads(data.decode("utf-8"))
+    except ValueError:
         return {}
     if not isinstance(meta, dict):
         return {}
@@ -335,14 +595,17 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     return {"url": meta.get("final_url") or meta.get("url"), "charset": charset.group(1) if charset else None}
 
 
-def _failed_fetch(sidecar: Path, source: str) -> Rejection:
+def _failed_fetch(sidecar: Path, source: str, boundary: InputBoundary) -> Rejection:
     """The rejection a page-less sidecar stands for: its ``error`` as written by ``pipeline fetch``.
 
     Its ``source`` is the sidecar's own path: should the URL be fetched later, the page has a path of its
     own, so the rejection and the record never share a source.
     """
+    data = read_input(os.fspath(sidecar), boundary, source, SIDECAR_MAX_BYTES)
+    if isinstance(data, Rejection):
+        return data
     try:
-        meta = _json_loads(sidecar.read_text(encoding="utf-8"))
+        meta = _json_loads(data.decode("utf-8"))
         error = meta["error"]
         reason, detail = error["reason"], f"{meta.get('url')}: {error.get('detail', '')}"
         return Rejection(source, reason if reason in REASONS else "fetch_error", detail, stage="fetch")
@@ -351,7 +614,14 @@ def _failed_fetch(sidecar: Path, source: str) -> Rejection:
 
 
 def folder_group(source: str) -> str:
-    """The group of a document without a hostname: the first sub-folder of INPUT ("" at the top)."""
+    """The group of a document without a hostname: the first sub-folder of INPUT ("" at the top), in the
+    text form of a name (:func:`source_of_path`)."""
+    if source.startswith('"'):  # a quoted path: its first folder is a name of its own
+        try:
+            path, _ = split_source(source)
+        except ValueError:
+            return ""
+        return source_of_path(path.split(b"/", 1)[0]) if b"/" in path else ""
     return source.split("/", 1)[0] if "/" in source else ""
 
 

@@ -16,6 +16,7 @@ import os
 import pickle
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -37,7 +38,15 @@ from pipeline.contract import Document, Rejection, record_json
 from pipeline.dedup import PREFIX_TOKENS, Deduplicator, SignedBatch, Verdict, pack_sets
 from pipeline.extract import extract_main_text, tidy_metadata
 from pipeline.index import DATA_DIR, INDEX_FILE, Index, IndexMismatch
-from pipeline.load import MAX_FILE_BYTES, SIDECAR_SUFFIX, load_file, walk_inputs
+from pipeline.load import (
+    MAX_FILE_BYTES,
+    SIDECAR_SUFFIX,
+    InputBoundary,
+    load_file,
+    open_input,
+    read_capped,
+    walk_inputs,
+)
 from pipeline.lock import DEFAULT_WAIT, output_lock
 from pipeline.normalize import dedup_token_bytes, normalize_text
 from pipeline.signature import MinHashConfig, Signer, shingle_hash_sets
@@ -82,6 +91,9 @@ class RunConfig:
     # "full": stat every input file; "folders": only the files of folders whose modification time changed
     # (new, renamed and deleted files move it; a file rewritten in place under the same name does not).
     scan: str = "full"
+    # Read what a symbolic link inside INPUT points to wherever it lies (and walk linked folders outside
+    # INPUT); by default a link resolving outside INPUT is rejected as outside_input, never read.
+    follow_symlinks: bool = False
     # seconds to wait for another run on the same output folder before giving up (see pipeline.lock)
     wait: float = DEFAULT_WAIT
 
@@ -149,14 +161,21 @@ class Summary:
 
 
 def load_chunk(
-    files: list[tuple[str, str]], root: str, spool: str, config: CleanupConfig, hash_files: bool = False
+    files: list[tuple[str, str]],
+    root: str,
+    spool: str,
+    config: CleanupConfig,
+    hash_files: bool = False,
+    follow_symlinks: bool = False,
 ) -> LoadedChunk:
     """Load, extract and normalise one chunk of (path, source) files; spool the documents; count lines.
 
     ``hash_files``: also stat and hash each file for the index (a first run, where the parent had no
-    earlier hashes to compare with and left the reading to the workers).
+    earlier hashes to compare with and left the reading to the workers). ``follow_symlinks``: see
+    :class:`~pipeline.load.InputBoundary`.
     """
     start = time.perf_counter()
+    boundary = InputBoundary(root, follow_symlinks)
     file_rows: list[tuple[str, int, int, str]] = []
     counts = LineCounts()
     rejections: list[Rejection] = []
@@ -164,10 +183,10 @@ def load_chunk(
     for path, source in files:
         data = None
         if hash_files:  # on a first run every source is the file's relative path (no versions yet)
-            data, row = _read_and_hash(path, source)
+            data, row = _read_and_hash(path, source, boundary)
             if row is not None:
                 file_rows.append(row)
-        for item in _guarded_load(path, root, source, data):
+        for item in _guarded_load(path, root, source, data, boundary):
             doc = _guarded(prepare_document, item, "extract") if isinstance(item, Document) else item
             if isinstance(doc, Rejection):
                 rejections.append(doc)
@@ -187,18 +206,17 @@ def load_chunk(
     )
 
 
-def _read_and_hash(path: str, rel: str) -> tuple[bytes | None, tuple[str, int, int, str] | None]:
-    """A file's bytes (None when over the size cap: loading rejects it) and its row for the index's file
-    table, (relative path, size, mtime, hash), from one read; ``(None, None)`` if it cannot be read."""
-    try:
-        stat = os.stat(path)
-        if stat.st_size > MAX_FILE_BYTES:
-            return None, (rel, stat.st_size, stat.st_mtime_ns, _file_hash(path))
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None, None
-    return data, (rel, stat.st_size, stat.st_mtime_ns, xxhash.xxh3_128_hexdigest(data))
+FileRow = tuple[str, int, int, str]  # a row of the index's file table: (source, size, mtime_ns, hash)
+# Inputs refused without being opened. Their row is recorded like a read file's (with a stand-in hash), so
+# a rerun skips them as unchanged instead of refusing them again.
+REFUSED = ("outside_input", "not_a_file")
+
+
+def _read_and_hash(path: str, rel: str, boundary: InputBoundary) -> tuple[bytes | None, FileRow | None]:
+    """A file's bytes (None when over the size cap or refused: loading rejects it) and its row for the
+    index's file table, from one read (see :func:`_file_hash`); ``(None, None)`` if it cannot be read."""
+    data, row, _ = _file_hash(path, rel, boundary, keep=True)
+    return data, row
 
 
 def _guarded(
@@ -212,10 +230,12 @@ def _guarded(
         return Rejection(doc.source, "internal_error", f"{type(err).__name__}: {err}", stage=stage)
 
 
-def _guarded_load(path: str, root: str, source: str, data: bytes | None) -> Iterator[Document | Rejection]:
+def _guarded_load(
+    path: str, root: str, source: str, data: bytes | None, boundary: InputBoundary
+) -> Iterator[Document | Rejection]:
     """``load_file``, with an unexpected exception turned into a rejection of the file."""
     try:
-        yield from load_file(Path(path), Path(root), source, data)
+        yield from load_file(Path(path), Path(root), source, data, boundary)
     except Exception as err:  # noqa: BLE001
         log.warning("load failed on %s: %s: %s", source, type(err).__name__, err)
         yield Rejection(source, "internal_error", f"{type(err).__name__}: {err}", stage="load")
@@ -343,20 +363,26 @@ class Selection:
     started_ns: int = field(default_factory=time.time_ns)  # when the walk began
 
 
-def select_files(input_dir: Path, out_dir: Path, index: Index, scan: str = "full") -> Selection:
+def select_files(
+    input_dir: Path, out_dir: Path, index: Index, scan: str = "full", follow_symlinks: bool = False
+) -> Selection:
     """Input files in sorted order that the index has not seen, by stat and then by content hash.
 
     A file whose bytes changed under a path seen before is a new version: its ``source`` is
     ``path@HASH8``, so both versions stay accounted for. ``scan="folders"`` lists only folders whose
     modification time changed since an earlier run listed them (see README, "Incremental runs").
+    ``follow_symlinks``: see :class:`~pipeline.load.InputBoundary`.
     """
     selection = Selection([])
     unchanged = index.unchanged_folder if scan == "folders" else None
-    walked = walk_inputs(input_dir, exclude=out_dir, unchanged=unchanged, folders=selection.folders)
+    walked = walk_inputs(
+        input_dir, out_dir, unchanged=unchanged, folders=selection.folders, follow_symlinks=follow_symlinks
+    )
     if not index.has_files:
         # A first run has no earlier hashes to compare with: the workers hash the files they read anyway.
         selection.files = walked
         return selection
+    boundary = InputBoundary(os.fspath(input_dir), follow_symlinks)
     seen_in: dict[str, dict[str, tuple[int, int]]] = {}  # folder -> the index's files there
     for path, rel in walked:
         folder = rel.rpartition("/")[0]
@@ -364,31 +390,80 @@ def select_files(input_dir: Path, out_dir: Path, index: Index, scan: str = "full
         if seen is None:
             seen = seen_in[folder] = index.files_in(folder)
         try:
-            stat = os.stat(path)
             # A failed fetch's sidecar is rewritten on every failing attempt: one rejection is enough.
-            if seen.get(rel) == (stat.st_size, stat.st_mtime_ns) or (
-                rel.endswith(SIDECAR_SUFFIX) and rel in seen
+            if seen.get(rel) in _stat_keys(path, follow_symlinks) or (
+                path.endswith(SIDECAR_SUFFIX) and rel in seen
             ):
                 selection.unchanged += 1
                 continue
-            digest = _file_hash(path)
         except OSError:
             selection.files.append((path, rel))  # loading reports it as unreadable
             continue
-        selection.rows.append((rel, stat.st_size, stat.st_mtime_ns, digest))
-        if index.path_of_hash(digest) is not None:
+        _, row, refused = _file_hash(path, rel, boundary)
+        if row is None:
+            selection.files.append((path, rel))  # loading reports it as unreadable (a later run retries)
+            continue
+        selection.rows.append(row)
+        digest = row[3]
+        if refused is None and index.path_of_hash(digest) is not None:
             selection.same_content += 1
         else:
             selection.files.append((path, f"{rel}@{digest[:8]}" if rel in seen else rel))
     return selection
 
 
-def _file_hash(path: str) -> str:
+def _stat_keys(path: str, follow_symlinks: bool) -> list[tuple[int, int]]:
+    """The (size, mtime_ns) an unchanged input has in the index's file table: its own, and for a symbolic
+    link its target's (a file read through the link) too; with ``follow_symlinks``, for a link only its
+    target's, so a link refused as ``outside_input`` before is read now."""
+    info = os.lstat(path)
+    own = [(info.st_size, info.st_mtime_ns)]
+    if not stat.S_ISLNK(info.st_mode):
+        return own
+    try:
+        target = os.stat(path)
+    except OSError:  # a dangling link
+        return [] if follow_symlinks else own
+    return [(target.st_size, target.st_mtime_ns)] + ([] if follow_symlinks else own)
+
+
+def _file_hash(
+    path: str, rel: str, boundary: InputBoundary, keep: bool = False
+) -> tuple[bytes | None, FileRow | None, Rejection | None]:
+    """Hash one input file through :func:`~pipeline.load.open_input`: its bytes when ``keep`` and within
+    the size cap, its row for the index's file table, and the rejection when it was refused.
+
+    Memory stays bounded whatever the file: a regular file over the cap is hashed in blocks (the index
+    records it, loading rejects it as ``too_large``), and nothing but a regular file is opened. A refused
+    input (``outside_input``, ``not_a_file``) gets a row whose hash stands for the refusal (it matches no
+    file's bytes) and whose size and time are the entry's own (its target's with ``follow_symlinks``);
+    an unreadable one gets none: a later run tries again.
+    """
+    opened = open_input(path, boundary, rel)
+    if isinstance(opened, Rejection):
+        if opened.reason not in REFUSED:
+            return None, None, opened
+        try:
+            info = os.stat(path) if boundary.follow_symlinks else os.lstat(path)
+        except OSError:
+            return None, None, opened
+        stand_in = xxhash.xxh3_128_hexdigest(f"{opened.reason}:{info.st_size}:{info.st_mtime_ns}".encode())
+        return None, (rel, info.st_size, info.st_mtime_ns, stand_in), opened
+    handle, info = opened
     digest = xxhash.xxh3_128()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    data: bytes | None = None
+    try:
+        with handle:
+            if keep and info.st_size <= MAX_FILE_BYTES:
+                data = read_capped(handle, info.st_size, MAX_FILE_BYTES)
+                digest.update(data)
+                if len(data) > MAX_FILE_BYTES:
+                    data = None
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    except OSError as err:
+        return None, None, Rejection(rel, "unreadable", f"{type(err).__name__}: {err}")
+    return data, (rel, info.st_size, info.st_mtime_ns, digest.hexdigest()), None
 
 
 @dataclass(slots=True)
@@ -416,7 +491,8 @@ class Run:
         n = len(self.chunks)
         spools = [str(self.spool_dir / f"load-{i:06d}.pkl") for i in range(n)]
         hash_files = [not self.index.has_files] * n
-        return self.chunks, [str(self.input_dir)] * n, spools, [self.config.cleanup] * n, hash_files
+        follow = [self.config.follow_symlinks] * n
+        return self.chunks, [str(self.input_dir)] * n, spools, [self.config.cleanup] * n, hash_files, follow
 
     def learn(self, counts: Iterable[LineCounts], loaded: list[LoadedChunk]) -> dict[str, frozenset[int]]:
         """After pass 1: the learned boilerplate (merged with the index's counts), the file rows the
@@ -491,7 +567,7 @@ def _open_locked(
             # Outputs without an index (an older run, or a deleted index): start them over.
             for name in OUTPUT_FILES:
                 (out_dir / name).unlink(missing_ok=True)
-        selection = select_files(input_dir, out_dir, index, config.scan)
+        selection = select_files(input_dir, out_dir, index, config.scan, config.follow_symlinks)
         chunks = chunk_files(selection.files, config)
         spool_dir = Path(tempfile.mkdtemp(prefix=".spool-", dir=out_dir))
         try:
