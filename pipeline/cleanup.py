@@ -9,6 +9,7 @@ document (``Document.removed``) so reports can show what was cut.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -44,6 +45,14 @@ class CleanupConfig:
     edge_lines: int = 8
     max_boilerplate_words: int = 30
 
+    def fingerprint(self, rules: BoilerplateRules) -> str:
+        """Names what the clean text of a record depends on besides normalisation: the rules and the
+        learning settings (the file's path does not matter, its rules do)."""
+        return (
+            f"rules-{rules.digest}-learn{self.learn_min_docs}/{self.learn_min_share}/{self.edge_lines}"
+            f"/{self.max_boilerplate_words}"
+        )
+
     def __post_init__(self) -> None:
         if self.learn_min_docs < 2:
             raise ValueError("learn_min_docs must be at least 2")
@@ -61,6 +70,7 @@ class BoilerplateRules:
     anywhere: re.Pattern[str]
     tail_cut: re.Pattern[str]
     source: str = ""
+    digest: str = ""  # of the rules (comments and blank lines left out): names them in the index
 
     @classmethod
     def load(cls, path: Path | None = None) -> BoilerplateRules:
@@ -96,7 +106,10 @@ class BoilerplateRules:
         def compiled(patterns: list[str]) -> re.Pattern[str]:
             return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)", re.I)
 
-        return cls(compiled(rules["edge"]), compiled(rules["anywhere"]), compiled(rules["tail-cut"]), origin)
+        digest = hashlib.sha256(repr(sorted(rules.items())).encode("utf-8")).hexdigest()[:12]
+        return cls(
+            compiled(rules["edge"]), compiled(rules["anywhere"]), compiled(rules["tail-cut"]), origin, digest
+        )
 
 
 def _words(line: str) -> int:

@@ -215,7 +215,8 @@ def _fault(err: OSError | sqlite3.Error, out: Path) -> str:
         return f"index {out / INDEX_FILE}: {err}"
     where = ": ".join(str(name) for name in (err.filename, err.filename2) if name is not None)
     cause = err.strerror or str(err)
-    return f"{cause}: {where}" if where else cause
+    # A failed write names no file (only a failed open does); the run writes only under OUTPUT.
+    return f"{cause}: {where}" if where else f"{cause} (writing to {out})"
 
 
 def _interrupted(err: KeyboardInterrupt, out: Path) -> int:

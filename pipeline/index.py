@@ -20,6 +20,7 @@ A run costs lookups for its new documents, not a pass over the index.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import tempfile
 from array import array
@@ -63,6 +64,14 @@ CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, length INTEGER NOT NU
 """
 
 
+def _changed_parts(old: str, new: str) -> str:
+    """``was -> now`` for each part of a fingerprint that differs (the rules' digest, ``p128``...)."""
+    before, after = re.split(r"[ -]", old), re.split(r"[ -]", new)
+    if len(before) != len(after):
+        return f"{old} -> {new}"
+    return ", ".join(f"{a} -> {b}" for a, b in zip(before, after, strict=True) if a != b)
+
+
 class IndexMismatch(Exception):
     """The index was built differently (configuration, format) or no longer matches the output files."""
 
@@ -102,10 +111,12 @@ class Index:
         expected = {"format": str(FORMAT_VERSION), "fingerprint": fingerprint}
         if meta and {k: meta.get(k) for k in expected} != expected:
             self.db.close()
+            old = f"{meta.get('fingerprint')} format{meta.get('format')}"
+            changed = _changed_parts(old, f"{fingerprint} format{FORMAT_VERSION}")
             raise IndexMismatch(
-                f"{path} was built with {meta.get('fingerprint')} (format {meta.get('format')}); this run "
-                f"uses {fingerprint} (format {FORMAT_VERSION}). Run again with --rebuild to start over "
-                "from the raw inputs."
+                f"{path} was built with other settings than this run's ({changed}): its signatures and "
+                "clean texts would not compare with this run's. Run again with --rebuild to clean every "
+                "input again with these settings, or with the settings the index was built with."
             )
         self.db.executescript(_SCHEMA)
         if not meta:

@@ -263,8 +263,18 @@ def prepare_document(doc: Document) -> Document | Rejection:
 # Pass 2: strip boilerplate, sign (worker side)
 
 
-@lru_cache(maxsize=4)
 def _rules(path: Path | None) -> BoilerplateRules:
+    """The compiled rules of ``path``, compiled again when the file changes (a long-lived process such as
+    ``pipeline serve`` must not clean with a rule file's old contents)."""
+    stamp = None
+    if path is not None:
+        info = os.stat(path)
+        stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+    return _compiled_rules(path, stamp)
+
+
+@lru_cache(maxsize=4)
+def _compiled_rules(path: Path | None, stamp: tuple[int, int, int] | None) -> BoilerplateRules:
     return BoilerplateRules.load(path)
 
 
@@ -602,9 +612,11 @@ def chunk_files(files: list[tuple[str, str]], config: RunConfig) -> list[list[tu
 
 
 def index_fingerprint(config: RunConfig) -> str:
-    """What the stored signatures, band keys and clusters depend on."""
+    """What the stored signatures, band keys, clusters and clean texts depend on: a rerun with other
+    boilerplate rules is refused like one with other MinHash settings, never mixed in silently."""
     m = config.minhash
-    return f"{m.fingerprint()}-t{m.threshold}-c{m.containment}-m{m.min_containment_shingles}"
+    cleanup = config.cleanup.fingerprint(_rules(config.cleanup.boilerplate_file))
+    return f"{m.fingerprint()}-t{m.threshold}-c{m.containment}-m{m.min_containment_shingles} {cleanup}"
 
 
 def learn_boilerplate(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cleanup import CleanupConfig
 from pipeline.contract import read_jsonl, validate_output
 from pipeline.index import INDEX_FILE
 from pipeline.run import RunConfig, UsageError, clean_folder
@@ -139,6 +140,26 @@ def test_changed_minhash_configuration_refuses_the_old_index(tmp_path: Path):
     assert clean_folder(raw, tmp_path / "out", other, rebuild=True).documents > 0
 
 
+def test_changed_boilerplate_rules_refuse_the_old_index(tmp_path: Path):
+    """A rerun with another rule file would clean new documents differently from the kept ones."""
+    raw = tmp_path / "raw"
+    syndicated_corpus(raw, limit=3)
+    rules = tmp_path / "rules.txt"
+    rules.write_text("[edge]\nExit mobile version\n", encoding="utf-8")
+    with_rules = RunConfig(workers=1, cleanup=CleanupConfig(boilerplate_file=rules))
+    clean_folder(raw, tmp_path / "out", with_rules)
+    rules.write_text("[edge]\nExit mobile version\nShare this article\n", encoding="utf-8")
+    (raw / "late.txt").write_text("A late article\n\nWith a body of its own.\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"rules-\w+ -> rules-\w+|\w{12} -> \w{12}.*--rebuild"):
+        clean_folder(raw, tmp_path / "out", with_rules)
+    # the same rules in another file (a comment added, the path changed) are the same configuration
+    moved = tmp_path / "moved.txt"
+    moved.write_text("# ours\n[edge]\nExit mobile version\nShare this article\n", encoding="utf-8")
+    assert clean_folder(raw, tmp_path / "out", with_rules, rebuild=True).documents > 0
+    moved_config = RunConfig(workers=1, cleanup=CleanupConfig(boilerplate_file=moved))
+    assert clean_folder(raw, tmp_path / "out", moved_config).documents == 0
+
+
 def test_a_crashed_append_is_rolled_back_by_the_next_run(tmp_path: Path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     syndicated_corpus(raw, limit=4)
@@ -255,5 +276,5 @@ def test_an_index_of_the_older_format_asks_for_rebuild(tmp_path: Path):
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         db.execute("INSERT INTO meta VALUES ('format', '1'), ('fingerprint', 'x')")
         db.execute("CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, hash TEXT)")
-    with pytest.raises(UsageError, match="format 1.*--rebuild"):
+    with pytest.raises(UsageError, match="format1.*--rebuild"):
         clean_folder(raw, out, CONFIG)
