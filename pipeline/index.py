@@ -11,6 +11,9 @@ One SQLite file (``OUTPUT/index.sqlite``, no server) holds
   up candidates for its new documents only;
 - ``lines`` and ``groups``: per-source counts of head/tail lines, for learned boilerplate;
 - ``outputs``: the committed length of each output file, so a run that dies mid-append is rolled back;
+  ``meta.replacing`` names an output rewritten by a committed run but not yet renamed into place;
+- ``provisional``: rejections that a later outcome replaces (a file that could not be read, a failed
+  fetch): their source and the input path whose next reading decides;
 - ``meta``: the format version and the configuration fingerprint. A different MinHash configuration
   refuses to mix with the index and says how to rebuild.
 
@@ -36,6 +39,7 @@ from pipeline.bands import BandTable
 from pipeline.cleanup import CleanupConfig, LineCounts
 
 INDEX_FILE = "index.sqlite"
+STAGED_SUFFIX = ".next"  # an output rewritten beside itself, renamed into place after the index commits
 DATA_DIR = "index.data"  # the index's files besides the SQLite one: band-key segments and shingle sets
 FORMAT_VERSION = 2  # 2: band keys and shingle sets in files under index.data/; files by folder; folders
 _MASK63 = (1 << 63) - 1  # SQLite integers are signed 64-bit
@@ -61,6 +65,7 @@ CREATE TABLE IF NOT EXISTS lines (grp TEXT NOT NULL, key INTEGER NOT NULL, count
     articles TEXT NOT NULL, PRIMARY KEY (grp, key));
 CREATE TABLE IF NOT EXISTS groups (grp TEXT PRIMARY KEY, docs INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, length INTEGER NOT NULL, rows INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS provisional (source TEXT PRIMARY KEY, path TEXT NOT NULL);
 """
 
 
@@ -149,15 +154,12 @@ class Index:
 
     # -- files -------------------------------------------------------------------------------------
 
-    def files_in(self, folder: str) -> dict[str, tuple[int, int]]:
-        """``{path: (size, mtime_ns)}`` of the files seen directly in ``folder`` ("" at the top)."""
-        query = "SELECT path, size, mtime_ns FROM files WHERE folder = ?"
-        return {path: (size, mtime) for path, size, mtime in self.db.execute(query, (folder,))}
-
-    def path_of_hash(self, file_hash: str) -> str | None:
-        """The path of an earlier file with these bytes, if any."""
-        row = self.db.execute("SELECT path FROM files WHERE hash = ? LIMIT 1", (file_hash,)).fetchone()
-        return row[0] if row else None
+    def files_in(self, folder: str) -> dict[str, tuple[int, int, str]]:
+        """``{path: (size, mtime_ns, hash)}`` of the files seen directly in ``folder`` ("" at the top)."""
+        query = "SELECT path, size, mtime_ns, hash FROM files WHERE folder = ?"
+        return {
+            path: (size, mtime, digest) for path, size, mtime, digest in self.db.execute(query, (folder,))
+        }
 
     @property
     def has_files(self) -> bool:
@@ -302,6 +304,34 @@ class Index:
 
     def set_committed(self, name: str, length: int, rows: int) -> None:
         self.db.execute("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?)", (name, length, rows))
+
+    def provisional(self) -> dict[str, str]:
+        """``{source: input path}`` of the rejections that the next reading of that path replaces."""
+        return dict(self.db.execute("SELECT source, path FROM provisional"))
+
+    def set_provisional(self, added: Iterable[tuple[str, str]], removed: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM provisional WHERE source = ?", ((s,) for s in removed))
+        self.db.executemany("INSERT OR REPLACE INTO provisional VALUES (?, ?)", added)
+
+    def set_replacing(self, name: str | None) -> None:
+        """Name the output whose rewritten copy (``NAME.next``) this commit stands for (None: done)."""
+        if name is None:
+            self.db.execute("DELETE FROM meta WHERE key = 'replacing'")
+        else:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('replacing', ?)", (name,))
+
+    def finish_replacing(self, out_dir: Path) -> None:
+        """Complete or drop the rewrite a run left half done: a ``NAME.next`` the index committed is put in
+        place (the index already counts its length); one it did not commit is a dead run's and deleted."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'replacing'").fetchone()
+        for staged in out_dir.glob(f"*{STAGED_SUFFIX}"):
+            if row is not None and staged.name == row[0] + STAGED_SUFFIX:
+                os.replace(staged, out_dir / row[0])
+            else:
+                staged.unlink()
+        if row is not None:
+            self.set_replacing(None)
+            self.db.commit()
 
     def commit(self) -> None:
         self.db.commit()

@@ -37,20 +37,21 @@ from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_
 from pipeline.contract import Document, Rejection, record_json
 from pipeline.dedup import PREFIX_TOKENS, Deduplicator, SignedBatch, Verdict, pack_sets
 from pipeline.extract import extract_main_text, tidy_metadata
-from pipeline.index import DATA_DIR, INDEX_FILE, Index, IndexMismatch
+from pipeline.index import DATA_DIR, INDEX_FILE, STAGED_SUFFIX, Index, IndexMismatch
 from pipeline.load import (
     MAX_FILE_BYTES,
     SIDECAR_SUFFIX,
     InputBoundary,
     load_file,
     open_input,
+    path_of_source,
     read_capped,
     walk_inputs,
 )
 from pipeline.lock import DEFAULT_WAIT, output_lock
 from pipeline.normalize import dedup_token_bytes, normalize_text
 from pipeline.signature import MinHashConfig, Signer, shingle_hash_sets
-from pipeline.writer import open_output, write_json_atomic
+from pipeline.writer import AtomicJsonl, JournaledAppend, StagedRewrite, open_output, write_json_atomic
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -367,7 +368,7 @@ class Selection:
 
     files: list[tuple[str, str]]  # (path, source)
     unchanged: int = 0  # same path, size and modification time as before
-    same_content: int = 0  # bytes already seen under another path (renamed, re-fetched)
+    same_content: int = 0  # rewritten under its path with the bytes it had (touched, fetched again)
     rows: list[tuple[str, int, int, str]] = field(default_factory=list)  # for the index's file table
     folders: list[tuple[str, int, list[str]]] = field(default_factory=list)  # folders listed, for the index
     started_ns: int = field(default_factory=time.time_ns)  # when the walk began
@@ -392,33 +393,46 @@ def select_files(
         # A first run has no earlier hashes to compare with: the workers hash the files they read anyway.
         selection.files = walked
         return selection
+    if scan == "folders":  # a provisional rejection's file is read again even in a folder seen unchanged
+        listed = {rel for _, rel in walked}
+        for rel in sorted(set(index.provisional().values()) - listed):
+            path = os.path.join(input_dir, os.fsdecode(path_of_source(rel)))
+            if os.path.lexists(path):
+                walked.append((path, rel))
+        walked.sort(key=lambda item: item[1])
     boundary = InputBoundary(os.fspath(input_dir), follow_symlinks)
-    seen_in: dict[str, dict[str, tuple[int, int]]] = {}  # folder -> the index's files there
+    seen_in: dict[str, dict[str, tuple[int, int, str]]] = {}  # folder -> the index's files there
     for path, rel in walked:
         folder = rel.rpartition("/")[0]
         seen = seen_in.get(folder)
         if seen is None:
             seen = seen_in[folder] = index.files_in(folder)
+        known = seen.get(rel)
         try:
             # A failed fetch's sidecar is rewritten on every failing attempt: one rejection is enough.
-            if seen.get(rel) in _stat_keys(path, follow_symlinks) or (
-                path.endswith(SIDECAR_SUFFIX) and rel in seen
+            if known is not None and (
+                known[:2] in _stat_keys(path, follow_symlinks) or path.endswith(SIDECAR_SUFFIX)
             ):
                 selection.unchanged += 1
                 continue
         except OSError:
-            selection.files.append((path, rel))  # loading reports it as unreadable
+            if known is None:
+                selection.files.append((path, rel))  # loading reports it as unreadable
             continue
         _, row, refused = _file_hash(path, rel, boundary)
         if row is None:
-            selection.files.append((path, rel))  # loading reports it as unreadable (a later run retries)
+            if known is None:  # loading reports it as unreadable, a provisional rejection (see finish)
+                selection.files.append((path, rel))
+            else:  # its earlier version stays accounted for; the file table still has it: retried next run
+                log.warning("%s changed and cannot be read now; a later run tries again", rel)
             continue
         selection.rows.append(row)
-        digest = row[3]
-        if refused is None and index.path_of_hash(digest) is not None:
-            selection.same_content += 1
+        if known is not None and known[2] == row[3] and refused is None:
+            selection.same_content += 1  # rewritten with the same bytes (touched, fetched again)
         else:
-            selection.files.append((path, f"{rel}@{digest[:8]}" if rel in seen else rel))
+            # New bytes under a new path are read even when an earlier file had them (renamed, copied):
+            # every input is accounted for, here as copies of what those bytes became.
+            selection.files.append((path, f"{rel}@{row[3][:8]}" if known is not None else rel))
     return selection
 
 
@@ -573,6 +587,7 @@ def _open_locked(
     except IndexMismatch as err:
         raise UsageError(str(err)) from err
     with index:
+        index.finish_replacing(out_dir)
         if index.is_new:
             # Outputs without an index (an older run, or a deleted index): start them over.
             for name in OUTPUT_FILES:
@@ -668,7 +683,19 @@ def finish(
         totals = {name: committed.get(name, (0, 0))[1] for name in OUTPUT_FILES}
         # A run with no input to account for leaves every output file as it was (bytes and times).
         names = OUTPUT_FILES if run.files else ()
-        outputs = {name: open_output(run.out_dir / name, committed.get(name, (0, 0))[0]) for name in names}
+        provisional = run.index.provisional()
+        retried = {rel for chunk in run.chunks for _, rel in chunk}
+        superseded = {source for source, path in provisional.items() if path in retried}
+        outputs: dict[str, AtomicJsonl | JournaledAppend | StagedRewrite] = {}
+        for name in names:
+            path, length = run.out_dir / name, committed.get(name, (0, 0))[0]
+            # a retried input's new outcome replaces its provisional rejection: rejected.jsonl is rewritten
+            rewrite = name == contract.REJECTED and superseded and length
+            outputs[name] = (
+                StagedRewrite(path, length, superseded, STAGED_SUFFIX)
+                if rewrite
+                else open_output(path, length)
+            )
         try:
             for line, doc_id in _read_spools(spools):
                 verdict = verdicts.get(doc_id)
@@ -681,17 +708,25 @@ def finish(
                     near += verdict.kind == "near"
             for rejection in rejections:
                 outputs[contract.REJECTED].write(rejection.to_json())
+            run.index.set_provisional(_provisional(rejections), superseded)
             dedup.save(verdicts)
             run.record_inputs()  # if the caller has not yet
             for name, output in outputs.items():
-                totals[name] += output.count
+                totals[name] += output.count - getattr(output, "dropped", 0)
                 run.index.set_committed(name, output.commit(), totals[name])
+            staged = [o for o in outputs.values() if isinstance(o, StagedRewrite)]
+            for output in staged:
+                run.index.set_replacing(output.path.name)
             run.index.commit()
             run.committed = True
         except BaseException:
             for output in outputs.values():
                 output.abort()
             raise
+        for output in staged:  # committed: the index counts the new file already (see finish_replacing)
+            output.put_in_place()
+            run.index.set_replacing(None)
+            run.index.commit()
         timings["write"] = time.perf_counter() - t2
         pairs = (dedup.pairs_checked, dedup.pairs_verified)
     finally:
@@ -757,6 +792,18 @@ def finish(
         run.selection.unchanged,
         run.selection.same_content,
     )
+
+
+def _provisional(rejections: list[Rejection]) -> list[tuple[str, str]]:
+    """(source, input path) of the rejections a later reading replaces: a file that could not be read
+    (permissions, I/O, vanished: tried again next run) and a failed fetch (its page may come later)."""
+    rows = []
+    for rejection in rejections:
+        if rejection.reason == "unreadable":
+            rows.append((rejection.source, rejection.source))
+        elif rejection.stage == "fetch" and rejection.source.endswith(SIDECAR_SUFFIX):
+            rows.append((rejection.source, rejection.source.removesuffix(SIDECAR_SUFFIX)))
+    return rows
 
 
 def _read_spools(spools: list[tuple[str, list[str]]]) -> Iterator[tuple[bytes, str]]:

@@ -151,3 +151,45 @@ class JournaledAppend(_JsonLines):
 def open_output(path: Path, committed: int) -> AtomicJsonl | JournaledAppend:
     """A fresh output is written atomically (temporary file, rename); an existing one is appended to."""
     return AtomicJsonl(path) if committed == 0 else JournaledAppend(path, committed)
+
+
+class StagedRewrite(_JsonLines):
+    """A JSON-lines output rewritten without some rows (by ``source``), then appended to.
+
+    The new file is written beside the old one as ``NAME.next``; the caller commits its length in the index,
+    marked as a rewrite in progress, then calls ``put_in_place``. A run that dies before the index commit
+    leaves the old file as it was; one that dies after has its rewrite completed by the next run.
+    """
+
+    def __init__(self, path: Path, committed: int, drop: set[str], staged_suffix: str) -> None:
+        self.path = path
+        self.staged = path.with_name(path.name + staged_suffix)
+        self.count = 0
+        self.dropped = 0
+        self._file = open(self.staged, "wb")  # noqa: SIM115 - closed in commit/abort
+        try:
+            os.chmod(self.staged, FILE_MODE)
+            with open(path, "rb") as old:
+                left = committed  # what lies past it belongs to no committed run
+                for line in old:
+                    if left <= 0:
+                        break
+                    left -= len(line)
+                    if orjson.loads(line).get("source") in drop:
+                        self.dropped += 1
+                    else:
+                        self._file.write(line)
+        except BaseException:
+            self.abort()
+            raise
+
+    def commit(self) -> int:
+        """Sync; return the new file's length (it is not in place yet: see ``put_in_place``)."""
+        return self._sync_and_close()
+
+    def put_in_place(self) -> None:
+        os.replace(self.staged, self.path)
+
+    def abort(self) -> None:
+        _close_quietly(self._file)
+        self.staged.unlink(missing_ok=True)

@@ -262,3 +262,72 @@ def test_every_input_is_accounted_for_once_on_generated_folders(
 
         assert_accounted_once(out, expected)
         assert summary.documents == len(expected)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Across runs: a provisional rejection is replaced by the outcome of the next reading
+
+
+def _sources(out: Path) -> dict[str, list[str]]:
+    return {
+        name: [row["source"] for row in contract.read_jsonl(out / name)]
+        for name in (contract.RECORDS, contract.DUPLICATES, contract.REJECTED)
+    }
+
+
+@pytest.mark.parametrize("scan", ["full", "folders"])
+def test_an_unreadable_file_is_retried_and_its_final_outcome_counts_once(tmp_path: Path, scan: str):
+    """A link to a file not there yet cannot be read (as root, no permission bit makes a file unreadable);
+    once the file exists, the record replaces the rejection, in a full scan and in a folder scan alike."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    (raw / "later").mkdir(parents=True)
+    shutil.copy(SEED_ARTICLE, raw / "seed.txt")
+    (raw / "pending.txt").symlink_to("later/article.txt")
+    (raw / "gone.txt").symlink_to("later/never.txt")
+    config = RunConfig(workers=1, scan=scan)
+    clean_folder(raw, out, config)
+    first = _sources(out)
+    assert sorted(first[contract.REJECTED]) == ["gone.txt", "pending.txt"]
+    rejected_before = (out / contract.REJECTED).read_bytes()
+
+    clean_folder(raw, out, config)  # still unreadable: rejected again, replacing the earlier rejection
+    assert (out / contract.REJECTED).read_bytes() == rejected_before
+
+    (raw / "later" / "article.txt").write_text(
+        "Harbour reopens\n\nThe harbour reopened on Monday after the storm damage was repaired; boats "
+        "returned to the quay before dawn.\n",
+        encoding="utf-8",
+    )
+    clean_folder(raw, out, config)
+    after = _sources(out)
+    assert after[contract.REJECTED] == ["gone.txt"]
+    assert "pending.txt" in after[contract.DUPLICATES]  # of later/article.txt, the same file
+    contract.validate_output(out)  # every source once
+    assert not list(out.glob("*.next"))
+
+
+def test_a_rewrite_committed_by_the_index_is_completed_by_the_next_run(tmp_path: Path):
+    """A run killed after its index commit and before renaming rejected.jsonl.next into place: the next
+    run puts it in place (the index already counts its length); an uncommitted one is deleted."""
+    from pipeline.index import INDEX_FILE, STAGED_SUFFIX, Index  # noqa: PLC0415
+    from pipeline.run import index_fingerprint  # noqa: PLC0415
+
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    shutil.copy(SEED_ARTICLE, raw / "seed.txt")
+    (raw / "empty.txt").write_text("")
+    config = RunConfig(workers=1)
+    clean_folder(raw, out, config)
+    rejected = out / contract.REJECTED
+    staged = out / (contract.REJECTED + STAGED_SUFFIX)
+    staged.write_bytes(b"")  # as the killed run left it: the rewrite without its one row
+    with Index(out / INDEX_FILE, index_fingerprint(config)) as index:
+        index.set_committed(contract.REJECTED, 0, 0)
+        index.set_replacing(contract.REJECTED)
+        index.commit()
+    assert clean_folder(raw, out, config).documents == 0
+    assert rejected.read_bytes() == b"" and not staged.exists()
+
+    staged.write_bytes(b"not committed by any index\n")
+    clean_folder(raw, out, config)
+    assert not staged.exists() and rejected.read_bytes() == b""

@@ -61,17 +61,27 @@ def test_new_copy_of_an_old_article_is_a_duplicate_of_the_kept_record(tmp_path: 
     validate_output(out)
 
 
-def test_renamed_or_refetched_identical_file_is_not_processed_twice(tmp_path: Path):
+def test_refetched_identical_file_is_skipped_and_a_copy_under_a_new_path_is_accounted_for(tmp_path: Path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     raw.mkdir()
     shutil.copy(SEED, raw / "seed.txt")
+    (raw / "empty.txt").write_text("   \n")
     clean_folder(raw, out, CONFIG)
     shutil.copy(SEED, raw / "renamed.txt")
-    (raw / "seed.txt").touch()  # re-fetched: new mtime, same bytes
-    os.utime(raw / "seed.txt", ns=(1, 1))
+    shutil.copy(raw / "empty.txt", raw / "empty copy.txt")
+    os.utime(raw / "seed.txt", ns=(1, 1))  # re-fetched: new mtime, same bytes
     second = clean_folder(raw, out, CONFIG)
-    assert (second.documents, second.same_content) == (0, 2)
-    assert len(outputs(out)["records"]) == 1
+    assert (second.documents, second.same_content) == (2, 1)
+    rows = outputs(out)
+    assert [r["source"] for r in rows["records"]] == ["seed.txt"]
+    # the copy's bytes became the seed's record: it is an exact duplicate of it; the rejected bytes are
+    # rejected again under the copy's name
+    assert [(d["source"], d["kind"], d["duplicate_of"]) for d in rows["duplicates"]] == [
+        ("renamed.txt", "exact", rows["records"][0]["id"])
+    ]
+    assert sorted(r["source"] for r in rows["rejected"]) == ["empty copy.txt", "empty.txt"]
+    validate_output(out)
+    assert clean_folder(raw, out, CONFIG).documents == 0
 
 
 def test_changed_file_is_a_new_version(tmp_path: Path):
@@ -278,3 +288,14 @@ def test_an_index_of_the_older_format_asks_for_rebuild(tmp_path: Path):
         db.execute("CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, hash TEXT)")
     with pytest.raises(UsageError, match="format1.*--rebuild"):
         clean_folder(raw, out, CONFIG)
+
+
+def test_a_run_with_nothing_new_changes_no_output_file(tmp_path: Path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    syndicated_corpus(raw, limit=3)
+    clean_folder(raw, out, CONFIG)
+    names = ["records.jsonl", "duplicates.jsonl", "rejected.jsonl", "stats.json", "report.json", "report.html"]
+    before = {name: ((out / name).read_bytes(), (out / name).stat().st_mtime_ns) for name in names}
+    summary = clean_folder(raw, out, CONFIG)
+    assert summary.documents == 0 and summary.unchanged > 0
+    assert {name: ((out / name).read_bytes(), (out / name).stat().st_mtime_ns) for name in names} == before
