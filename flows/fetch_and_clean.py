@@ -133,6 +133,7 @@ def fetch_and_clean(
     refetch: bool = False,
     retries: int = 2,
     retry_backoff: float = 10.0,
+    allow_private: bool = False,
 ) -> Summary:
     """Fetch the URLs of one source (a URL file, a feed or a sitemap) into ``raw``, then clean ``raw``
     into ``out`` with the ``clean-folder`` flow and return its summary.
@@ -143,10 +144,12 @@ def fetch_and_clean(
         refetch: fetch again URLs whose page is stored.
         retries: Prefect retries of discovery and of each host's fetch task after transient failures.
         retry_backoff: seconds before the first retry, doubled for each further one.
+        allow_private: also fetch from loopback, private and other non-public addresses (an intranet
+            crawl); by default such a URL, or a redirect to one, is rejected as ``blocked_address``.
     """
     check_sources(urls_file, feed, sitemap)
     # The fetcher's own retries are off: Prefect retries the tasks, visibly, with backoff.
-    config = fetch_config(per_host_delay, timeout, refetch)
+    config = fetch_config(per_host_delay, timeout, refetch, allow_private)
     raw_dir = Path(raw)
     raw_dir.mkdir(parents=True, exist_ok=True)
     discover = with_retries(discover_urls, 0 if urls_file else retries, retry_backoff)
@@ -177,7 +180,9 @@ def check_sources(urls_file: str | None, feed: str | None, sitemap: str | None) 
         raise ValueError(f"give exactly one of urls_file, feed, sitemap (got {', '.join(given) or 'none'})")
 
 
-def fetch_config(per_host_delay: float, timeout: float, refetch: bool) -> FetchConfig:
+def fetch_config(
+    per_host_delay: float, timeout: float, refetch: bool, allow_private: bool = False
+) -> FetchConfig:
     """The fetch settings of the flow's parameters (raises ``ValueError`` for a bad value)."""
     return FetchConfig(
         per_host_delay=per_host_delay,
@@ -185,6 +190,7 @@ def fetch_config(per_host_delay: float, timeout: float, refetch: bool) -> FetchC
         total_timeout=max(FetchConfig().total_timeout, timeout),
         refetch=refetch,
         retries=0,
+        allow_private=allow_private,
     )
 
 
@@ -312,6 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULTS["retries"],
         help="Prefect retries per host (default: %(default)s)",
     )
+    parser.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="also fetch from loopback, private and other non-public addresses (an intranet crawl)",
+    )
     return parser
 
 
@@ -342,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             per_host_delay=args.delay,
             refetch=args.refetch,
             retries=args.retries,
+            allow_private=args.allow_private,
         )
     except DiscoveryError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pipeline.run import RunConfig, UsageError, check_request
 
@@ -74,13 +74,15 @@ def build_deployments(
     feed: str | None = None,
     sitemap: str | None = None,
     timezone: str = DEFAULT_TIMEZONE,
+    fetch_options: dict[str, Any] | None = None,
 ) -> list[RunnerDeployment]:
     """The deployments to serve, each with one cron schedule in ``timezone``.
 
     ``clean-folder/clean-folder-scheduled`` cleans ``input_dir`` into ``out``. With a URL source (at most
     one of ``urls_file``, ``feed``, ``sitemap``) also ``fetch-and-clean/fetch-and-clean-scheduled``, which
-    fetches into ``raw`` and cleans ``raw`` into ``out``. Folder parameters are stored as absolute paths,
-    so a run started from the UI or ``prefect deployment run`` does not depend on a working directory.
+    fetches into ``raw`` and cleans ``raw`` into ``out``, with ``fetch_options`` as further parameters
+    (``allow_private``). Folder parameters are stored as absolute paths, so a run started from the UI or
+    ``prefect deployment run`` does not depend on a working directory.
 
     Raises:
         UsageError: a bad schedule, more than one URL source, or folders :func:`check_layout` refuses.
@@ -116,7 +118,12 @@ def build_deployments(
             fetch_and_clean.to_deployment(
                 name=FETCH_DEPLOYMENT,
                 schedules=[Cron(cron, timezone=timezone)],
-                parameters={name: value, "raw": _absolute(raw), "out": _absolute(out)},
+                parameters={
+                    name: value,
+                    "raw": _absolute(raw),
+                    "out": _absolute(out),
+                    **(fetch_options or {}),
+                },
                 description=f"Fetch {source} into {raw}, clean {raw} into {out}, on cron {cron!r} "
                 f"({timezone}).",
                 tags=["scrape-clean"],
@@ -135,6 +142,7 @@ def serve(
     sitemap: str | None = None,
     timezone: str = DEFAULT_TIMEZONE,
     limit: int = 1,
+    fetch_options: dict[str, Any] | None = None,
 ) -> None:
     """Register the deployments of :func:`build_deployments` and run their flow runs until interrupted.
 
@@ -143,7 +151,9 @@ def serve(
     """
     from prefect import serve as prefect_serve
 
-    deployments = build_deployments(cron, input_dir, out, raw, urls_file, feed, sitemap, timezone)
+    deployments = build_deployments(
+        cron, input_dir, out, raw, urls_file, feed, sitemap, timezone, fetch_options
+    )
     prefect_serve(*deployments, limit=limit)
 
 
@@ -188,6 +198,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     source.add_argument("--feed", metavar="URL", help="RSS or Atom feed whose articles to fetch")
     source.add_argument("--sitemap", metavar="URL", help="sitemap whose pages to fetch")
     parser.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="fetch-and-clean also fetches from loopback, private and other non-public addresses",
+    )
+    parser.add_argument(
         "--limit",
         type=int,
         default=1,
@@ -216,6 +231,12 @@ def check_folders(args: argparse.Namespace) -> None:
         # fetch-and-clean fills RAW; clean-folder, serving it too, must find it from the first run.
         Path(args.raw).mkdir(parents=True, exist_ok=True)
     check_request(Path(args.input), Path(args.out), RunConfig())
+
+
+def fetch_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The fetch-and-clean parameters given on the command line, beyond the source and the folders (only
+    those that differ from the flow's defaults, so a deployment lists what was asked for)."""
+    return {"allow_private": True} if args.allow_private else {}
 
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
@@ -252,6 +273,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         args.sitemap,
         timezone=args.timezone,
         limit=args.limit,
+        fetch_options=fetch_options(args),
     )
     return 0
 

@@ -285,6 +285,7 @@ def test_fetch_subcommand_fetches_into_raw(tmp_path: Path, httpserver) -> None:
     )
     urls = tmp_path / "urls.txt"
     urls.write_text(httpserver.url_for("/a.html") + "\n", encoding="utf-8")
-    assert main(["fetch", "--urls", str(urls), "--raw", str(tmp_path / "raw"), "--delay", "0"]) == 0
+    argv = ["fetch", "--urls", str(urls), "--raw", str(tmp_path / "raw"), "--delay", "0", "--allow-private"]
+    assert main(argv) == 0  # the test server is on this machine: the address guard needs --allow-private
     pages = list((tmp_path / "raw").rglob("*.html"))
     assert len(pages) == 1 and pages[0].with_name(pages[0].name + ".meta.json").exists()

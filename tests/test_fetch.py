@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -43,8 +44,14 @@ from pipeline.fetch import (
 )
 from pipeline.run import RunConfig, UsageError, clean_folder
 
+
+def local(**settings: Any) -> FetchConfig:
+    """A configuration for the test server on 127.0.0.1, which the address guard lets through only so."""
+    return FetchConfig(allow_private=True, **settings)
+
+
 # Tests shrink every wait: no delay, no retries, half-second time-outs.
-FAST = FetchConfig(timeout=0.5, total_timeout=2.0, per_host_delay=0.0, retries=0, backoff=0.0)
+FAST = local(timeout=0.5, total_timeout=2.0, per_host_delay=0.0, retries=0, backoff=0.0)
 BENCHMARK = Path(__file__).parent / "data" / "article-extraction-benchmark" / "html"
 SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -181,7 +188,7 @@ def test_slow_page_times_out(site: HTTPServer, tmp_path: Path) -> None:
         return Response(article("Late"), content_type="text/html")
 
     site.expect_request("/slow").respond_with_handler(slow)
-    config = FetchConfig(timeout=0.3, total_timeout=1.0, per_host_delay=0, retries=0)
+    config = local(timeout=0.3, total_timeout=1.0, per_host_delay=0, retries=0)
     started = time.monotonic()
 
     result = fetch_url(site.url_for("/slow"), tmp_path, config)
@@ -199,7 +206,7 @@ def test_trickling_page_hits_the_total_time_out(site: HTTPServer, tmp_path: Path
             yield b"<p>more</p>"
 
     site.expect_request("/trickle").respond_with_response(Response(trickle(), content_type="text/html"))
-    config = FetchConfig(timeout=0.5, total_timeout=0.6, per_host_delay=0, retries=0)
+    config = local(timeout=0.5, total_timeout=0.6, per_host_delay=0, retries=0)
 
     result = fetch_url(site.url_for("/trickle"), tmp_path, config)
 
@@ -234,7 +241,7 @@ def test_oversized_body_is_cut_off_while_streaming(site: HTTPServer, tmp_path: P
             yield b"<p>" + b"x" * 65529 + b"</p>"
 
     site.expect_request("/huge").respond_with_response(Response(body(), content_type="text/html"))
-    config = FetchConfig(timeout=0.5, total_timeout=5, max_bytes=100_000, per_host_delay=0, retries=0)
+    config = local(timeout=0.5, total_timeout=5, max_bytes=100_000, per_host_delay=0, retries=0)
 
     result = fetch_url(site.url_for("/huge"), tmp_path, config)
 
@@ -245,7 +252,7 @@ def test_oversized_body_is_cut_off_while_streaming(site: HTTPServer, tmp_path: P
 
 def test_declared_length_over_the_cap_is_refused_before_reading(site: HTTPServer, tmp_path: Path) -> None:
     site.expect_request("/big").respond_with_data(b"x" * 200_000, content_type="text/html")
-    config = FetchConfig(timeout=0.5, total_timeout=2, max_bytes=100_000, per_host_delay=0, retries=0)
+    config = local(timeout=0.5, total_timeout=2, max_bytes=100_000, per_host_delay=0, retries=0)
 
     result = fetch_url(site.url_for("/big"), tmp_path, config)
 
@@ -270,7 +277,7 @@ def test_server_error_is_retried_with_backoff(site: HTTPServer, tmp_path: Path) 
         return next(answers, Response(article("Back"), content_type="text/html"))
 
     site.expect_request("/flaky").respond_with_handler(flaky)
-    config = FetchConfig(timeout=0.5, total_timeout=2, per_host_delay=0, retries=2, backoff=0.05)
+    config = local(timeout=0.5, total_timeout=2, per_host_delay=0, retries=2, backoff=0.05)
     started = time.monotonic()
 
     result = fetch_url(site.url_for("/flaky"), tmp_path, config)
@@ -294,7 +301,7 @@ def test_closed_port_is_connection_error(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # free, and nothing listens once the socket is closed
-    config = FetchConfig(timeout=0.5, total_timeout=2, per_host_delay=0, retries=0, respect_robots=False)
+    config = local(timeout=0.5, total_timeout=2, per_host_delay=0, retries=0, respect_robots=False)
 
     result = fetch_url(f"http://127.0.0.1:{port}/x", tmp_path, config)
 
@@ -361,7 +368,7 @@ def test_robots_crawl_delay_spaces_requests(httpserver: HTTPServer, tmp_path: Pa
         return Response(article("Paced"), content_type="text/html")
 
     httpserver.expect_request(re.compile("/p[0-9]")).respond_with_handler(page)
-    config = FetchConfig(timeout=0.5, total_timeout=2, per_host_delay=0, per_host_concurrency=1, retries=0)
+    config = local(timeout=0.5, total_timeout=2, per_host_delay=0, per_host_concurrency=1, retries=0)
 
     fetch_all([httpserver.url_for(f"/p{n}") for n in range(3)], tmp_path, config)
 
@@ -473,9 +480,7 @@ def test_per_host_delay_spaces_request_starts(site: HTTPServer, tmp_path: Path) 
 
     site.expect_request(re.compile("/d[0-9]")).respond_with_handler(page)
     delay = 0.25
-    config = FetchConfig(
-        timeout=0.5, total_timeout=2, per_host_delay=delay, per_host_concurrency=1, retries=0
-    )
+    config = local(timeout=0.5, total_timeout=2, per_host_delay=delay, per_host_concurrency=1, retries=0)
 
     results = fetch_all([site.url_for(f"/d{n}") for n in range(4)], tmp_path, config)
 
@@ -501,7 +506,7 @@ def test_per_host_concurrency_is_a_ceiling(site: HTTPServer, tmp_path: Path) -> 
         return Response(article("Parallel"), content_type="text/html")
 
     site.expect_request(re.compile("/c[0-9]")).respond_with_handler(page)
-    config = FetchConfig(timeout=1, total_timeout=2, per_host_delay=0, per_host_concurrency=2, workers=8)
+    config = local(timeout=1, total_timeout=2, per_host_delay=0, per_host_concurrency=2, workers=8)
     progress: list[tuple[int, int]] = []
 
     results = fetch_all(
@@ -842,6 +847,7 @@ def test_run_fetch_prints_a_summary(
     listing.write_text("\n".join(site.url_for(p) for p in ("/ok", "/gone", "/pdf", "/ok")) + "\n")
     raw = tmp_path / "raw"
     argv = ["--urls", str(listing), "--raw", str(raw), "--delay", "0", "--timeout", "0.5", "--retries", "0"]
+    argv.append("--allow-private")
 
     assert run_fetch(parse(argv)) == 0
     assert capsys.readouterr().out.strip() == (
@@ -859,7 +865,9 @@ def test_run_fetch_usage_errors(site: HTTPServer, tmp_path: Path) -> None:
     site.expect_request("/feed").respond_with_data("", status=500)
     with pytest.raises(UsageError, match="feed"):
         run_fetch(
-            parse(["--feed", site.url_for("/feed"), "--raw", str(tmp_path), "--delay", "0", "--retries", "0"])
+            parse(
+                ["--feed", site.url_for("/feed"), "--raw", str(tmp_path), "--delay", "0", "--allow-private"]
+            )
         )
     with pytest.raises(SystemExit):
         parse(["--urls", "a.txt", "--feed", "http://example.com/rss"])  # mutually exclusive

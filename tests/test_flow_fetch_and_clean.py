@@ -144,6 +144,7 @@ def test_flow_fetches_retries_and_cleans(
         timeout=5.0,
         retries=2,
         retry_backoff=0.2,
+        allow_private=True,  # the site is on 127.0.0.1
         return_state=True,
     )
     assert state.is_completed(), state
@@ -194,6 +195,7 @@ def test_flow_fetches_retries_and_cleans(
         per_host_delay=0.0,
         timeout=5.0,
         retries=0,
+        allow_private=True,
         return_state=True,
     )
     assert state.is_completed(), state
@@ -222,7 +224,13 @@ def test_a_url_failing_on_every_run_is_one_rejection(
     raw, out = tmp_path / "raw", tmp_path / "out"
     for _ in range(2):
         summary = fetch_and_clean(
-            urls_file=str(urls), raw=str(raw), out=str(out), per_host_delay=0.0, timeout=5.0, retries=0
+            urls_file=str(urls),
+            raw=str(raw),
+            out=str(out),
+            per_host_delay=0.0,
+            timeout=5.0,
+            retries=0,
+            allow_private=True,
         )
     assert requests_for(site, "/news/withdrawn-story.html") == 2
     assert (summary.rejected, summary.stats["index"]["rejected"]) == (0, 1)  # counted once, in the first run

@@ -11,6 +11,11 @@ one of :data:`pipeline.contract.FETCH_REASONS` or ``too_large``; ``pipeline clea
 rejection (see :func:`pipeline.load.discover`). The path of a URL is fixed (:func:`page_path`), so a URL whose
 page is there is not fetched again unless ``refetch`` is set.
 
+Safety: only public addresses are fetched unless ``allow_private`` (``--allow-private``) is set: a host is
+resolved once, every address it resolves to is checked, and the connection goes to the checked address, on
+every redirect hop and for robots.txt too (:mod:`~pipeline.fetch.guard`). A refused URL gets an error
+sidecar with the reason ``blocked_address``.
+
 Politeness: a User-Agent naming the tool, robots.txt read once per site and obeyed (RFC 9309, with its
 ``Crawl-delay``), at most ``per_host_concurrency`` requests in flight per host and ``per_host_delay`` seconds
 between the starts of two requests to one host, time-outs, a size cap enforced while the body streams,
@@ -19,9 +24,10 @@ connection errors, 429 and 5xx).
 
 The package, one module per concern: :mod:`~pipeline.fetch.config` (the settings and a URL's result),
 :mod:`~pipeline.fetch.storage` (where a URL's page goes, atomic writes), :mod:`~pipeline.fetch.robots`
-(robots.txt), :mod:`~pipeline.fetch.session` (the polite HTTP client), :mod:`~pipeline.fetch.pages`
-(fetching URLs into RAW), :mod:`~pipeline.fetch.discover` (URLs from files, feeds and sitemaps) and
-:mod:`~pipeline.fetch.cli` (``pipeline fetch``).
+(robots.txt), :mod:`~pipeline.fetch.guard` (which addresses may be fetched), :mod:`~pipeline.fetch.network`
+(connections through the guard), :mod:`~pipeline.fetch.session` (the polite HTTP client),
+:mod:`~pipeline.fetch.pages` (fetching URLs into RAW), :mod:`~pipeline.fetch.discover` (URLs from files,
+feeds and sitemaps) and :mod:`~pipeline.fetch.cli` (``pipeline fetch``).
 """
 
 from pipeline.fetch.cli import add_fetch_arguments, format_fetch_summary, run_fetch

@@ -53,6 +53,12 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
         help="retries after a time-out, connection error or 5xx (default: %(default)s)",
     )
     parser.add_argument("--user-agent", default=defaults.user_agent, help="User-Agent (default: %(default)s)")
+    parser.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="also fetch from loopback, private, link-local and other non-public addresses (an intranet "
+        "crawl); by default such a URL, or a redirect to one, gets an error sidecar (blocked_address)",
+    )
 
 
 def run_fetch(args: argparse.Namespace, progress: Callable[[int, int], None] | None = None) -> int:
@@ -74,6 +80,7 @@ def run_fetch(args: argparse.Namespace, progress: Callable[[int, int], None] | N
             per_host_delay=args.delay,
             retries=args.retries,
             refetch=args.refetch,
+            allow_private=args.allow_private,
         )
     except ValueError as err:
         raise UsageError(str(err)) from err

@@ -28,6 +28,9 @@ class FetchConfig:
         refetch: fetch URLs whose page is already stored.
         workers: threads fetching at once across all hosts.
         max_sitemaps: sitemap documents read for one ``--sitemap`` (nested sitemap indexes included).
+        allow_private: connect to any address; by default only public addresses are fetched (see
+            :mod:`pipeline.fetch.guard`), so a list, feed or redirect cannot reach this machine, the local
+            network or a cloud metadata service. Set it for an intranet crawl.
     """
 
     user_agent: str = DEFAULT_USER_AGENT
@@ -44,6 +47,7 @@ class FetchConfig:
     refetch: bool = False
     workers: int = 8
     max_sitemaps: int = 50
+    allow_private: bool = False
 
     def __post_init__(self) -> None:
         if not self.user_agent.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in self.user_agent):

@@ -9,11 +9,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from pipeline.fetch.config import FetchConfig
+from pipeline.fetch.guard import AddressGuard, BlockedAddress, Resolver, system_resolver
 from pipeline.fetch.robots import ROBOTS_MAX_BYTES, RobotsCache, RobotsRules
 from pipeline.fetch.storage import canonical_url
+
+if TYPE_CHECKING:
+    from pipeline.fetch.network import Connector
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +134,26 @@ class FetchSession:
     """What one fetch run shares across its threads: the HTTP client, robots.txt per site, the per-host
     limits, and a stop flag. Use as a context manager, or call :meth:`close`.
 
+    Every connection passes the address guard (:mod:`pipeline.fetch.guard`; off with
+    ``config.allow_private``). ``HTTP(S)_PROXY`` variables are not used: a proxy would resolve the names
+    where the guard cannot see the addresses.
+
+    Args:
+        config: the fetch configuration.
+        resolver: how host names are resolved, ``resolver(host, port) -> addresses`` (tests pass a stub);
+            the system's resolver when ``None``.
+        connect: how a checked address is connected to (tests pass one that records it); a plain TCP
+            connection when ``None``.
+
     Example:
         >>> with FetchSession(config) as session:  # doctest: +SKIP
         ...     feed_urls = urls_from_feed("https://example.com/rss", config, session)
         ...     results = [fetch_url(u, Path("raw"), config, session) for u in feed_urls]
     """
 
-    def __init__(self, config: FetchConfig) -> None:
+    def __init__(
+        self, config: FetchConfig, *, resolver: Resolver | None = None, connect: Connector | None = None
+    ) -> None:
         self.config = config
         self.robots = RobotsCache()
         self.stop = threading.Event()
@@ -143,12 +161,17 @@ class FetchSession:
         self._gates_lock = threading.Lock()
         import httpx  # noqa: PLC0415 - 0.05 s to import, and only `pipeline fetch` needs it
 
+        from pipeline.fetch import network  # noqa: PLC0415 - imports httpcore (0.08 s)
+
+        self.guard = AddressGuard(config.allow_private, resolver or system_resolver)
+        self.deadlines = network.Deadlines()
+        backend = network.GuardedBackend(self.guard, self.deadlines, connect or network.open_socket)
         timeout = httpx.Timeout(config.timeout, pool=None)  # the pool wait is bounded by the gates
         limits = httpx.Limits(max_connections=config.workers * 2, max_keepalive_connections=config.workers)
         self._client = httpx.Client(
             headers={"User-Agent": config.user_agent},
             timeout=timeout,
-            limits=limits,
+            transport=network.guarded_transport(backend, limits),
             follow_redirects=False,  # followed by hand: robots.txt, loops and host limits apply per hop
         )
 
@@ -282,6 +305,8 @@ class FetchSession:
                         limit = self.config.total_timeout
                         raise fail("timeout", f"body not complete within {limit:g} s", retryable=True)
                 return _Response(url, url, status, content_type, b"".join(chunks))
+        except BlockedAddress as err:
+            raise _Failed("blocked_address", str(err), final_url=url) from None
         except httpx.TimeoutException as err:
             raise _Failed(
                 "timeout",
@@ -303,7 +328,10 @@ class FetchSession:
         if parts.path == "/robots.txt":
             return
         origin = f"{parts.scheme}://{parts.netloc}"
-        rules = self.robots.get(origin, lambda: self._load_robots(origin))
+        try:
+            rules = self.robots.get(origin, lambda: self._load_robots(origin))
+        except _Failed as failure:  # a blocked host: the page is refused for its address, not for robots
+            raise _Failed(failure.reason, failure.detail, final_url=url) from None
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         if not rules.allows(target):
             why = rules.note or f"{origin}/robots.txt disallows {target} for {self.config.robots_token}"
@@ -317,6 +345,8 @@ class FetchSession:
         try:
             response = self._get(url, _ROBOTS, check_robots=False)
         except _Failed as failure:
+            if failure.reason == "blocked_address":
+                raise  # nothing was asked of the host: no rules to cache, each page says why
             if failure.reason == "redirect_loop":
                 rules = RobotsRules.allow_all()  # RFC 9309: may be treated as unavailable
             elif failure.status is not None and 400 <= failure.status < 500 and failure.status != 429:
