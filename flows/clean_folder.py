@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from prefect import Task, flow, task
+from prefect import Task, flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
@@ -33,8 +33,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline import report, run
 from pipeline.cleanup import CleanupConfig
-from pipeline.cli import format_summary
+from pipeline.cli import EXIT_BUSY, format_summary
 from pipeline.contract import Rejection
+from pipeline.lock import DEFAULT_WAIT, OutputBusy
 from pipeline.run import CleanedChunk, LoadedChunk, Run, RunConfig, Summary, UsageError
 from pipeline.signature import MinHashConfig, Signer
 
@@ -93,14 +94,17 @@ def clean_folder(
     chunk_size: int = 200,
     scan: str = "full",
     follow_symlinks: bool = False,
+    wait: float = DEFAULT_WAIT,
 ) -> Summary:
     """Clean every input under ``input_dir`` into ``out`` (same output as ``pipeline clean``).
 
     ``scan="folders"`` looks only into folders whose modification time changed since the last run (see
     ``pipeline clean --scan``); ``follow_symlinks`` reads links that resolve outside ``input_dir`` (see
-    ``pipeline clean --follow-symlinks``)."""
-    config = run_config(threshold, shingle_size, num_perm, chunk_size, scan, follow_symlinks)
-    with run.open_run(Path(input_dir), Path(out), config) as context:
+    ``pipeline clean --follow-symlinks``); ``wait``: seconds to wait for another run on ``out`` before
+    the flow run fails (see ``pipeline clean --wait``)."""
+    config = run_config(threshold, shingle_size, num_perm, chunk_size, scan, follow_symlinks, wait)
+    on_wait = get_run_logger().warning if FlowRunContext.get() is not None else None
+    with run.open_run(Path(input_dir), Path(out), config, on_wait=on_wait) as context:
         t0 = time.perf_counter()
         loaded = map_in_order(load_chunk, *context.load_calls())
         # In the flow body, not a task: it reads and updates the run's index (an SQLite connection).
@@ -122,6 +126,7 @@ def run_config(
     chunk_size: int,
     scan: str = "full",
     follow_symlinks: bool = False,
+    wait: float = DEFAULT_WAIT,
 ) -> RunConfig:
     """The run settings of the flow's parameters (raises ``ValueError`` for a bad value)."""
     return RunConfig(
@@ -129,6 +134,7 @@ def run_config(
         chunk_size=chunk_size,
         scan=scan,
         follow_symlinks=follow_symlinks,
+        wait=wait,
     )
 
 
@@ -257,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read what symbolic links point to even outside INPUT (default: rejected as outside_input)",
     )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULTS["wait"],
+        metavar="SECONDS",
+        help="wait this long for another run on OUTPUT to finish, then fail (default: %(default)g)",
+    )
     return parser
 
 
@@ -265,7 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Refuse a bad request before the flow starts a Prefect server and logs a traceback.
         config = run_config(
-            args.threshold, args.shingle_size, args.num_perm, args.chunk_size, args.scan, args.follow_symlinks
+            args.threshold,
+            args.shingle_size,
+            args.num_perm,
+            args.chunk_size,
+            args.scan,
+            args.follow_symlinks,
+            args.wait,
         )
         run.check_request(Path(args.input), Path(args.out), config)
         summary = clean_folder(
@@ -277,10 +296,14 @@ def main(argv: list[str] | None = None) -> int:
             args.chunk_size,
             args.scan,
             follow_symlinks=args.follow_symlinks,
+            wait=args.wait,
         )
     except (UsageError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except OutputBusy as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return EXIT_BUSY
     print(format_summary(summary))
     return 0
 

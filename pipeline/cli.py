@@ -211,8 +211,10 @@ def _fail(message: str, status: int) -> int:
 
 def _fault(err: OSError | sqlite3.Error, out: Path) -> str:
     """One line for a failure of the file system under the run: what failed, on which path."""
-    if isinstance(err, sqlite3.Error):  # SQLite names no file; the index is the only database
+    if isinstance(err, sqlite3.OperationalError):  # SQLite names no file; the index is the only database
         return f"index {out / INDEX_FILE}: {err}"
+    if isinstance(err, sqlite3.Error):  # not a database, a malformed page: not a fault of this machine
+        return f"index {out / INDEX_FILE} is damaged ({err}): run again with --rebuild to clean every input again"
     where = ": ".join(str(name) for name in (err.filename, err.filename2) if name is not None)
     cause = err.strerror or str(err)
     # A failed write names no file (only a failed open does); the run writes only under OUTPUT.

@@ -164,3 +164,37 @@ def test_cli_missing_input_folder_is_a_one_line_error(tmp_path: Path) -> None:
         f"python -m flows.clean_folder: error: input folder not found: {tmp_path / 'missing'}"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_flow_waits_for_another_run_on_its_output_then_fails_naming_it(
+    prefect_harness: None, raw: Path, tmp_path: Path
+) -> None:
+    """Two scheduled runs overlapping on one output folder: the second waits, then its flow run fails."""
+    from flows.clean_folder import clean_folder
+    from pipeline.lock import OutputBusy, output_lock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    hold = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\nfrom pipeline.lock import output_lock\n"
+            "with output_lock(Path(sys.argv[1]), 0):\n    print('held', flush=True)\n    time.sleep(60)\n",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert hold.stdout is not None and hold.stdout.readline() == "held\n"
+        with pytest.raises(OutputBusy, match="--wait"):
+            clean_folder(str(raw), str(out), wait=0.5)
+        assert not (out / contract.RECORDS).exists()
+    finally:
+        hold.kill()
+        hold.wait()
+    with output_lock(out, 0):  # released with the process that held it
+        pass
+    assert clean_folder(str(raw), str(out), wait=0).kept == 2
