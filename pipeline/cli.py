@@ -163,13 +163,20 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.command == "fetch":
         try:
-            return run_fetch(args)
+            with _termination_as_interrupt():
+                return run_fetch(args)
         except UsageError as err:
-            print(f"pipeline: error: {err}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("pipeline: interrupted", file=sys.stderr)
-            return 130
+            return _fail(str(err), 2)
+        except OSError as err:
+            return _fail(_fault(err, args.raw), 1)
+        except KeyboardInterrupt as err:
+            status = 143 if isinstance(err, Terminated) else 130
+            signame = "SIGTERM" if status == 143 else "SIGINT"
+            print(
+                f"pipeline: interrupted ({signame}): pages stored so far stay; a rerun fetches the rest",
+                file=sys.stderr,
+            )
+            return status
     try:
         config = RunConfig(
             cleanup=CleanupConfig(boilerplate_file=args.boilerplate),
@@ -214,7 +221,7 @@ def _fault(err: OSError | sqlite3.Error, out: Path) -> str:
     if isinstance(err, sqlite3.OperationalError):  # SQLite names no file; the index is the only database
         return f"index {out / INDEX_FILE}: {err}"
     if isinstance(err, sqlite3.Error):  # not a database, a malformed page: not a fault of this machine
-        return f"index {out / INDEX_FILE} is damaged ({err}): run again with --rebuild to clean every input again"
+        return f"index {out / INDEX_FILE} is damaged ({err}): run again with --rebuild to clean every input"
     where = ": ".join(str(name) for name in (err.filename, err.filename2) if name is not None)
     cause = err.strerror or str(err)
     # A failed write names no file (only a failed open does); the run writes only under OUTPUT.
