@@ -46,10 +46,10 @@ def test_an_exception_while_loading_rejects_that_file_only(tmp_path: Path, monke
         (tmp_path / "raw" / f"{n}.txt").write_text(ARTICLE.format(n=n))
     real = run.load_file
 
-    def flaky(path, root, source=None, data=None):
+    def flaky(path, root, *args):
         if path.name == "0.txt":
             raise MemoryError("simulated")
-        return real(path, root, source, data)
+        return real(path, root, *args)
 
     monkeypatch.setattr(run, "load_file", flaky)
     summary = clean_folder(tmp_path / "raw", tmp_path / "out", RunConfig(workers=1))
