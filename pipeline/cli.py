@@ -19,7 +19,7 @@ from pipeline.fetch import add_fetch_arguments, run_fetch
 from pipeline.index import INDEX_FILE
 from pipeline.lock import OutputBusy
 from pipeline.report import ReportError, add_report_arguments, run_report
-from pipeline.run import SCAN_MODES, RunConfig, Stopped, Summary, UsageError, clean_folder
+from pipeline.run import SCAN_MODES, RunConfig, Stopped, Summary, UsageError, WorkerLost, clean_folder
 from pipeline.signature import MinHashConfig
 
 
@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(err), 2)
     except OutputBusy as err:
         return _fail(str(err), EXIT_BUSY)
+    except WorkerLost as err:
+        return _fail(str(err), 1)
     except (OSError, sqlite3.Error) as err:
         return _fail(_fault(err, args.out), 1)
     except KeyboardInterrupt as err:

@@ -908,10 +908,25 @@ class _WorkerPool:
     """
 
     def __init__(self, processes: int) -> None:
+        before = set(multiprocessing.active_children())
         self._pool = multiprocessing.get_context("fork").Pool(processes, initializer=_worker_start)
+        self._workers = [p for p in multiprocessing.active_children() if p not in before]
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
-        return self._pool.imap(partial(_call, fn), zip(*iterables, strict=True))
+        return self._watched(self._pool.imap(partial(_call, fn), zip(*iterables, strict=True)))
+
+    def _watched(self, results: Any) -> Iterator[Any]:
+        """The results, while every worker lives: a pool replaces a worker that died (the OOM killer, a
+        crash in a C library) but the chunk it held is lost and would be waited for for ever."""
+        while True:
+            try:
+                yield results.next(timeout=WATCH_SECONDS)
+            except StopIteration:
+                return
+            except multiprocessing.TimeoutError:
+                for worker in self._workers:
+                    if worker.exitcode is not None:
+                        raise WorkerLost(worker.exitcode) from None
 
     def close(self) -> None:
         self._pool.close()
@@ -922,6 +937,21 @@ class _WorkerPool:
         with _signals_held():
             self._pool.terminate()
             self._pool.join()
+
+
+WATCH_SECONDS = 1.0  # how often the parent checks that no worker died while it waits for a result
+
+
+class WorkerLost(Exception):
+    """A worker process died while the run waited for it; nothing of the run was committed."""
+
+    def __init__(self, exitcode: int) -> None:
+        how = f"killed by {signal.Signals(-exitcode).name}" if exitcode < 0 else f"exit status {exitcode}"
+        super().__init__(
+            f"a worker process died ({how}) and took its chunk of files with it; nothing of this run was "
+            "committed. Running out of memory is the usual cause: try fewer --workers or a smaller "
+            "--chunk-size"
+        )
 
 
 def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +15,7 @@ import pytest
 from pipeline import run
 from pipeline.contract import read_jsonl, validate_output
 from pipeline.run import RunConfig, UsageError, clean_folder
+from tests.corpus import FULL_BENCHMARK
 
 ARTICLE = (
     "Title {n}\n\nA paragraph about item {n} that is long enough to be an article body, with some "
@@ -78,3 +85,44 @@ def test_stats_has_counts_per_stage_and_reason_and_timings(tmp_path: Path):
     assert stats["rejected_by_stage"] == {"load": 1}
     assert {"load", "write", "total"} <= set(stats["timings_seconds"])
     assert stats["config"]["minhash"]["threshold"] == 0.8
+
+
+def test_a_worker_that_dies_stops_the_run_with_one_line_and_nothing_committed(tmp_path: Path):
+    """A pool replaces a worker killed by the OOM killer but loses its chunk: the parent must notice rather
+    than wait for ever. A real worker of a real run is killed with SIGKILL."""
+
+    pages = sorted((FULL_BENCHMARK / "html").glob("*.html.gz"))
+    if not pages:
+        pytest.skip(f"needs the benchmark pages in {FULL_BENCHMARK}")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for page in pages:  # HTML pages: ~20 ms each, so the run lasts well beyond the kill
+        shutil.copy(page, raw / page.name)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "clean",
+        str(raw),
+        "--out",
+        str(tmp_path / "out"),
+        "--workers",
+        "2",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    workers: list[str] = []
+    while not workers and time.monotonic() < deadline and proc.poll() is None:
+        workers = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        time.sleep(0.05)
+    assert workers, "the run ended before its workers were seen"
+    os.kill(int(workers[0]), signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert stderr.count("\n") == 1 and stderr.startswith(
+        "pipeline: error: a worker process died (killed by SIGKILL)"
+    )
+    assert not (tmp_path / "out" / "records.jsonl").exists()
+    assert not [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".spool-")]
