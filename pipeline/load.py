@@ -116,6 +116,8 @@ def source_of_path(rel: bytes | str) -> str:
     Example: ``source_of_path(b"caf\\xe9/a.txt") == '"caf\\\\xe9/a.txt"'``
     """
     if isinstance(rel, str):
+        if rel.isascii() and rel.isprintable() and not rel.startswith('"'):
+            return rel  # most names: printable ASCII has no control character (a third of the time below)
         try:
             rel.encode("utf-8")
         except UnicodeEncodeError:  # surrogate escapes: bytes that are not UTF-8
@@ -364,7 +366,7 @@ def walk_inputs(
             mtime = info.st_mtime_ns
             known = _known_subfolders(unchanged(key, mtime)) if unchanged else None
             if known is not None:
-                pending.extend(os.path.join(rel, name) if rel else name for name in known)
+                pending.extend(f"{rel}/{name}" if rel else name for name in known)
                 continue
             with os.scandir(folder) as entries:
                 listed = [e for e in entries if not e.name.startswith(".")]
@@ -387,12 +389,13 @@ def walk_inputs(
         subdirs.sort()  # a folder reached twice (links) is walked under the same name every time
         if folders is not None:
             folders.append((key, mtime, [source_of_path(name) for name in subdirs]))
-        pending.extend(os.path.join(rel, name) if rel else name for name in subdirs)
+        pending.extend(f"{rel}/{name}" if rel else name for name in subdirs)
         present = set(names)
+        prefix = f"{rel}/" if rel else ""
         for name in names:
             # a sidecar is listed only without its page: a failed fetch, loaded as a rejection
             if not name.endswith(SIDECAR_SUFFIX) or name.removesuffix(SIDECAR_SUFFIX) not in present:
-                found.append((os.path.join(folder, name), source_of_path(os.path.join(rel, name))))
+                found.append((os.path.join(folder, name), source_of_path(prefix + name)))
     found.sort(key=lambda item: item[1])
     return found
 
