@@ -3,6 +3,11 @@
 A file becomes zero or more :class:`Document` objects, or :class:`Rejection` objects saying why not.
 Nothing here raises for a bad file: every failure is a rejection with a reason.
 
+INPUT is a boundary: every input is opened by :func:`open_input`, which opens regular files only (a FIFO,
+socket or device is ``not_a_file``, never opened) and, unless ``--follow-symlinks``, only inside INPUT once
+every symbolic link is resolved (``outside_input`` otherwise). A file's ``source`` is the text form of its
+relative path (:func:`source_of_path`): the path itself for a printable UTF-8 name, C-quoted otherwise.
+
 Formats, by extension and then by sniffing the first bytes:
 
 - ``.html``/``.htm``/``.xhtml`` (or text starting with ``<!doctype html``/``<html``): one HTML page
