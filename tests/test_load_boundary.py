@@ -524,3 +524,13 @@ def test_odd_names_in_a_subprocess_run_leave_valid_json_lines(tmp_path: Path) ->
     lines = (out / "records.jsonl").read_bytes().split(b"\n")
     assert len([line for line in lines if line]) == len(ODD)  # no name broke a line
     assert {json.loads(line)["source"] for line in lines if line} == {s for s, _ in ODD.values()}
+
+
+def test_the_flow_passes_follow_symlinks_through() -> None:
+    from flows.clean_folder import build_parser, clean_folder, run_config  # noqa: PLC0415 - imports Prefect
+
+    args = build_parser().parse_args(["raw", "--follow-symlinks"])
+
+    assert run_config(0.8, 5, 128, 200, "full", args.follow_symlinks).follow_symlinks
+    assert not run_config(0.8, 5, 128, 200).follow_symlinks
+    assert clean_folder.parameters.properties["follow_symlinks"]["default"] is False
