@@ -62,3 +62,15 @@ bench-peers:  ## opt-in: datatrove + spaCy in their own venv, for the datatrove 
 
 clean-output:
 	rm -rf clean/*.jsonl clean/*.json
+
+# The reliability loops of tests/test_reliability.py at length: SOAK_ROUNDS kills -9 per kill loop (a first
+# run and an incremental one), a quarter as many interrupts per signal (SIGINT to the process group as
+# Ctrl-C sends it, SIGINT and SIGTERM to the process), a tenth as many pairs of runs started at once on one
+# folder. A new seed for the random moments each time, printed first: RELIABILITY_SEED=N replays a run.
+SOAK_ROUNDS ?= 200
+.PHONY: soak
+soak: $(STAMP)  ## kill -9, Ctrl-C, SIGTERM and two runs at once, many times over (~20 min for 200 rounds)
+	@seed=$${RELIABILITY_SEED:-$$(date +%s)}; \
+	echo "make soak: SOAK_ROUNDS=$(SOAK_ROUNDS) RELIABILITY_SEED=$$seed"; \
+	SOAK_ROUNDS=$(SOAK_ROUNDS) RELIABILITY_SEED=$$seed \
+	  $(PY) -m pytest tests/test_reliability.py -x -k "kill_loop or interrupt or at_once"
