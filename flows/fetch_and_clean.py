@@ -134,6 +134,7 @@ def fetch_and_clean(
     retries: int = 2,
     retry_backoff: float = 10.0,
     allow_private: bool = False,
+    max_urls: int = FetchConfig().max_urls,
 ) -> Summary:
     """Fetch the URLs of one source (a URL file, a feed or a sitemap) into ``raw``, then clean ``raw``
     into ``out`` with the ``clean-folder`` flow and return its summary.
@@ -146,10 +147,12 @@ def fetch_and_clean(
         retry_backoff: seconds before the first retry, doubled for each further one.
         allow_private: also fetch from loopback, private and other non-public addresses (an intranet
             crawl); by default such a URL, or a redirect to one, is rejected as ``blocked_address``.
+        max_urls: most URLs taken from the feed or the sitemap (nested sitemaps included); the fetch
+            summary says when it cut.
     """
     check_sources(urls_file, feed, sitemap)
     # The fetcher's own retries are off: Prefect retries the tasks, visibly, with backoff.
-    config = fetch_config(per_host_delay, timeout, refetch, allow_private)
+    config = fetch_config(per_host_delay, timeout, refetch, allow_private, max_urls)
     raw_dir = Path(raw)
     raw_dir.mkdir(parents=True, exist_ok=True)
     discover = with_retries(discover_urls, 0 if urls_file else retries, retry_backoff)
@@ -163,7 +166,8 @@ def fetch_and_clean(
         [str(raw_dir)] * len(chunks),
         [config] * len(chunks),
     )
-    publish_fetch_counts([r for host_results in results for r in host_results])
+    notes = [getattr(urls, "note", "")]  # what --max-urls left out of a feed or sitemap
+    publish_fetch_counts([r for host_results in results for r in host_results], notes)
     return clean_folder(str(raw_dir), out, threshold=threshold)
 
 
@@ -181,7 +185,11 @@ def check_sources(urls_file: str | None, feed: str | None, sitemap: str | None) 
 
 
 def fetch_config(
-    per_host_delay: float, timeout: float, refetch: bool, allow_private: bool = False
+    per_host_delay: float,
+    timeout: float,
+    refetch: bool,
+    allow_private: bool = False,
+    max_urls: int = FetchConfig().max_urls,
 ) -> FetchConfig:
     """The fetch settings of the flow's parameters (raises ``ValueError`` for a bad value)."""
     return FetchConfig(
@@ -191,6 +199,7 @@ def fetch_config(
         refetch=refetch,
         retries=0,
         allow_private=allow_private,
+        max_urls=max_urls,
     )
 
 
@@ -250,8 +259,9 @@ def row_reason(result: FetchResult) -> str:
     return ""
 
 
-def publish_fetch_counts(results: list[FetchResult]) -> None:
-    """Publish the fetch counts as a table artifact, and the summary with the failed URLs as markdown.
+def publish_fetch_counts(results: list[FetchResult], notes: list[str] | None = None) -> None:
+    """Publish the fetch counts as a table artifact, and the summary with the failed URLs as markdown
+    (``notes``: what ``max_urls`` left out of the source, if anything).
 
     Outside a flow run (the decorators deleted) there is nothing to publish to.
     """
@@ -262,7 +272,7 @@ def publish_fetch_counts(results: list[FetchResult]) -> None:
         rows, key=COUNTS_ARTIFACT, description="URLs fetched, skipped and failed, by reason"
     )
     failed = [r for r in results if r.status == "failed"]
-    lines = ["# Fetch", "", fetch.format_fetch_summary(results), ""]
+    lines = ["# Fetch", "", fetch.format_fetch_summary(results, notes or []), ""]
     if failed:
         lines += ["| URL | reason | detail |", "|---|---|---|"]
         lines += [
@@ -323,6 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also fetch from loopback, private and other non-public addresses (an intranet crawl)",
     )
+    parser.add_argument(
+        "--max-urls",
+        type=int,
+        default=DEFAULTS["max_urls"],
+        metavar="N",
+        help="most URLs taken from the feed or sitemap (default: %(default)s)",
+    )
     return parser
 
 
@@ -332,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         # Refuse a bad request before the flow starts a Prefect server.
-        fetch_config(args.delay, DEFAULTS["timeout"], args.refetch)
+        fetch_config(args.delay, DEFAULTS["timeout"], args.refetch, args.allow_private, args.max_urls)
         if args.retries < 0:
             raise ValueError("--retries must be >= 0")
         if args.urls and not Path(args.urls).is_file():
@@ -354,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             refetch=args.refetch,
             retries=args.retries,
             allow_private=args.allow_private,
+            max_urls=args.max_urls,
         )
     except DiscoveryError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

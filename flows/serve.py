@@ -81,8 +81,8 @@ def build_deployments(
     ``clean-folder/clean-folder-scheduled`` cleans ``input_dir`` into ``out``. With a URL source (at most
     one of ``urls_file``, ``feed``, ``sitemap``) also ``fetch-and-clean/fetch-and-clean-scheduled``, which
     fetches into ``raw`` and cleans ``raw`` into ``out``, with ``fetch_options`` as further parameters
-    (``allow_private``). Folder parameters are stored as absolute paths, so a run started from the UI or
-    ``prefect deployment run`` does not depend on a working directory.
+    (``allow_private``, ``max_urls``). Folder parameters are stored as absolute paths, so a run started
+    from the UI or ``prefect deployment run`` does not depend on a working directory.
 
     Raises:
         UsageError: a bad schedule, more than one URL source, or folders :func:`check_layout` refuses.
@@ -203,6 +203,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="fetch-and-clean also fetches from loopback, private and other non-public addresses",
     )
     parser.add_argument(
+        "--max-urls",
+        type=int,
+        metavar="N",
+        help="most URLs fetch-and-clean takes from the feed or sitemap (default: the flow's, 10000)",
+    )
+    parser.add_argument(
         "--limit",
         type=int,
         default=1,
@@ -235,8 +241,17 @@ def check_folders(args: argparse.Namespace) -> None:
 
 def fetch_options(args: argparse.Namespace) -> dict[str, Any]:
     """The fetch-and-clean parameters given on the command line, beyond the source and the folders (only
-    those that differ from the flow's defaults, so a deployment lists what was asked for)."""
-    return {"allow_private": True} if args.allow_private else {}
+    those given, so a deployment lists what was asked for).
+
+    Raises:
+        UsageError: ``--max-urls`` below 1.
+    """
+    options: dict[str, Any] = {"allow_private": True} if args.allow_private else {}
+    if args.max_urls is not None:
+        if args.max_urls < 1:
+            raise UsageError("--max-urls must be at least 1")
+        options["max_urls"] = args.max_urls
+    return options
 
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
@@ -250,6 +265,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         # one-line error, not a traceback from a half-started runner.
         check_schedule(args.cron, args.timezone)
         check_folders(args)
+        options = fetch_options(args)
     except UsageError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
@@ -273,7 +289,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         args.sitemap,
         timezone=args.timezone,
         limit=args.limit,
-        fetch_options=fetch_options(args),
+        fetch_options=options,
     )
     return 0
 

@@ -210,8 +210,9 @@ def test_trickling_page_hits_the_total_time_out(site: HTTPServer, tmp_path: Path
 
     result = fetch_url(site.url_for("/trickle"), tmp_path, config)
 
-    assert_failed(result, "timeout", tmp_path)
+    meta = assert_failed(result, "timeout", tmp_path)
     assert "not complete" in result.detail
+    assert meta["status"] == 200  # the headers had come: the sidecar keeps them
 
 
 def test_redirect_cycle_and_too_many_redirects(site: HTTPServer, tmp_path: Path) -> None:

@@ -235,3 +235,30 @@ def test_a_url_failing_on_every_run_is_one_rejection(
     assert requests_for(site, "/news/withdrawn-story.html") == 2
     assert (summary.rejected, summary.stats["index"]["rejected"]) == (0, 1)  # counted once, in the first run
     assert [r["reason"] for r in contract.read_jsonl(out / contract.REJECTED)] == ["http_error"]
+
+
+def test_fetch_options_reach_the_fetcher_and_the_deployment(tmp_path: Path) -> None:
+    """allow_private and max_urls: flow parameters, options of both command lines, deployment parameters."""
+    from flows import serve
+    from flows.fetch_and_clean import DEFAULTS, build_parser, fetch_config
+
+    assert (DEFAULTS["allow_private"], DEFAULTS["max_urls"]) == (False, 10_000)
+    config = fetch_config(0.0, 5.0, False, allow_private=True, max_urls=7)
+    assert (config.allow_private, config.max_urls, config.retries) == (True, 7, 0)
+    args = build_parser().parse_args(["--sitemap", "http://x/s.xml", "--allow-private", "--max-urls", "7"])
+    assert (args.allow_private, args.max_urls) == (True, 7)
+
+    argv = ["--sitemap", "http://x/s.xml", "--allow-private", "--max-urls", "7"]
+    options = serve.fetch_options(serve.build_parser().parse_args(argv))
+    assert options == {"allow_private": True, "max_urls": 7}
+    assert serve.fetch_options(serve.build_parser().parse_args(argv[:2])) == {}
+    raw = tmp_path / "raw"
+    deployments = serve.build_deployments(
+        "0 * * * *",
+        input_dir=raw,
+        out=tmp_path / "out",
+        raw=raw,
+        sitemap="http://x/s.xml",
+        fetch_options=options,
+    )
+    assert {"allow_private": True, "max_urls": 7}.items() <= deployments[1].parameters.items()

@@ -18,9 +18,10 @@ sidecar with the reason ``blocked_address``.
 
 Politeness: a User-Agent naming the tool, robots.txt read once per site and obeyed (RFC 9309, with its
 ``Crawl-delay``), at most ``per_host_concurrency`` requests in flight per host and ``per_host_delay`` seconds
-between the starts of two requests to one host, time-outs, a size cap enforced while the body streams,
-bounded redirects, and retries with exponential backoff only for answers that may change (time-outs,
-connection errors, 429 and 5xx).
+between the starts of two requests to one host, time-outs (one deadline per URL bounds connect, headers
+and body, at the socket), a size cap on the decompressed body enforced while it streams, bounded redirects,
+retries with exponential backoff only for answers that may change (time-outs, connection errors, 429 and
+5xx), and at most ``max_urls`` URLs taken from one feed or sitemap.
 
 The package, one module per concern: :mod:`~pipeline.fetch.config` (the settings and a URL's result),
 :mod:`~pipeline.fetch.storage` (where a URL's page goes, atomic writes), :mod:`~pipeline.fetch.robots`
@@ -32,7 +33,13 @@ feeds and sitemaps) and :mod:`~pipeline.fetch.cli` (``pipeline fetch``).
 
 from pipeline.fetch.cli import add_fetch_arguments, format_fetch_summary, run_fetch
 from pipeline.fetch.config import DEFAULT_USER_AGENT, FetchConfig, FetchResult
-from pipeline.fetch.discover import DiscoveryError, urls_from_feed, urls_from_file, urls_from_sitemap
+from pipeline.fetch.discover import (
+    DiscoveredUrls,
+    DiscoveryError,
+    urls_from_feed,
+    urls_from_file,
+    urls_from_sitemap,
+)
 from pipeline.fetch.pages import fetch_all, fetch_url
 from pipeline.fetch.robots import RobotsCache, RobotsRules
 from pipeline.fetch.session import FetchCancelled, FetchSession
@@ -40,6 +47,7 @@ from pipeline.fetch.storage import canonical_url, page_path, sidecar_path, store
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "DiscoveredUrls",
     "DiscoveryError",
     "FetchCancelled",
     "FetchConfig",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from pipeline.fetch.config import FetchConfig, FetchResult
@@ -54,6 +54,13 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--user-agent", default=defaults.user_agent, help="User-Agent (default: %(default)s)")
     parser.add_argument(
+        "--max-urls",
+        type=int,
+        default=defaults.max_urls,
+        metavar="N",
+        help="most URLs taken from one feed or sitemap, nested sitemaps included (default: %(default)s)",
+    )
+    parser.add_argument(
         "--allow-private",
         action="store_true",
         help="also fetch from loopback, private, link-local and other non-public addresses (an intranet "
@@ -81,6 +88,7 @@ def run_fetch(args: argparse.Namespace, progress: Callable[[int, int], None] | N
             retries=args.retries,
             refetch=args.refetch,
             allow_private=args.allow_private,
+            max_urls=args.max_urls,
         )
     except ValueError as err:
         raise UsageError(str(err)) from err
@@ -102,18 +110,20 @@ def run_fetch(args: argparse.Namespace, progress: Callable[[int, int], None] | N
             raise UsageError(str(err)) from err
         raw.mkdir(parents=True, exist_ok=True)
         results = fetch_all(urls, raw, config, progress, session)
-    print(format_fetch_summary(results))
+    print(format_fetch_summary(results, [getattr(urls, "note", "")]))
     return 0
 
 
-def format_fetch_summary(results: list[FetchResult]) -> str:
-    """``N URLs: A fetched, B skipped (already fetched), C failed (http_error 2, timeout 1)``."""
+def format_fetch_summary(results: list[FetchResult], notes: Iterable[str] = ()) -> str:
+    """``N URLs: A fetched, B skipped (already fetched), C failed (http_error 2, timeout 1)``, then the
+    non-empty ``notes`` (``sitemap URL: kept N of M URLs (--max-urls)``), each after a ``; ``."""
     counts = Counter(r.status for r in results)
     reasons = Counter(r.reason or "fetch_error" for r in results if r.status == "failed")
     by_reason = ", ".join(
         f"{reason} {n}" for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     )
-    return (
+    line = (
         f"{len(results)} URLs: {counts['fetched']} fetched, {counts['skipped']} skipped (already fetched), "
         f"{counts['failed']} failed{f' ({by_reason})' if by_reason else ''}"
     )
+    return "; ".join([line, *(note for note in notes if note)])

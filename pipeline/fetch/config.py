@@ -16,18 +16,25 @@ class FetchConfig:
     Attributes:
         user_agent: sent with every request; its first word (``scrape-clean``) is the robots.txt token.
         timeout: seconds to connect, and seconds to wait for each read of the answer.
-        total_timeout: seconds one response may take from request to last byte (a server that trickles).
-        max_bytes: largest body kept (after decompression); a longer one is cut off while streaming.
+        total_timeout: seconds one URL may take from its first request to its last byte: connect, headers
+            and body of every redirect hop and retry, with the pauses between them, all end by then (a
+            server that drips its headers or body is cut off at it); a retry whose pause would end past
+            it is not made. robots.txt, fetched once per site, has a deadline of its own.
+        max_bytes: largest body kept, counted after decompression; a longer one is cut off while it
+            streams, with at most one byte inflated past the cap.
         max_redirects: redirects followed for one URL; more, or a cycle, is ``redirect_loop``.
         per_host_concurrency: requests in flight to one host at once.
         per_host_delay: seconds between the starts of two requests to one host.
         max_crawl_delay: largest robots.txt ``Crawl-delay`` honoured (a bigger one is cut to this).
-        retries: further attempts after a time-out, connection error, 429 or 5xx (0: Prefect retries).
+        retries: further attempts after a time-out, connection error, 429 or 5xx (0: Prefect retries),
+            within ``total_timeout``.
         backoff: seconds before the first retry, doubled for each further one.
         respect_robots: obey robots.txt (turn off only for sites you own).
         refetch: fetch URLs whose page is already stored.
         workers: threads fetching at once across all hosts.
         max_sitemaps: sitemap documents read for one ``--sitemap`` (nested sitemap indexes included).
+        max_urls: URLs one feed, or one sitemap with all its nested sitemaps, may queue (10,000); the rest
+            is left out with a warning, and the fetch summary says so.
         allow_private: connect to any address; by default only public addresses are fetched (see
             :mod:`pipeline.fetch.guard`), so a list, feed or redirect cannot reach this machine, the local
             network or a cloud metadata service. Set it for an intranet crawl.
@@ -47,6 +54,7 @@ class FetchConfig:
     refetch: bool = False
     workers: int = 8
     max_sitemaps: int = 50
+    max_urls: int = 10_000
     allow_private: bool = False
 
     def __post_init__(self) -> None:
@@ -74,6 +82,8 @@ class FetchConfig:
             raise ValueError("workers must be >= 1")
         if self.max_sitemaps < 1:
             raise ValueError("max_sitemaps must be >= 1")
+        if self.max_urls < 1:
+            raise ValueError("max_urls must be >= 1")
 
     @property
     def robots_token(self) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import html
-import io
 import logging
 import re
 import zlib
@@ -16,6 +14,7 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree
 
 from pipeline.fetch.config import FetchConfig
+from pipeline.fetch.decode import gunzip_capped
 from pipeline.fetch.session import _DOCUMENT, FetchSession, _Failed
 from pipeline.fetch.storage import canonical_url
 
@@ -24,6 +23,17 @@ log = logging.getLogger(__name__)
 
 class DiscoveryError(Exception):
     """A feed or sitemap given to discover URLs could not be fetched or is not a feed or sitemap."""
+
+
+class DiscoveredUrls(list[str]):
+    """The URLs a feed or sitemap lists, in order, and ``note``: what ``max_urls`` left out (``""``: nothing),
+    as ``sitemap URL: kept N of M URLs (--max-urls)``, for the fetch summary line."""
+
+    __slots__ = ("note",)
+
+    def __init__(self, urls: list[str], note: str = "") -> None:
+        super().__init__(urls)
+        self.note = note
 
 
 def urls_from_file(path: Path) -> list[str]:
@@ -79,18 +89,10 @@ def _download_document(url: str, config: FetchConfig, session: FetchSession | No
             active.close()
     if body[:2] == b"\x1f\x8b":  # a .xml.gz served as gzip bytes
         try:
-            body = _gunzip(body, config.max_bytes)
+            body = gunzip_capped(body, config.max_bytes)
         except (OSError, EOFError, zlib.error, ValueError) as err:
             raise DiscoveryError(f"{what} {target}: bad gzip data ({err})") from None
     return body
-
-
-def _gunzip(data: bytes, cap: int) -> bytes:
-    with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
-        out = handle.read(cap + 1)
-    if len(out) > cap:
-        raise ValueError(f"decompressed size over cap {cap} bytes")
-    return out
 
 
 def _localname(element: Any) -> str:
@@ -113,8 +115,9 @@ def _unique_urls(candidates: list[str], base: str) -> list[str]:
     return list(found)
 
 
-def urls_from_feed(url: str, config: FetchConfig, session: FetchSession | None = None) -> list[str]:
-    """The article URLs of an RSS (0.9x, 1.0, 2.0), Atom or JSON feed, in feed order.
+def urls_from_feed(url: str, config: FetchConfig, session: FetchSession | None = None) -> DiscoveredUrls:
+    """The article URLs of an RSS (0.9x, 1.0, 2.0), Atom or JSON feed, in feed order, the first
+    ``config.max_urls`` of them (a longer feed is cut with one warning, and the result's ``note`` says so).
 
     The feed is fetched with this module's client (robots.txt, limits and caps apply). RSS and Atom are
     read with lxml item by item (``item/link``, else a permalink ``guid``; ``entry/link`` with
@@ -127,6 +130,16 @@ def urls_from_feed(url: str, config: FetchConfig, session: FetchSession | None =
     Raises:
         DiscoveryError: the feed cannot be fetched or is not a feed.
     """
+    urls = _feed_urls(url, config, session)
+    kept = urls[: config.max_urls]
+    note = ""
+    if len(kept) < len(urls):
+        note = f"feed {canonical_url(url)}: kept {len(kept)} of {len(urls)} URLs (--max-urls)"
+        log.warning("%s", note)
+    return DiscoveredUrls(kept, note)
+
+
+def _feed_urls(url: str, config: FetchConfig, session: FetchSession | None) -> list[str]:
     from trafilatura.feeds import FeedParameters, find_links, is_potential_feed  # noqa: PLC0415 - 0.1 s
 
     body = _download_document(url, config, session, "feed")
@@ -185,9 +198,12 @@ def _parse_xml(body: bytes, base_url: str) -> Any:
         return None
 
 
-def urls_from_sitemap(url: str, config: FetchConfig, session: FetchSession | None = None) -> list[str]:
+def urls_from_sitemap(url: str, config: FetchConfig, session: FetchSession | None = None) -> DiscoveredUrls:
     """The page URLs of a sitemap (XML ``urlset``, plain-text list, either gzipped), following sitemap
     indexes breadth-first up to ``config.max_sitemaps`` documents, each read at most once.
+
+    At most ``config.max_urls`` page URLs are kept, from all the documents together: once they are there,
+    no further sitemap is read, and one warning (also the result's ``note``) says how many were left out.
 
     Parsed with lxml by structure (``sitemapindex/sitemap/loc`` are sitemaps, ``urlset/url/loc`` pages,
     whatever the namespace). trafilatura's ``sitemap_search`` is not used: it fetches with its own client,
@@ -204,7 +220,8 @@ def urls_from_sitemap(url: str, config: FetchConfig, session: FetchSession | Non
         pending = deque([first])
         seen: set[str] = set()
         pages: dict[str, None] = {}
-        while pending and len(seen) < config.max_sitemaps:
+        listed = 0  # distinct page URLs in the documents read, kept or not
+        while pending and len(seen) < config.max_sitemaps and len(pages) < config.max_urls:
             current = pending.popleft()
             if current in seen:
                 continue
@@ -216,11 +233,19 @@ def urls_from_sitemap(url: str, config: FetchConfig, session: FetchSession | Non
                     raise
                 log.warning("skipped a nested sitemap: %s", err)
                 continue
-            pages.update(dict.fromkeys(found))
+            new = [page for page in found if page not in pages]
+            listed += len(new)
+            pages.update(dict.fromkeys(new[: config.max_urls - len(pages)]))
             pending.extend(s for s in nested if s not in seen)
-        if pending:
+        unread = len(set(pending) - seen)
+        note = ""
+        if listed > len(pages) or (unread and len(pages) >= config.max_urls):
+            note = f"sitemap {first}: kept {len(pages)} of {listed} URLs (--max-urls)"
+            note += f"; {unread} more sitemap(s) not read" if unread else ""
+            log.warning("%s", note)
+        elif unread:
             log.warning("%s: stopped after %d sitemaps (max_sitemaps)", first, config.max_sitemaps)
-        return list(pages)
+        return DiscoveredUrls(list(pages), note)
     finally:
         if own:
             active.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from pipeline.fetch.config import FetchConfig
+from pipeline.fetch.decode import ENCODINGS, BodyDecoder, UnsupportedEncoding
 from pipeline.fetch.guard import AddressGuard, BlockedAddress, Resolver, system_resolver
 from pipeline.fetch.robots import ROBOTS_MAX_BYTES, RobotsCache, RobotsRules
 from pipeline.fetch.storage import canonical_url
@@ -169,7 +171,8 @@ class FetchSession:
         timeout = httpx.Timeout(config.timeout, pool=None)  # the pool wait is bounded by the gates
         limits = httpx.Limits(max_connections=config.workers * 2, max_keepalive_connections=config.workers)
         self._client = httpx.Client(
-            headers={"User-Agent": config.user_agent},
+            # Only what decode.BodyDecoder decodes (httpx would add br or zstd once their packages are in).
+            headers={"User-Agent": config.user_agent, "Accept-Encoding": ", ".join(ENCODINGS)},
             timeout=timeout,
             transport=network.guarded_transport(backend, limits),
             follow_redirects=False,  # followed by hand: robots.txt, loops and host limits apply per hop
@@ -198,37 +201,42 @@ class FetchSession:
             return gate
 
     def _get(self, url: str, accept: _Accept = _PAGE, *, check_robots: bool = True) -> _Response:
-        """GET ``url``: robots.txt, host limits, redirects, caps, and retries with backoff.
+        """GET ``url``: robots.txt, host limits, redirects, caps, and retries with backoff, all within
+        one deadline (``config.total_timeout`` from the first request).
 
         Raises:
             _Failed: no usable answer, with its reason.
             FetchCancelled: :attr:`stop` was set.
         """
+        budget = _Budget(self.config.total_timeout)
         attempt = 0
         while True:
             if self.stop.is_set():
                 raise FetchCancelled
             try:
-                return self._follow(url, accept, check_robots)
+                return self._follow(url, accept, check_robots, budget)
             except _Failed as failure:
                 if not failure.retryable or attempt >= self.config.retries:
                     raise
                 pause = self.config.backoff * 2**attempt
                 if failure.retry_after is not None:
                     pause = max(pause, min(failure.retry_after, MAX_RETRY_AFTER))
+                if not budget.has_time_after(pause):
+                    log.debug("no retry of %s: its deadline ends within the %.1f s pause", url, pause)
+                    raise
                 attempt += 1
                 log.debug("retry %d of %s in %.1f s after %s", attempt, url, pause, failure)
                 if self.stop.wait(pause):
                     raise FetchCancelled from None
 
-    def _follow(self, url: str, accept: _Accept, check_robots: bool) -> _Response:
+    def _follow(self, url: str, accept: _Accept, check_robots: bool, budget: _Budget) -> _Response:
         chain = [url]
         current = url
         for _ in range(self.config.max_redirects + 1):
             if check_robots:
                 self._check_robots(current)
             with self._gate(current).turn(self.stop):
-                answer = self._request(current, accept)
+                answer = self._request(current, accept, budget)
             if isinstance(answer, _Response):
                 answer.url = url
                 return answer
@@ -252,14 +260,22 @@ class FetchSession:
             final_url=current,
         )
 
-    def _request(self, url: str, accept: _Accept) -> _Response | str:
+    def _request(self, url: str, accept: _Accept, budget: _Budget) -> _Response | str:
+        """One GET without following redirects: the response, or the ``Location`` of a redirect.
+
+        Connect, headers and body end by the budget's deadline (the network stream's every read and write
+        waits at most until then), and the body is decoded here a bounded piece at a time, so the size cap
+        counts decompressed bytes and stops a compressed bomb within a byte of the cap.
+        """
         import httpx  # noqa: PLC0415 - see __init__
 
-        """One GET without following redirects: the response, or the ``Location`` of a redirect."""
         cap = accept.max_bytes or self.config.max_bytes
-        deadline = time.monotonic() + self.config.total_timeout
+        deadline = budget.start()
         try:
-            with self._client.stream("GET", url, headers={"Accept": accept.header}) as response:
+            with (
+                self.deadlines.until(deadline),
+                self._client.stream("GET", url, headers={"Accept": accept.header}) as response,
+            ):
                 status = response.status_code
                 content_type = response.headers.get("content-type", "")
                 if status in _REDIRECTS and response.headers.get("location"):
@@ -288,38 +304,53 @@ class FetchSession:
 
                 if not accept.allows(media):
                     raise fail("unsupported_type", f"content type {media!r}")
+                try:
+                    decoder = BodyDecoder(response.headers.get("content-encoding", ""))
+                except UnsupportedEncoding as err:
+                    raise fail("unsupported_type", str(err)) from None
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > cap and not accept.truncate:
                     raise fail("too_large", f"Content-Length {declared} > cap {cap} bytes")
                 chunks: list[bytes] = []
                 size = 0
-                for chunk in response.iter_bytes():
-                    if size + len(chunk) > cap:
-                        if accept.truncate:
-                            chunks.append(chunk[: cap - size])
-                            break
-                        raise fail("too_large", f"body over cap {cap} bytes (stopped at {size + len(chunk)})")
-                    size += len(chunk)
-                    chunks.append(chunk)
-                    if time.monotonic() > deadline:
-                        limit = self.config.total_timeout
-                        raise fail("timeout", f"body not complete within {limit:g} s", retryable=True)
+                try:
+                    for piece in _decoded(response.iter_raw(), decoder, cap):
+                        if size + len(piece) > cap:
+                            if accept.truncate:
+                                chunks.append(piece[: cap - size])
+                                break
+                            stopped = f"stopped at {size + len(piece)}"
+                            decoded = f" decompressed from {decoder.encoding}" if decoder.encoding else ""
+                            raise fail("too_large", f"body over cap {cap} bytes ({stopped}{decoded})")
+                        size += len(piece)
+                        chunks.append(piece)
+                        if time.monotonic() > deadline:
+                            raise fail("timeout", self._timeout_detail(None, deadline), retryable=True)
+                except httpx.TimeoutException as err:  # here, unlike below, the status is known
+                    raise fail("timeout", self._timeout_detail(err, deadline), retryable=True) from None
+                except zlib.error as err:
+                    raise fail("fetch_error", f"bad {decoder.encoding} data: {err}") from None
                 return _Response(url, url, status, content_type, b"".join(chunks))
         except BlockedAddress as err:
             raise _Failed("blocked_address", str(err), final_url=url) from None
         except httpx.TimeoutException as err:
-            raise _Failed(
-                "timeout",
-                f"{type(err).__name__}: no answer within {self.config.timeout:g} s",
-                final_url=url,
-                retryable=True,
-            ) from None
+            detail = self._timeout_detail(err, deadline)
+            raise _Failed("timeout", detail, final_url=url, retryable=True) from None
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as err:
             raise _Failed(
                 "connection_error", f"{type(err).__name__}: {err}", final_url=url, retryable=True
             ) from None
         except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as err:
             raise _Failed("fetch_error", f"{type(err).__name__}: {err}", final_url=url) from None
+
+    def _timeout_detail(self, err: Exception | None, deadline: float) -> str:
+        """Why a request timed out: the URL's deadline passed, or one wait exceeded ``config.timeout``."""
+        if err is None or time.monotonic() >= deadline:  # socket waits end at the deadline, never before
+            return (
+                f"answer not complete within {self.config.total_timeout:g} s "
+                "(connect, headers and body; redirects and retries included)"
+            )
+        return f"{type(err).__name__}: no answer within {self.config.timeout:g} s"
 
     def _check_robots(self, url: str) -> None:
         if not self.config.respect_robots:
@@ -366,6 +397,37 @@ class FetchSession:
             gate = self._gate(url)
             gate.delay = max(gate.delay, min(rules.crawl_delay, self.config.max_crawl_delay))
         return rules
+
+
+def _decoded(raw: Iterator[bytes], decoder: BodyDecoder, cap: int) -> Iterator[bytes]:
+    """The decoded body in pieces that together never pass ``cap`` by more than one byte: each piece is
+    inflated only as far as the room left under the cap, plus the byte that shows the body is over it."""
+    size = 0
+    for chunk in raw:
+        decoder.feed(chunk)
+        while piece := decoder.read(cap - size + 1):
+            size += len(piece)
+            yield piece
+    if tail := decoder.flush():
+        yield tail
+
+
+@dataclass(slots=True)
+class _Budget:
+    """The time one URL may take, ``seconds`` from its first request: redirects and retries included."""
+
+    seconds: float
+    deadline: float | None = None
+
+    def start(self) -> float:
+        """The deadline, set by the first request (waiting for the host's turn before it does not count)."""
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.seconds
+        return self.deadline
+
+    def has_time_after(self, pause: float) -> bool:
+        """Whether a retry after ``pause`` seconds would start before the deadline."""
+        return self.deadline is None or time.monotonic() + pause < self.deadline
 
 
 def _retry_after(value: str | None) -> float | None:
