@@ -41,10 +41,14 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout",
         type=float,
         default=defaults.timeout,
-        help="connect/read time-out, s (default: %(default)s)",
+        help="connect/read time-out, s (default: %(default)s); one URL, redirects and retries included, "
+        f"ends after {defaults.total_timeout:g} s or this, if larger",
     )
     parser.add_argument(
-        "--max-bytes", type=int, default=defaults.max_bytes, help="largest page kept (default: %(default)s)"
+        "--max-bytes",
+        type=int,
+        default=defaults.max_bytes,
+        help="largest page kept, counted decompressed (default: %(default)s)",
     )
     parser.add_argument(
         "--retries",
