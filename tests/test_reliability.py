@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -95,7 +95,6 @@ class Started:
 
     proc: subprocess.Popen[bytes]
     logs: Path
-    started: float
 
     @property
     def pid(self) -> int:
@@ -116,7 +115,7 @@ def start(inp: Path, out: Path, logs_in: Path, *extra: str) -> Started:
             command(inp, out, *extra), cwd=ROOT, env=ENV, stdout=stdout, stderr=stderr, start_new_session=True
         )
     _LIVE.append(proc)
-    return Started(proc, logs, time.monotonic())
+    return Started(proc, logs)
 
 
 @pytest.fixture(autouse=True)
@@ -126,20 +125,12 @@ def _no_process_left() -> Iterator[None]:
     while _LIVE:
         proc = _LIVE.pop()
         if proc.poll() is None:
-            with _ignore_gone():
+            with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         for pid in session_members(proc.pid):
-            with _ignore_gone():
+            with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-
-
-@contextmanager
-def _ignore_gone() -> Iterator[None]:
-    try:
-        yield
-    except ProcessLookupError:
-        pass
 
 
 def session_members(sid: int) -> dict[int, str]:
@@ -203,15 +194,13 @@ def differences(out: Path, ref: Path) -> list[str]:
     found, expected = output_lines(out), output_lines(ref)
     said = []
     for name in JSONL:
-        extra = sorted(set(found[name]) - set(expected[name]))
-        missing = sorted(set(expected[name]) - set(found[name]))
-        if extra or missing or len(found[name]) != len(expected[name]):
+        if found[name] != expected[name]:
+            extra = sorted(set(found[name]) - set(expected[name]))
+            missing = sorted(set(expected[name]) - set(found[name]))
             said.append(
-                f"{name}: {len(found[name])} lines against {len(expected[name])}, {len(extra)} unexpected "
-                f"(first: {extra[0][:120]!r}), {len(missing)} missing (first: {missing[0][:120]!r})"
-                if extra and missing
-                else f"{name}: {len(found[name])} lines against {len(expected[name])}, "
-                f"{len(extra)} unexpected, {len(missing)} missing: {(extra or missing or [b''])[0][:160]!r}"
+                f"{name}: {len(found[name])} lines against {len(expected[name])}; "
+                f"{len(extra)} not in the reference {[line[:120] for line in extra[:1]]}; "
+                f"{len(missing)} missing {[line[:120] for line in missing[:1]]}"
             )
     return said
 
@@ -417,33 +406,31 @@ def test_a_run_with_nothing_new_changes_no_output_file(batches: TwoBatches, tmp_
 def test_an_interrupt_stops_the_run_cleanly_and_a_rerun_completes(
     pages: Corpus, tmp_path: Path, signum: signal.Signals, to_group: bool
 ):
-    """Interrupts in pairs on one output folder: one once the workers are up, one anywhere; then a rerun
+    """Interrupts in threes on one output folder (early, once the workers are up, anywhere), then a rerun
     that must give an uninterrupted run's outputs."""
     rng = random.Random(f"{SEED}-{signum.name}-{to_group}")
     workers_seen = 0
-    pairs = max(1, rounds(2, 0.25) // 2)
-    for pair in range(pairs):
-        out = tmp_path / f"out-{pair}"
-        for n in range(2):
+    for group in range(max(1, rounds(3, 0.25) // 3)):
+        out = tmp_path / f"out-{group}"
+        for moment in ("early", "workers up", "anywhere"):
             run = start(pages.input, out, tmp_path)
-            if n == 0:
-                # Once the workers are up (seen in /proc), then a random share of a run: mid-pool for sure.
+            # Never before a quarter of a second: before that the interpreter itself may still be starting
+            # (a KeyboardInterrupt raised in site.py, before any code of ours runs, is not ours to handle).
+            if moment == "early":  # while the run starts: imports, lock, index, selection
+                delay = 0.25 + rng.uniform(0.0, 0.15) * pages.seconds
+            elif moment == "workers up":  # seen in /proc, then a random share of a run: mid-pool for sure
                 while len(session_members(run.pid)) < 2 and run.proc.poll() is None:
                     time.sleep(0.01)
                 delay = rng.uniform(0.0, 0.5) * pages.seconds
             else:
-                # Anywhere past the interpreter's own start (a KeyboardInterrupt raised in site.py, before
-                # any code of ours runs, is not ours to handle).
-                delay = rng.uniform(0.1, 0.95) * pages.seconds
+                delay = max(0.25, rng.uniform(0.0, 0.95) * pages.seconds)
             time.sleep(delay)
-            moment = "after the workers started" if n == 0 else "after the start"
-            workers_seen += interrupt(
-                run, signum, to_group, f"seed {SEED}, pair {pair}, {delay:.2f} s {moment}"
-            )
+            context = f"seed {SEED}, group {group}, {moment}: {delay:.2f} s"
+            workers_seen += interrupt(run, signum, to_group, context)
         rerun = run_clean(pages.input, out)
         assert rerun.returncode == 0, rerun.stderr
         assert_no_traceback(rerun.stderr, "rerun")
-        assert_same_as(out, pages.ref, f"seed {SEED}, pair {pair}, rerun after {signum.name}")
+        assert_same_as(out, pages.ref, f"seed {SEED}, group {group}, rerun after {signum.name}")
         shutil.rmtree(out)
     assert workers_seen, "no interrupt landed while the workers were running: the test proved nothing"
 
