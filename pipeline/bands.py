@@ -17,10 +17,11 @@ Compared with a SQLite table of (key, document) rows, inserting 360,000 keys cos
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.writer import write_array_atomic
 
 _U64 = np.uint64
 _MULTIPLIER = _U64(0x100000001B3)  # FNV-1a's 64-bit prime: one xor-multiply step per band value
@@ -147,11 +148,5 @@ class BandTable:
             segment = _merge((np.asarray(older[0]), np.asarray(older[1])), segment)
         self.folder.mkdir(parents=True, exist_ok=True)
         for part, array in (("keys", segment[0]), ("idx", segment[1])):
-            path = self.folder / f"{run_name}.{part}.npy"
-            temporary = path.with_name(f".{path.name}.tmp")
-            with open(temporary, "wb") as handle:
-                np.save(handle, array)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
+            write_array_atomic(self.folder / f"{run_name}.{part}.npy", array)
         return [*names, run_name]

@@ -37,6 +37,7 @@ import numpy as np
 
 from pipeline.bands import BandTable
 from pipeline.cleanup import CleanupConfig, LineCounts
+from pipeline.writer import write_array_atomic
 
 INDEX_FILE = "index.sqlite"
 STAGED_SUFFIX = ".next"  # an output rewritten beside itself, renamed into place after the index commits
@@ -393,12 +394,7 @@ class ShingleFiles:
             return None
         self._file.flush()
         os.fsync(self._file.fileno())
-        offsets = self.folder / f".{self.name}.offsets.npy.tmp"
-        with open(offsets, "wb") as handle:
-            np.save(handle, np.frombuffer(self._offsets, dtype=np.int64))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(offsets, self.folder / f"{self.name}.offsets.npy")
+        write_array_atomic(self.folder / f"{self.name}.offsets.npy", np.frombuffer(self._offsets, np.int64))
         os.replace(self._file.name, self.folder / f"{self.name}.u32")
         return self.first_new, self.name
 

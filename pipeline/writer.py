@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -9,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
+import numpy as np
 import orjson
 
 
@@ -112,6 +114,25 @@ def write_json_atomic(path: Path, data: Any) -> None:
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)
+        raise
+
+
+def write_array_atomic(path: Path, array: np.ndarray) -> None:
+    """Write a numpy array as a synced ``.npy`` file, atomically (a temporary file removed on failure).
+
+    Serialised in memory first: ``np.save`` to a real file goes through ``ndarray.tofile``, whose short
+    write on a full disk raises an OSError without an errno ("5202 requested and 5104 written")."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(buffer.getbuffer())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
         raise
 
 
