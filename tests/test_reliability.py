@@ -9,6 +9,7 @@ may mount one (root), a real small tmpfs that fills up or is remounted read-only
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import itertools
 import os
@@ -674,6 +675,44 @@ def test_read_only_output_is_said_read_only(
     again = run_clean(inp, out)
     assert again.returncode == 0, again.stderr
     assert_same_as(out, fault_inputs.ref, "after the read-only run")
+
+
+def as_a_user_whom_permissions_bind() -> None:
+    """Before exec in a child: root keeps root but loses CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (dropped
+    from the bounding set, so the exec'd program does not get them back), the two capabilities that let
+    root ignore file permissions: chmod then binds it as it binds any user."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def set_modes(top: Path, files: int, folders: int) -> None:
+    for path in [top, *top.rglob("*")]:
+        path.chmod(folders if path.is_dir() else files)
+
+
+@pytest.mark.parametrize("denied", ["output folder", "index.data"])
+def test_permission_denied_in_the_output_folder_is_said_so(
+    fault_inputs: FaultInputs, tmp_path: Path, denied: str
+):
+    # Tests run as root, which chmod alone does not stop: the run goes without the capabilities that let
+    # root ignore permissions (as any other user, it needs none of them).
+    out, inp = tmp_path / "out", tmp_path / "in"
+    shutil.copytree(fault_inputs.small, inp)
+    assert run_clean(inp, out).returncode == 0
+    before = contents(out)
+    shutil.copytree(fault_inputs.more, inp, dirs_exist_ok=True)
+    top = out if denied == "output folder" else out / "index.data"
+    set_modes(top, 0o444, 0o555)
+    try:
+        preexec = as_a_user_whom_permissions_bind if os.geteuid() == 0 else None
+        assert_fault(run_clean(inp, out, preexec_fn=preexec), out, before, r"permission denied")
+    finally:
+        set_modes(top, 0o644, 0o755)
+    again = run_clean(inp, out)
+    assert again.returncode == 0, again.stderr
+    assert_same_as(out, fault_inputs.ref, "after the run without permission")
 
 
 def test_a_write_over_the_file_size_limit_leaves_the_last_committed_state(
