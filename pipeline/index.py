@@ -138,6 +138,8 @@ class Index:
             self.shingle_files = ShingleFiles(data / "shingles" if data else None, runs, self.next_idx)
         except (OSError, ValueError) as err:
             self.db.close()
+            if isinstance(err, OSError) and not isinstance(err, FileNotFoundError):
+                raise  # read-only, no permission, disk full: a fault of the file system, not of the index
             raise IndexMismatch(
                 f"{data} is missing or damaged ({type(err).__name__}: {err}). Run again with --rebuild to "
                 "start over from the raw inputs."
