@@ -157,6 +157,15 @@ def session_members(sid: int) -> dict[int, str]:
     return members
 
 
+def maps(pid: int, name: bytes) -> bool:
+    """Whether process ``pid`` has a file whose path holds ``name`` mapped (a loaded C extension)."""
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as handle:
+            return name in handle.read()
+    except OSError:
+        return False
+
+
 def survivors(sid: int, grace: float = WORKER_GRACE) -> dict[int, str]:
     """The processes of session ``sid`` still alive ``grace`` seconds from now (sooner if none is)."""
     deadline = time.monotonic() + grace
@@ -407,23 +416,26 @@ def test_a_run_with_nothing_new_changes_no_output_file(batches: TwoBatches, tmp_
 def test_an_interrupt_stops_the_run_cleanly_and_a_rerun_completes(
     pages: Corpus, tmp_path: Path, signum: signal.Signals, to_group: bool
 ):
-    """Interrupts in threes on one output folder (early, once the workers are up, anywhere), then a rerun
-    that must give an uninterrupted run's outputs."""
+    """Interrupts in threes on one output folder (while the command imports its modules, once the workers
+    are up, anywhere), then a rerun that must give an uninterrupted run's outputs."""
     rng = random.Random(f"{SEED}-{signum.name}-{to_group}")
     workers_seen = 0
     for group in range(max(1, rounds(3, 0.25) // 3)):
         out = tmp_path / f"out-{group}"
-        for moment in ("early", "workers up", "anywhere"):
+        for moment in ("importing", "workers up", "anywhere"):
             run = start(pages.input, out, tmp_path)
-            # Never before a quarter of a second: before that the interpreter itself may still be starting
-            # (a KeyboardInterrupt raised in site.py, before any code of ours runs, is not ours to handle).
-            if moment == "early":  # while the run starts: imports, lock, index, selection
-                delay = 0.25 + rng.uniform(0.0, 0.15) * pages.seconds
+            if moment == "importing":  # numpy's extension mapped: the command is importing its modules
+                began, delay = time.monotonic(), 0.0
+                while not maps(run.pid, b"_multiarray_umath") and run.proc.poll() is None:
+                    assert time.monotonic() - began < pages.seconds, "numpy never loaded: pick another marker"
+                    time.sleep(0.002)
             elif moment == "workers up":  # seen in /proc, then a random share of a run: mid-pool for sure
                 while len(session_members(run.pid)) < 2 and run.proc.poll() is None:
                     time.sleep(0.01)
                 delay = rng.uniform(0.0, 0.5) * pages.seconds
             else:
+                # Never before a quarter of a second: the interpreter itself may still be starting (a
+                # KeyboardInterrupt raised in site.py, before any code of ours runs, is not ours to handle).
                 delay = max(0.25, rng.uniform(0.0, 0.95) * pages.seconds)
             time.sleep(delay)
             context = f"seed {SEED}, group {group}, {moment}: {delay:.2f} s"
