@@ -17,6 +17,7 @@ from pipeline import __version__
 from pipeline.cleanup import CleanupConfig
 from pipeline.fetch import add_fetch_arguments, run_fetch
 from pipeline.index import INDEX_FILE
+from pipeline.interrupt import exit_status, signal_name, terminate_as_interrupt
 from pipeline.lock import OutputBusy
 from pipeline.report import ReportError, add_report_arguments, run_report
 from pipeline.run import SCAN_MODES, RunConfig, Stopped, Summary, UsageError, WorkerLost, clean_folder
@@ -170,13 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as err:
             return _fail(_fault(err, args.raw), 1)
         except KeyboardInterrupt as err:
-            status = 143 if isinstance(err, Terminated) else 130
-            signame = "SIGTERM" if status == 143 else "SIGINT"
-            print(
-                f"pipeline: interrupted ({signame}): pages stored so far stay; a rerun fetches the rest",
-                file=sys.stderr,
-            )
-            return status
+            what = "pages stored so far stay; a rerun fetches the rest"
+            print(f"pipeline: interrupted ({signal_name(err)}): {what}", file=sys.stderr)
+            return exit_status(err)
     try:
         config = RunConfig(
             cleanup=CleanupConfig(boilerplate_file=args.boilerplate),
@@ -232,27 +229,22 @@ def _fault(err: OSError | sqlite3.Error, out: Path) -> str:
 
 def _interrupted(err: KeyboardInterrupt, out: Path) -> int:
     """One line saying what the interrupted run committed; exit status 128 + the signal's number."""
-    cause = err.cause if isinstance(err, Stopped) else err
-    status = 143 if isinstance(cause, Terminated) else 130
+    cause = err.cause if isinstance(err, Stopped) and isinstance(err.cause, KeyboardInterrupt) else err
     what = (
         "this run was committed before it stopped (stats.json and the report may be the previous run's)"
         if isinstance(err, Stopped) and err.committed
         else f"nothing of this run was committed: {out} is as the last committed run left it"
     )
-    print(f"pipeline: interrupted ({'SIGTERM' if status == 143 else 'SIGINT'}): {what}", file=sys.stderr)
-    return status
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread as an interrupt so that a run stops as it does on Ctrl-C."""
+    print(f"pipeline: interrupted ({signal_name(cause)}): {what}", file=sys.stderr)
+    return exit_status(cause)
 
 
 @contextmanager
 def _termination_as_interrupt() -> Iterator[None]:
-    def handler(signum: int, frame: object) -> None:
-        raise Terminated()
-
-    before = signal.signal(signal.SIGTERM, handler)
+    """SIGTERM raises :class:`Terminated` while a command runs (the entry point may have done so already;
+    ``main`` called as a library function has not)."""
+    before = signal.getsignal(signal.SIGTERM)
+    terminate_as_interrupt()
     try:
         yield
     finally:
