@@ -24,20 +24,26 @@ gives its URL.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import json
+import logging
 import os
 import re
 import stat
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
 from charset_normalizer import from_bytes
 
 from pipeline.contract import REASONS, Document, Rejection
+
+log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 SIDECAR_SUFFIX = ".meta.json"
@@ -441,31 +447,35 @@ def load_file(
             yield read
             return
         data = read
-    try:
-        suffixes = [s.lower() for s in path.suffixes]
-        if suffixes and suffixes[-1] == ".gz":
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+        try:
             data = _gunzip(data)
-            suffixes = suffixes[:-1]
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
-        yield Rejection(source, "unreadable", f"{type(err).__name__}: {err}")
-        return
-    except ValueError as err:  # gzip over the size cap
-        yield Rejection(source, "too_large", str(err))
-        return
+        except (OSError, EOFError, zlib.error) as err:
+            yield Rejection(source, "unreadable", f"{type(err).__name__}: {err}")
+            return
+        except ValueError as err:  # gzip over the size cap
+            yield Rejection(source, "too_large", str(err))
+            return
     suffix = suffixes[-1] if suffixes else ""
     meta = _read_sidecar(path, boundary)
-    text_or_rejection = decode(data, source, meta.get("charset"))
-    if isinstance(text_or_rejection, Rejection):
-        yield text_or_rejection
+    if suffix in JSONL_SUFFIXES or suffix in JSON_SUFFIXES:
+        buffer = _json_buffer(data, source, meta.get("charset"))
+        del data  # the records are split from the file's bytes or from its text, never both held here
+        if isinstance(buffer, Rejection):
+            yield buffer
+        else:
+            split = _split_jsonl if suffix in JSONL_SUFFIXES else _split_json
+            yield from split(buffer[0], source, buffer[1])
         return
-    text = text_or_rejection
-    if suffix in JSONL_SUFFIXES:
-        yield from _split_jsonl(text, source)
-    elif suffix in JSON_SUFFIXES:
-        yield from _split_json(text, source)
-    else:
-        kind = "html" if suffix in HTML_SUFFIXES or _HTML_START.match(data[:2048]) else "text"
-        yield Document(source=source, body=text, kind=kind, url=meta.get("url"), group=folder_group(source))
+    text = decode(data, source, meta.get("charset"))
+    if isinstance(text, Rejection):
+        yield text
+        return
+    kind = "html" if suffix in HTML_SUFFIXES or _HTML_START.match(data[:2048]) else "text"
+    del data
+    yield Document(source=source, body=text, kind=kind, url=meta.get("url"), group=folder_group(source))
 
 
 def _gunzip(data: bytes) -> bytes:
@@ -481,11 +491,9 @@ def decode(data: bytes, source: str, charset: str | None = None) -> str | Reject
 
     Returns a rejection (``empty``, ``binary``, ``decode_error``) when the bytes are not readable text.
     """
-    if not data.strip():
-        return Rejection(source, "empty", f"{len(data)} bytes, no content")
-    head = data[:4096]
-    if head.startswith(_BINARY_MAGIC) or b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return Rejection(source, "binary", "binary signature or NUL bytes")
+    rejection = _not_text(data, source)
+    if rejection is not None:
+        return rejection
     text: str | None
     for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
         if data.startswith(bom):
@@ -505,11 +513,21 @@ def decode(data: bytes, source: str, charset: str | None = None) -> str | Reject
                     "decode_error",
                     f"not UTF-8 ({err.reason} at byte {err.start}), and no other encoding explains it",
                 )
-    if not text.strip():
+    if not text or text.isspace():  # not text.strip(): a copy of the text
         return Rejection(source, "empty", "only whitespace or a byte-order mark")
     if _control_ratio(text) > 0.05:
         return Rejection(source, "binary", "over 5% control characters")
     return text
+
+
+def _not_text(data: bytes, source: str) -> Rejection | None:
+    """The rejection of bytes that are no text whatever their encoding (``empty``, ``binary``), else None."""
+    if not data or data.isspace():
+        return Rejection(source, "empty", f"{len(data)} bytes, no content")
+    head = data[:4096]
+    if head.startswith(_BINARY_MAGIC) or b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return Rejection(source, "binary", "binary signature or NUL bytes")
+    return None
 
 
 # Browsers read these labels as windows-1252 (WHATWG Encoding Standard); so do the pages that carry them.
@@ -634,16 +652,32 @@ def folder_group(source: str) -> str:
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# orjson errors the json module raises too (it reads a superset of what orjson reads, and its recursion limit
+# stops it short of orjson's 1,024 levels): no second, slower parse for these. Older orjson wordings too.
+_FINAL_ORJSON_ERRORS = ("depth limit", "recursion limit", "trailing characters", "unexpected content after")
 
 
-def _json_loads(text: str) -> Any:
-    """``json.loads``, with each lone surrogate escape ("\\ud83d" of an emoji cut in half, common in
-    scraper exports) read as U+FFFD: a lone surrogate is no character, and no UTF-8 output can hold it."""
-    data = json.loads(text)
-    if _SURROGATE_ESCAPE.search(text):
-        data = _without_lone_surrogates(data)
-    return data
+def _json_loads(text: bytes | str) -> Any:
+    """Parse one JSON value (UTF-8 bytes or text); raises ``ValueError`` for anything that is not JSON.
+
+    orjson first: fast, and it stops at 1,024 levels of nesting with a clean error where ``json`` raises
+    ``RecursionError`` (the depth is then reported as a ``ValueError`` too). ``json`` for what only it reads:
+    ``NaN``, and lone surrogate escapes ("\\ud83d" of an emoji cut in half, common in scraper exports), each
+    read as U+FFFD: a lone surrogate is no character, and no UTF-8 output can hold it.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as err:
+        if any(part in str(err) for part in _FINAL_ORJSON_ERRORS):
+            raise
+    try:
+        data = json.loads(text)
+        escape = _SURROGATE_ESCAPE_BYTES if isinstance(text, bytes) else _SURROGATE_ESCAPE
+        return _without_lone_surrogates(data) if escape.search(text) else data  # type: ignore[arg-type]
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _without_lone_surrogates(value: Any) -> Any:
@@ -656,39 +690,245 @@ def _without_lone_surrogates(value: Any) -> Any:
     return value
 
 
-def _split_jsonl(text: str, source: str) -> Iterator[Document | Rejection]:
-    if not text.strip():
-        yield Rejection(source, "empty", "JSON lines file with no lines")
-        return
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        item_source = f"{source}#{number}"
-        try:
-            item = _json_loads(line)
-        except ValueError as err:
-            yield Rejection(item_source, "parse_error", f"JSON line {number}: {err}")
-            continue
-        yield document_from_json(item, item_source)
+# ---------------------------------------------------------------------------------------------------
+# Multi-record files: JSON lines and JSON arrays, split one record at a time
+#
+# A record is the unit of failure: whatever goes wrong with one record (JSON that does not parse, nesting
+# past orjson's 1,024 levels, a field of the wrong type, a bug of ours) rejects that record alone, and every
+# other record of the file comes out. The file is split lazily, without a list of its lines or items, and
+# from its own bytes when they are UTF-8 (no decoded copy of the whole file: a 50 MB file of text with one
+# character outside Latin-1 is a 100-200 MB str).
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+_BLANK = re.compile(rb"\s*\Z")
 
 
-def _split_json(text: str, source: str) -> Iterator[Document | Rejection]:
+def _json_buffer(data: bytes, source: str, charset: str | None) -> tuple[bytes | str, int] | Rejection:
+    """What a JSON (lines) file's records are split from, and where its content starts (after a BOM): the
+    file's own bytes when they are UTF-8 (most are), else its text as :func:`decode` reads it."""
+    rejection = _not_text(data, source)
+    if rejection is not None:
+        return rejection
+    start = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or not _is_utf8(data, start):
+        text = decode(data, source, charset)
+        return text if isinstance(text, Rejection) else (text, 0)
+    if _BLANK.match(data, start):  # decode's checks of the text, on the bytes
+        return Rejection(source, "empty", "only whitespace or a byte-order mark")
+    if _control_ratio(data[start : start + 32768].decode("utf-8", "ignore")) > 0.05:
+        return Rejection(source, "binary", "over 5% control characters")
+    return data, start
+
+
+def _is_utf8(data: bytes, start: int = 0) -> bool:
+    """Whether ``data[start:]`` is UTF-8, checked a megabyte at a time (no decoded copy of the whole)."""
+    if data.isascii():
+        return True
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
     try:
-        data = _json_loads(text)
+        for block in range(start, len(data), 1 << 20):
+            decoder.decode(view[block : block + (1 << 20)])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _lines(buffer: bytes | str, start: int = 0) -> Iterator[tuple[int, bytes | str]]:
+    """``(number, line)`` of each line from ``start`` (numbered from 1, ``\\n`` only), one at a time."""
+    newline: Any = b"\n" if isinstance(buffer, bytes) else "\n"
+    number = 0
+    while True:
+        number += 1
+        stop = buffer.find(newline, start)
+        if stop < 0:
+            yield number, buffer[start:]
+            return
+        yield number, buffer[start:stop]
+        start = stop + 1
+
+
+_NON_ASCII_FIRST = re.compile(rb"\s*[\x80-\xff]")
+
+
+def _blank(line: bytes | str) -> bool:
+    """Whether a line is white space only, Unicode's included (a no-break space, an ideographic space)."""
+    if not line or line.isspace():
+        return True
+    if isinstance(line, str):
+        return False
+    return _NON_ASCII_FIRST.match(line) is not None and line.decode("utf-8", "replace").isspace()
+
+
+def _json_record(raw: bytes | str, source: str, where: str) -> Document | Rejection:
+    """One record of a multi-record file, parsed and read alone: whatever goes wrong rejects it, and only
+    it (``parse_error`` for what is not JSON or nested too deep, ``internal_error`` for a bug of ours)."""
+    try:
+        item = _json_loads(raw)
     except ValueError as err:
-        # A .json file that is really JSON lines is common in scraper exports.
-        if "\n" in text.strip() and text.lstrip().startswith("{"):
-            yield from _split_jsonl(text, source)
+        return Rejection(source, "parse_error", f"{where}: {err}")
+    except Exception as err:  # noqa: BLE001 - (MemoryError ...) this record only
+        return _record_failed(source, err)
+    return _record(item, source)
+
+
+def _record(item: Any, source: str) -> Document | Rejection:
+    """:func:`document_from_json`, with an unexpected exception (a bug of ours) this record's rejection."""
+    try:
+        return document_from_json(item, source)
+    except Exception as err:  # noqa: BLE001 - a bug of ours costs this record only
+        return _record_failed(source, err)
+
+
+def _record_failed(source: str, err: Exception) -> Rejection:
+    log.warning("load failed on %s: %s: %s", source, type(err).__name__, err)
+    return Rejection(source, "internal_error", f"{type(err).__name__}: {err}")
+
+
+def _split_jsonl(buffer: bytes | str, source: str, start: int = 0) -> Iterator[Document | Rejection]:
+    """The records of a JSON lines file, ``path#N`` for line N."""
+    found = False
+    for number, line in _lines(buffer, start):
+        if not _blank(line):
+            found = True
+            yield _json_record(line, f"{source}#{number}", f"JSON line {number}")
+    if not found:
+        yield Rejection(source, "empty", "JSON lines file with no lines")
+
+
+def _split_json(buffer: bytes | str, source: str, start: int = 0) -> Iterator[Document | Rejection]:
+    """The record of a JSON file holding one object, or the records of an array (``path#N`` for item N).
+
+    An array is split item by item (see :func:`_array_items`). A file holding anything else that does not
+    parse is one ``parse_error`` (its records cannot be delimited), unless it is JSON lines: one object per
+    line, common in scraper exports under ``.json``.
+    """
+    scan = _SCANS[type(buffer)]
+    first = scan.blank.match(buffer, start).end()  # type: ignore[union-attr]
+    opening = buffer[first : first + 1]
+    if opening == scan.open_array:
+        yield from _split_json_array(buffer, source, first)
+        return
+    try:
+        data = _json_loads(buffer[start:] if start else buffer)
+    except ValueError as err:
+        newline = buffer.find(scan.newline, first)
+        if opening == scan.open_object and newline >= 0 and scan.nonblank.search(buffer, newline):
+            yield from _split_jsonl(buffer, source, start)
         else:
             yield Rejection(source, "parse_error", f"JSON: {err}")
         return
-    if isinstance(data, list):
-        if not data:
-            yield Rejection(source, "empty", "JSON array with no records")
-        for number, item in enumerate(data, start=1):
-            yield document_from_json(item, f"{source}#{number}")
-    else:
-        yield document_from_json(data, source)
+    yield _record(data, source)
+
+
+def _split_json_array(buffer: bytes | str, source: str, start: int) -> Iterator[Document | Rejection]:
+    number = 0
+    items = _array_items(buffer, start)
+    while True:
+        try:
+            bounds = next(items, None)
+        except _Undelimited as err:
+            if err.after_array or not number:  # no record of its own: the file's rejection
+                yield Rejection(source, "parse_error", f"JSON array: {err} (after {number} items)")
+            else:
+                yield Rejection(
+                    f"{source}#{number + 1}", "parse_error", f"JSON array item {number + 1}: {err}"
+                )
+            return
+        if bounds is None:
+            break
+        raw = buffer[bounds[0] : bounds[1]]
+        if not _blank(raw):  # none between two commas, or after a last comma
+            number += 1
+            yield _json_record(raw, f"{source}#{number}", f"JSON array item {number}")
+    if not number:
+        yield Rejection(source, "empty", "JSON array with no records")
+
+
+class _Undelimited(ValueError):
+    """Where an array's walk cannot tell where the next item ends, or what follows the array is not blank."""
+
+    def __init__(self, message: str, after_array: bool = False) -> None:
+        super().__init__(message)
+        self.after_array = after_array
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    """The patterns of an array's walk, for bytes or for text."""
+
+    top: re.Pattern[Any]  # up to the next bracket or comma, strings whole
+    inner: re.Pattern[Any]  # inside an item: up to the next bracket, strings and commas whole
+    opens: re.Pattern[Any]  # a run of opening brackets
+    closes: re.Pattern[Any]  # a run of closing brackets
+    blank: re.Pattern[Any]
+    nonblank: re.Pattern[Any]
+    open_array: Any
+    open_object: Any
+    close_array: Any
+    comma: Any
+    newline: Any
+
+    @classmethod
+    def of(cls, kind: type) -> _Scan:
+        def pattern(text: str) -> re.Pattern[Any]:
+            return re.compile(text.encode("ascii") if kind is bytes else text, re.S)
+
+        # A string is matched whole, so that a bracket or comma inside it is text; a quote that opens no
+        # complete string (the file ends first) stops a step short.
+        string = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+        return cls(
+            pattern(rf'(?:[^"\[\]{{}},]+|{string})*'),
+            pattern(rf'(?:[^"\[\]{{}}]+|{string})*'),
+            pattern(r"[\[{]+"),
+            pattern(r"[\]}]+"),
+            pattern(r"\s*"),
+            pattern(r"\S"),
+            *((c.encode("ascii") if kind is bytes else c) for c in ("[", "{", "]", ",", "\n")),
+        )
+
+
+_SCANS = {bytes: _Scan.of(bytes), str: _Scan.of(str)}
+
+
+def _array_items(buffer: bytes | str, start: int) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each item of the JSON array whose ``[`` is at ``start``, one at a time.
+
+    The walk counts brackets and skips strings, in runs, so that an item is delimited without being parsed:
+    each item is then parsed alone, and one nested 100,000 deep costs that item only. Raises
+    :class:`_Undelimited` where the file ends inside the array (a truncated export: the items before come
+    out) or a ``}`` closes it, and when something other than white space follows it.
+    """
+    scan = _SCANS[type(buffer)]
+    size = len(buffer)
+    pos = item = start + 1
+    depth = 0
+    while True:
+        pos = (scan.inner if depth else scan.top).match(buffer, pos).end()  # type: ignore[union-attr]
+        if pos >= size:
+            raise _Undelimited("the file ends inside the array")
+        char = buffer[pos : pos + 1]
+        if char in (scan.open_array, scan.open_object):
+            run = scan.opens.match(buffer, pos).end()  # type: ignore[union-attr]
+            depth, pos = depth + run - pos, run
+        elif char == scan.comma:  # a top-level comma: inside an item, the step passes commas
+            yield item, pos
+            pos = item = pos + 1
+        elif char in (scan.close_array, b"}" if isinstance(buffer, bytes) else "}"):
+            run = scan.closes.match(buffer, pos).end()  # type: ignore[union-attr]
+            if run - pos <= depth:
+                depth, pos = depth - (run - pos), run
+                continue
+            pos += depth  # the bracket after the item's last one closes the array
+            if buffer[pos : pos + 1] != scan.close_array:
+                raise _Undelimited(f"a '}}' at offset {pos} where the array should close")
+            yield item, pos
+            if scan.blank.match(buffer, pos + 1).end() != size:  # type: ignore[union-attr]
+                raise _Undelimited(f"more content at offset {pos + 1}", after_array=True)
+            return
+        else:
+            raise _Undelimited(f"a string from offset {pos} never ends")
 
 
 def _first(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -699,15 +939,22 @@ def _first(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
-def _as_text(value: Any) -> str | None:
+def _as_text(value: Any, depth: int = 0) -> str | None:
+    """A field's value as text: a list joined with commas, an object's name, text or value. Lists and
+    objects are read ``_TEXT_DEPTH`` levels deep at most (a record can nest them a thousand levels deep)."""
     if value is None:
         return None
     if isinstance(value, list):
-        parts = [_as_text(v) for v in value]
+        if depth >= _TEXT_DEPTH:
+            return None
+        parts = [_as_text(v, depth + 1) for v in value]
         return ", ".join(p for p in parts if p) or None
     if isinstance(value, dict):
-        return _as_text(_first(value, ("name", "text", "value")))
+        return _as_text(_first(value, ("name", "text", "value")), depth + 1) if depth < _TEXT_DEPTH else None
     return str(value).strip() or None
+
+
+_TEXT_DEPTH = 4
 
 
 def document_from_json(item: Any, source: str) -> Document | Rejection:
@@ -720,8 +967,9 @@ def document_from_json(item: Any, source: str) -> Document | Rejection:
     if isinstance(html_value, str) and (not isinstance(text, str) or not text.strip()):
         text, kind = html_value, "html"
     if isinstance(text, list):  # a list of paragraphs
-        text = "\n\n".join(str(p) for p in text if p)
-    if not isinstance(text, str) or not text.strip():
+        paragraphs = (p if isinstance(p, str) else _as_text(p) for p in text)
+        text = "\n\n".join(p for p in paragraphs if p)
+    if not isinstance(text, str) or not text or text.isspace():
         return Rejection(source, "parse_error", f"no text field (looked for {', '.join(TEXT_KEYS[:5])}, ...)")
     if kind == "text" and _HTML_START.match(text[:2048].encode("utf-8", "replace")):
         kind = "html"

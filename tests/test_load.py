@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.contract import Document, Rejection
-from pipeline.load import decode, discover, load_file
+from pipeline.load import _json_loads, decode, discover, load_file
 
 FRENCH = "Café résumé naïve — déjà vu. "
 # A few sentences of Western European text whose bytes are not UTF-8 (é, ï, à, ù, ç, and an em dash).
@@ -465,3 +465,35 @@ def test_a_lone_surrogate_escape_in_json_becomes_a_replacement_character(tmp_pat
     assert isinstance(doc, Document)
     assert doc.body == "Broken \ufffd emoji, whole \U0001f600 one."
     assert doc.title == "Cut \ufffd" and doc.url == "https://example.org/\ufffd"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(b'{"text": "caf\xc3\xa9"}', {"text": "caf\u00e9"}, id="utf8-bytes"),
+        pytest.param('{"n": NaN}', "nan", id="nan-as-json-reads-it"),
+        pytest.param('{"t": "\\ud83d x"}', {"t": "\ufffd x"}, id="lone-surrogate"),
+        pytest.param(b'{"t": "\\udc00"}', {"t": "\ufffd"}, id="lone-surrogate-in-bytes"),
+        pytest.param("[" * 1100 + "]" * 1100, ValueError, id="past-orjson-depth"),
+        # orjson refuses NaN, so json reads it, and stops at its recursion limit short of 1,000 levels
+        pytest.param("[" * 1000 + "NaN" + "]" * 1000, ValueError, id="past-json-recursion-limit"),
+        pytest.param('{"a": 1}\n{"b": 2}', ValueError, id="two-values"),
+    ],
+)
+def test_json_loads_reads_what_json_reads_and_reports_every_failure_as_a_value_error(text, expected) -> None:
+    if expected is ValueError:
+        with pytest.raises(ValueError):
+            _json_loads(text)
+    elif expected == "nan":
+        assert str(_json_loads(text)["n"]) == "nan"
+    else:
+        assert _json_loads(text) == expected
+
+
+def test_a_large_json_lines_file_is_split_from_its_bytes_line_by_line(tmp_path: Path) -> None:
+    # 20,000 records, one with a character outside Latin-1: read from the bytes, not a 2-4x decoded copy.
+    lines = [json.dumps({"text": f"record {n} \u2019"}, ensure_ascii=False) for n in range(20_000)]
+    items = load(tmp_path, "big.jsonl", "\n".join(lines) + "\n")
+
+    assert len(items) == 20_000
+    assert items[-1].source == "big.jsonl#20000" and items[-1].body == "record 19999 \u2019"
