@@ -25,9 +25,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache, partial
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import xxhash
 
@@ -113,28 +115,137 @@ class RunConfig:
         return self.workers or os.cpu_count() or 1
 
 
+# What grows with a chunk's records (documents, rejections, signatures, line counts, removed lines) does not
+# stay in the worker: it is spooled beside the chunk's spool file as it comes, in batches (see
+# :class:`_Spool`), and the chunk's result holds file names and totals. Its ``rejections``, ``counts``,
+# ``signed`` and ``removed_lines`` read the batches back, in the parent, where they are needed.
+
+
 @dataclass(slots=True)
 class LoadedChunk:
-    """Pass-1 result of one chunk: its spool file, rejections and boilerplate line counts."""
+    """Pass-1 result of one chunk: its documents, rejections and boilerplate line counts, spooled."""
 
-    spool: str
+    spool: str  # the documents, in batches; its rejections in SPOOL.rejected, its line counts in SPOOL.counts
     documents: int
     groups: set[str]
-    counts: LineCounts
-    rejections: list[Rejection]
+    rejected: int
     seconds: float
+    config: CleanupConfig
     file_rows: list[tuple[str, int, int, str]] = field(default_factory=list)  # hashed here, first run
+    _counts: LineCounts | None = field(default=None, repr=False)
+
+    @property
+    def rejections(self) -> list[Rejection]:
+        """The chunk's load rejections, in input order (read from the spool)."""
+        return [r for batch in _read_batches(f"{self.spool}.rejected") for r in batch]
+
+    @property
+    def counts(self) -> LineCounts:
+        """The chunk's line counts, merged from the worker's partial counts on first use."""
+        if self._counts is None:
+            self._counts = LineCounts()
+            for part in _read_batches(f"{self.spool}.counts"):
+                self._counts.merge(part, self.config)
+        return self._counts
+
+    @counts.setter
+    def counts(self, value: LineCounts) -> None:
+        self._counts = value  # the parent releases them once merged
 
 
 @dataclass(slots=True)
 class CleanedChunk:
-    """Pass-2 result of one chunk: clean records spooled, compact signatures for dedup."""
+    """Pass-2 result of one chunk: its clean records (``spool``, JSON lines) and, in batches beside them,
+    their compact signatures for dedup (``SPOOL.signed``), its rejections and the lines it removed."""
 
     spool: str
-    signed: SignedBatch
-    rejections: list[Rejection]
-    removed_lines: Counter[tuple[str, str]]
+    documents: int
+    rejected: int
     seconds: float
+    _signed: SignedBatch | None = field(default=None, repr=False)
+
+    def signed_batches(self) -> Iterator[SignedBatch]:
+        """The chunk's signatures batch by batch, in record order."""
+        for batch in _read_batches(f"{self.spool}.signed"):
+            yield from batch
+
+    @property
+    def signed(self) -> SignedBatch:
+        """The chunk's signatures as one batch (read on first use)."""
+        if self._signed is None:
+            self._signed = joined(list(self.signed_batches()))
+        return self._signed
+
+    @property
+    def rejections(self) -> list[Rejection]:
+        """The chunk's cleanup rejections, in input order."""
+        return [r for batch in _read_batches(f"{self.spool}.rejected") for r in batch]
+
+    @property
+    def removed_lines(self) -> Counter[tuple[str, str]]:
+        """How many times each (group, line) was removed from the chunk's documents."""
+        total: Counter[tuple[str, str]] = Counter()
+        for batch in _read_batches(f"{self.spool}.removed"):
+            for part in batch:
+                total.update(part)
+        return total
+
+
+class _Spool:
+    """Items written to a spool file as they come, as pickled lists of at most ``BATCH_DOCUMENTS`` items
+    or ``BATCH_CHARS`` characters (as the caller counts them); :func:`_read_batches` reads them back."""
+
+    def __init__(self, path: str, batch: int = 0) -> None:
+        self.handle = open(path, "wb")  # noqa: SIM115 - closed on leaving the with statement
+        self.batch = batch or BATCH_DOCUMENTS
+        self.items: list[Any] = []
+        self.chars = 0
+        self.count = 0
+
+    def add(self, item: Any, chars: int = 0) -> bool:
+        """Add one item; True when that wrote the batch out."""
+        self.items.append(item)
+        self.count += 1
+        self.chars += chars
+        if len(self.items) >= self.batch or self.chars >= BATCH_CHARS:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        if self.items:
+            pickle.dump(self.items, self.handle, protocol=pickle.HIGHEST_PROTOCOL)
+            self.items, self.chars = [], 0
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self.flush()
+        finally:
+            self.handle.close()
+
+
+def _read_batches(path: str) -> Iterator[Any]:
+    """The pickled objects of a spool file (batches, line counts), one at a time."""
+    with open(path, "rb") as handle:
+        while True:
+            try:
+                yield pickle.load(handle)
+            except EOFError:
+                return
+
+
+# A batch closes at whichever comes first. One batch of documents is what a worker holds at a time, never
+# a chunk or a file's records: its memory does not grow with the number of records (see README,
+# "Reliability and security").
+BATCH_DOCUMENTS = 1_000
+BATCH_CHARS = 4_000_000  # characters of text: 4-16 MB of str
+# Distinct lines in a worker's line counts before it spools them and starts new counts (about 45 MB; the
+# parent merges the parts: the counts are exact).
+COUNTS_SPOOL_LINES = 100_000
 
 
 @dataclass(slots=True)
@@ -179,32 +290,45 @@ def load_chunk(
     boundary = InputBoundary(root, follow_symlinks)
     file_rows: list[tuple[str, int, int, str]] = []
     counts = LineCounts()
-    rejections: list[Rejection] = []
-    documents: list[Document] = []
-    for path, source in files:
-        data = None
-        if hash_files:  # on a first run every source is the file's relative path (no versions yet)
-            data, row = _read_and_hash(path, source, boundary)
-            if row is not None:
-                file_rows.append(row)
-        for item in _guarded_load(path, root, source, data, boundary):
-            doc = _guarded(prepare_document, item, "extract") if isinstance(item, Document) else item
-            if isinstance(doc, Rejection):
-                rejections.append(doc)
-            else:
-                documents.append(doc)
-                counts.add(doc, config)
-    with open(spool, "wb") as handle:
-        pickle.dump(documents, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    groups: set[str] = set()
+
+    def prepared(doc: Document) -> Document | Rejection:
+        """Extracted and normalised, its edge lines counted (a failure of either costs this document)."""
+        result = prepare_document(doc)
+        if isinstance(result, Document):
+            counts.add(result, config)
+        return result
+
+    with (
+        _Spool(spool) as documents,
+        _Spool(f"{spool}.rejected") as rejected,
+        open(f"{spool}.counts", "wb") as counts_spool,
+    ):
+        for path, source in files:
+            data = None
+            if hash_files:  # on a first run every source is the file's relative path (no versions yet)
+                data, row = _read_and_hash(path, source, boundary)
+                if row is not None:
+                    file_rows.append(row)
+            items = _guarded_load(path, root, source, data, boundary)
+            del data  # the loader's own reference goes when the file's last record is out
+            for item in items:
+                doc = _guarded(prepared, item, "extract") if isinstance(item, Document) else item
+                if isinstance(doc, Rejection):
+                    rejected.add(doc)
+                    continue
+                groups.add(doc.group)
+                if documents.add(doc, len(doc.body)) and _lines_counted(counts) >= COUNTS_SPOOL_LINES:
+                    pickle.dump(counts, counts_spool, protocol=pickle.HIGHEST_PROTOCOL)
+                    counts = LineCounts()
+        pickle.dump(counts, counts_spool, protocol=pickle.HIGHEST_PROTOCOL)
     return LoadedChunk(
-        spool,
-        len(documents),
-        {d.group for d in documents},
-        counts,
-        rejections,
-        time.perf_counter() - start,
-        file_rows,
+        spool, documents.count, groups, rejected.count, time.perf_counter() - start, config, file_rows
     )
+
+
+def _lines_counted(counts: LineCounts) -> int:
+    return sum(len(lines) for lines in counts.lines.values())
 
 
 FileRow = tuple[str, int, int, str]  # a row of the index's file table: (source, size, mtime_ns, hash)
@@ -234,12 +358,21 @@ def _guarded(
 def _guarded_load(
     path: str, root: str, source: str, data: bytes | None, boundary: InputBoundary
 ) -> Iterator[Document | Rejection]:
-    """``load_file``, with an unexpected exception turned into a rejection of the file."""
+    """``load_file``, with an unexpected exception turned into a rejection of the file.
+
+    Each record of a multi-record file is read under its own guard inside the loader (see
+    :mod:`pipeline.load`), so an exception reaching this one is a bug outside any record: the file's
+    remaining records cannot be told apart, and the rejection says how many came out before it.
+    """
+    done = 0
     try:
-        yield from load_file(Path(path), Path(root), source, data, boundary)
+        for item in load_file(Path(path), Path(root), source, data, boundary):
+            done += 1
+            yield item
     except Exception as err:  # noqa: BLE001
         log.warning("load failed on %s: %s: %s", source, type(err).__name__, err)
-        yield Rejection(source, "internal_error", f"{type(err).__name__}: {err}", stage="load")
+        after = f" (after {done} records)" if done else ""
+        yield Rejection(source, "internal_error", f"{type(err).__name__}: {err}{after}", stage="load")
 
 
 def prepare_document(doc: Document) -> Document | Rejection:
@@ -287,43 +420,61 @@ def _signer(config: MinHashConfig) -> Signer:
 def clean_chunk(
     spool_in: str, spool_out: str, learned: dict[str, frozenset[int]], config: RunConfig, signer: Signer
 ) -> CleanedChunk:
-    """Strip boilerplate from a spooled chunk, spool the clean records and return their signatures."""
+    """Strip boilerplate from a spooled chunk batch by batch; spool the clean records, and their
+    signatures beside them (``SPOOL_OUT.signed``, one batch of signatures per batch of records)."""
     start = time.perf_counter()
     rules = _rules(config.cleanup.boilerplate_file)
-    with open(spool_in, "rb") as handle:
-        documents: list[Document] = pickle.load(handle)
-    records: list[dict[str, Any]] = []
-    rejections: list[Rejection] = []
-    removed: Counter[tuple[str, str]] = Counter()
-    with open(spool_out, "wb") as out:
-        for doc in documents:
-            step = partial(
-                clean_document,
-                rules=rules,
-                learned=learned.get(doc.group, frozenset()),
-                config=config.cleanup,
-            )
-            result = _guarded(step, doc, "cleanup")
-            if isinstance(result, Rejection):
-                rejections.append(result)
-                continue
-            record = record_json(result)
-            try:
-                serialised = orjson.dumps(record) + b"\n"
-            except orjson.JSONEncodeError as err:  # a string no UTF-8 can hold: this document only
-                rejections.append(Rejection(doc.source, "internal_error", f"JSON: {err}", stage="cleanup"))
-                continue
-            removed.update((doc.group, line) for line in doc.removed)
-            out.write(serialised)
-            records.append(record)
-    signed = sign(records, signer)
-    return CleanedChunk(spool_out, signed, rejections, removed, time.perf_counter() - start)
+    documents = 0
+    with (
+        open(spool_out, "wb") as out,
+        _Spool(f"{spool_out}.signed", batch=1) as signed,  # one per batch of records, written at once
+        _Spool(f"{spool_out}.rejected") as rejected,
+        _Spool(f"{spool_out}.removed", batch=1) as removed,
+    ):
+        for batch in _read_batches(spool_in):
+            records: list[dict[str, Any]] = []
+            tokens: list[list[bytes]] = []
+            removed_here: Counter[tuple[str, str]] = Counter()
+            for doc in batch:
+                step = partial(
+                    clean_document,
+                    rules=rules,
+                    learned=learned.get(doc.group, frozenset()),
+                    config=config.cleanup,
+                )
+                result = _guarded(step, doc, "cleanup")
+                if isinstance(result, Rejection):
+                    rejected.add(result)
+                    continue
+                try:
+                    record = record_json(result)
+                    serialised = orjson.dumps(record) + b"\n"
+                    record_tokens = dedup_token_bytes(record["text"])
+                except Exception as err:  # noqa: BLE001 - (a string no UTF-8 can hold ...) this document only
+                    log.warning("cleanup failed on %s: %s: %s", doc.source, type(err).__name__, err)
+                    detail = f"{type(err).__name__}: {err}"
+                    rejected.add(Rejection(doc.source, "internal_error", detail, stage="cleanup"))
+                    continue
+                removed_here.update((doc.group, line) for line in doc.removed)
+                out.write(serialised)
+                records.append(record)
+                tokens.append(record_tokens)
+            if records:
+                signed.add(sign(records, signer, tokens))
+                documents += len(records)
+            if removed_here:
+                removed.add(removed_here)
+    return CleanedChunk(spool_out, documents, rejected.count, time.perf_counter() - start)
 
 
-def sign(records: list[dict[str, Any]], signer: Signer) -> SignedBatch:
-    """The compact dedup view of clean records, computed as one batch (see :func:`shingle_hash_sets`)."""
+def sign(
+    records: list[dict[str, Any]], signer: Signer, tokens: list[list[bytes]] | None = None
+) -> SignedBatch:
+    """The compact dedup view of clean records, computed as one batch (see :func:`shingle_hash_sets`);
+    ``tokens``: their texts' :func:`dedup_token_bytes`, when the caller has them."""
     config = signer.config
-    tokens = [dedup_token_bytes(record["text"]) for record in records]
+    if tokens is None:
+        tokens = [dedup_token_bytes(record["text"]) for record in records]
     sets = shingle_hash_sets(tokens, config.shingle_size)
     short = max(PREFIX_TOKENS, config.min_containment_shingles + config.shingle_size - 1)
     return SignedBatch(
@@ -339,6 +490,34 @@ def sign(records: list[dict[str, Any]], signer: Signer) -> SignedBatch:
         ],
         *pack_sets(sets),
         band_keys(signer.signatures(sets), signer.hashranges),
+    )
+
+
+def joined(batches: list[SignedBatch]) -> SignedBatch:
+    """Signed batches as one, in order (the columns concatenated, the offsets shifted)."""
+    batches = [b for b in batches if len(b)]
+    if len(batches) == 1:
+        return batches[0]
+    if not batches:
+        return SignedBatch.of([])
+    offsets, base = [np.zeros(1, np.int64)], 0
+    for batch in batches:
+        offsets.append(batch.offsets[1:] + base)
+        base += int(batch.offsets[-1])
+
+    def column(name: str) -> list[Any]:
+        return list(chain.from_iterable(getattr(batch, name) for batch in batches))
+
+    return SignedBatch(
+        column("ids"),
+        column("sources"),
+        column("content_hashes"),
+        column("lengths"),
+        column("dates"),
+        column("prefixes"),
+        np.concatenate([b.shingles for b in batches]),
+        np.concatenate(offsets),
+        np.concatenate([b.bands for b in batches]),
     )
 
 
