@@ -46,6 +46,12 @@ from pipeline.contract import REASONS, Document, Rejection
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
+# The longest text one document may hold (a page's HTML, a text file, a record's text field): extracting,
+# normalising and signing a document cost 30-55 bytes a character at their peak (an HTML page of 3.8 M
+# characters: 256 MB in its worker process; a text of 3.7 M: 208 MB), so this keeps a worker within its
+# bound whatever one file holds (see README, "Reliability and security"). The extraction benchmark's longest
+# page has 1.5 M; a 50 MB text file would cost its worker 1.4 GB.
+MAX_DOCUMENT_CHARS = 4_000_000
 SIDECAR_SUFFIX = ".meta.json"
 HTML_SUFFIXES = {".html", ".htm", ".xhtml", ".shtml", ".php", ".asp", ".aspx"}
 JSON_SUFFIXES = {".json"}
@@ -469,13 +475,25 @@ def load_file(
             split = _split_jsonl if suffix in JSONL_SUFFIXES else _split_json
             yield from split(buffer[0], source, buffer[1])
         return
+    if len(data) > 4 * MAX_DOCUMENT_CHARS:  # a character takes 4 bytes at most, in any encoding
+        yield _too_long(source, f"{len(data)} bytes")
+        return
     text = decode(data, source, meta.get("charset"))
     if isinstance(text, Rejection):
         yield text
         return
+    if len(text) > MAX_DOCUMENT_CHARS:
+        yield _too_long(source, f"{len(text)} characters")
+        return
     kind = "html" if suffix in HTML_SUFFIXES or _HTML_START.match(data[:2048]) else "text"
     del data
     yield Document(source=source, body=text, kind=kind, url=meta.get("url"), group=folder_group(source))
+
+
+def _too_long(source: str, size: str) -> Rejection:
+    return Rejection(
+        source, "too_large", f"{size}: over the cap of {MAX_DOCUMENT_CHARS} characters a document"
+    )
 
 
 def _gunzip(data: bytes) -> bytes:
@@ -971,6 +989,8 @@ def document_from_json(item: Any, source: str) -> Document | Rejection:
         text = "\n\n".join(p for p in paragraphs if p)
     if not isinstance(text, str) or not text or text.isspace():
         return Rejection(source, "parse_error", f"no text field (looked for {', '.join(TEXT_KEYS[:5])}, ...)")
+    if len(text) > MAX_DOCUMENT_CHARS:
+        return _too_long(source, f"{len(text)} characters")
     if kind == "text" and _HTML_START.match(text[:2048].encode("utf-8", "replace")):
         kind = "html"
     url = _as_text(_first(item, URL_KEYS))

@@ -242,7 +242,7 @@ def _read_batches(path: str) -> Iterator[Any]:
 # a chunk or a file's records: its memory does not grow with the number of records (see README,
 # "Reliability and security").
 BATCH_DOCUMENTS = 1_000
-BATCH_CHARS = 4_000_000  # characters of text: 4-16 MB of str
+BATCH_CHARS = 1_000_000  # characters of text: 1-4 MB of str, and what signing a batch costs (~10 MB)
 # Distinct lines in a worker's line counts before it spools them and starts new counts (about 45 MB; the
 # parent merges the parts: the counts are exact).
 COUNTS_SPOOL_LINES = 100_000
@@ -489,8 +489,26 @@ def sign(
             for t in tokens
         ],
         *pack_sets(sets),
-        band_keys(signer.signatures(sets), signer.hashranges),
+        band_keys(_signatures(signer, sets), signer.hashranges),
     )
+
+
+# Shingles signed at once at most: the signer's work array is num_perm x this many uint32 (16 MB at 128), so
+# that one long document (a 3.7 M-character text has 460,000 shingles: 235 MB) costs no more.
+SIGN_PIECE = 1 << 15
+
+
+def _signatures(signer: Signer, sets: list[np.ndarray]) -> np.ndarray:
+    """``signer.signatures(sets)``, a set larger than ``SIGN_PIECE`` signed in pieces: a set's MinHash is
+    the element-wise minimum of its pieces' (exactly)."""
+    if all(s.size <= SIGN_PIECE for s in sets):
+        return signer.signatures(sets)
+    pieces: list[np.ndarray] = []
+    firsts: list[int] = []
+    for hashes in sets:
+        firsts.append(len(pieces))
+        pieces.extend(hashes[i : i + SIGN_PIECE] for i in range(0, max(hashes.size, 1), SIGN_PIECE))
+    return np.minimum.reduceat(signer.signatures(pieces), firsts, axis=0)
 
 
 def joined(batches: list[SignedBatch]) -> SignedBatch:

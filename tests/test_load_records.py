@@ -16,6 +16,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -272,7 +273,34 @@ def test_json_lines_in_any_encoding_split_the_same(tmp_path: Path, data: bytes) 
 
 
 # ---------------------------------------------------------------------------------------------------
-# Bounded memory: a worker's peak does not grow with the number of records
+# Bounded memory: a worker's peak does not grow with the number of records, nor with one document's size
+
+
+def test_a_document_over_the_cap_is_too_large_and_costs_its_record_only(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(load, "MAX_DOCUMENT_CHARS", 100)
+    (tmp_path / "long.txt").write_text("word " * 21)  # 105 characters
+    (tmp_path / "longer.txt").write_bytes(b"x" * 401)  # over 4 bytes a character: not even decoded
+    (tmp_path / "short.txt").write_text("word " * 19)
+    (tmp_path / "a.jsonl").write_text(json.dumps({"text": "w" * 101}) + "\n" + json.dumps({"text": "short"}))
+
+    assert loaded(tmp_path / "long.txt") == [("rejection", "long.txt", "too_large")]
+    assert loaded(tmp_path / "longer.txt") == [("rejection", "longer.txt", "too_large")]
+    assert loaded(tmp_path / "short.txt")[0][0] == "document"
+    assert loaded(tmp_path / "a.jsonl") == [
+        ("rejection", "a.jsonl#1", "too_large"),
+        ("document", "a.jsonl#2", "short"),
+    ]
+
+
+def test_a_long_document_is_signed_in_pieces_exactly_as_whole() -> None:
+    # A set's MinHash is the element-wise minimum of its pieces': the pieces bound the signer's work array.
+    signer = run._signer(RunConfig().minhash)
+    rng = np.random.default_rng(9)
+    sizes = (0, 3, run.SIGN_PIECE, run.SIGN_PIECE + 1, 3 * run.SIGN_PIECE + 17, 40)
+    sets = [np.unique(rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)) for n in sizes]
+
+    assert np.array_equal(run._signatures(signer, sets), signer.signatures(sets))
+
 
 WORKER = textwrap.dedent(
     """
