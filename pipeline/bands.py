@@ -65,6 +65,9 @@ _IDX_MASK = (1 << _ROW_SHIFT) - 1
 Segment = tuple[np.ndarray, np.ndarray]  # (sorted int64 keys, int64 document index per key)
 
 
+MAX_BUCKET = 64  # documents a band key yields per segment, the earliest first (see BandTable.candidates)
+
+
 def _sorted_segment(keys: np.ndarray, idxs: np.ndarray) -> Segment:
     order = np.argsort(keys, kind="stable")
     return keys[order], idxs[order]
@@ -105,7 +108,10 @@ class BandTable:
             if len(seg_keys) == 0:
                 continue
             lo = np.searchsorted(seg_keys, flat, "left")
-            counts = np.searchsorted(seg_keys, flat, "right") - lo
+            # The earliest MAX_BUCKET documents of a key only: a key shared by thousands of documents (one
+            # template, or one text repeated a million times in an export) would otherwise cost each of
+            # them a comparison with all the others, quadratic in time and in memory here.
+            counts = np.minimum(np.searchsorted(seg_keys, flat, "right") - lo, MAX_BUCKET)
             hits = counts.nonzero()[0]
             if hits.size == 0:
                 continue

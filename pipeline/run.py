@@ -865,10 +865,13 @@ def finish(
     clean_seconds = 0.0
     try:
         for chunk in cleaned:
-            dedup.add_chunk(chunk.signed)
+            ids: list[str] = []
+            for batch in chunk.signed_batches():  # a batch at a time: never a whole chunk's signatures
+                dedup.add_chunk(batch)
+                ids.extend(batch.ids)
             rejections.extend(chunk.rejections)
             removed.update(chunk.removed_lines)
-            spools.append((chunk.spool, chunk.signed.ids))
+            spools.append((chunk.spool, ids))
             clean_seconds += chunk.seconds
         timings["clean_and_dedup"] = time.perf_counter() - t0
         t1 = time.perf_counter()

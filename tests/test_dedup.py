@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import random
 from pathlib import Path
 
@@ -187,3 +189,23 @@ def test_shingle_files_round_trip_across_runs(tmp_path: Path):
         "run-000000000000.offsets.npy",
         "run-000000000000.u32",
     ]
+
+
+def test_a_flood_of_identical_and_near_identical_records_costs_linear_work(tmp_path: Path):
+    """One notice repeated in every record of an export, and one template page with a counter: each
+    record is compared with a bounded number of others (band buckets and clusters are capped), not with
+    every earlier copy, so a 50 MB export of tiny records cannot make dedup quadratic in time or memory."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    with gzip.open(raw / "same.jsonl.gz", "wt", encoding="utf-8") as out:
+        for _ in range(6_000):
+            out.write('{"text": "The same short notice repeated in every record of this export."}\n')
+    with gzip.open(raw / "near.jsonl.gz", "wt", encoding="utf-8") as out:
+        for i in range(3_000):
+            notice = f"Page not found. The page you asked for does not exist on this site any more. Ref {i}"
+            out.write(json.dumps({"text": notice}) + "\n")
+    summary = clean_folder(raw, tmp_path / "out", RunConfig(workers=1, report=False))
+    assert (summary.kept, summary.exact_duplicates, summary.near_duplicates) == (2, 5_999, 2_999)
+    checked = summary.stats["dedup"]["candidate_pairs_checked"]
+    assert checked <= 3_000 * 8 * 2, checked  # at most NEW_MEMBERS_CHECKED per cluster, per document
+    validate_output(tmp_path / "out")
