@@ -32,7 +32,7 @@ LOAD_REASONS = (
     "empty",  # zero bytes or only whitespace
     "binary",  # not text (NUL bytes, control characters, known binary magic)
     "decode_error",  # bytes that no encoding explains
-    "too_large",  # over the per-file size cap
+    "too_large",  # a file over the size cap (50 MB, decompressed), a document over 4 M characters
     "unreadable",  # the file could not be read (permissions, vanished, I/O error)
     "outside_input",  # a symbolic link whose target lies outside INPUT (read only with --follow-symlinks)
     "not_a_file",  # a FIFO, socket or device: never opened

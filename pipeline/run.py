@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache, partial
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -162,19 +161,11 @@ class CleanedChunk:
     documents: int
     rejected: int
     seconds: float
-    _signed: SignedBatch | None = field(default=None, repr=False)
 
     def signed_batches(self) -> Iterator[SignedBatch]:
         """The chunk's signatures batch by batch, in record order."""
         for batch in _read_batches(f"{self.spool}.signed"):
             yield from batch
-
-    @property
-    def signed(self) -> SignedBatch:
-        """The chunk's signatures as one batch (read on first use)."""
-        if self._signed is None:
-            self._signed = joined(list(self.signed_batches()))
-        return self._signed
 
     @property
     def rejections(self) -> list[Rejection]:
@@ -509,34 +500,6 @@ def _signatures(signer: Signer, sets: list[np.ndarray]) -> np.ndarray:
         firsts.append(len(pieces))
         pieces.extend(hashes[i : i + SIGN_PIECE] for i in range(0, max(hashes.size, 1), SIGN_PIECE))
     return np.minimum.reduceat(signer.signatures(pieces), firsts, axis=0)
-
-
-def joined(batches: list[SignedBatch]) -> SignedBatch:
-    """Signed batches as one, in order (the columns concatenated, the offsets shifted)."""
-    batches = [b for b in batches if len(b)]
-    if len(batches) == 1:
-        return batches[0]
-    if not batches:
-        return SignedBatch.of([])
-    offsets, base = [np.zeros(1, np.int64)], 0
-    for batch in batches:
-        offsets.append(batch.offsets[1:] + base)
-        base += int(batch.offsets[-1])
-
-    def column(name: str) -> list[Any]:
-        return list(chain.from_iterable(getattr(batch, name) for batch in batches))
-
-    return SignedBatch(
-        column("ids"),
-        column("sources"),
-        column("content_hashes"),
-        column("lengths"),
-        column("dates"),
-        column("prefixes"),
-        np.concatenate([b.shingles for b in batches]),
-        np.concatenate(offsets),
-        np.concatenate([b.bands for b in batches]),
-    )
 
 
 # ---------------------------------------------------------------------------------------------------
