@@ -55,10 +55,12 @@ def run_cli(*args: str | Path, timeout: float = 120) -> tuple[subprocess.Complet
     """``pipeline ARGS`` in a subprocess killed after ``timeout`` (a hang fails the test): the process,
     its seconds and its peak resident memory in kB (its own; with ``--workers 1`` the whole run)."""
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from pipeline.cli import main\n"
         "status = main(sys.argv[1:])\n"
-        "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so it would count pytest's own memory
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+        "print('maxrss', hwm, file=sys.stderr)\n"
         "sys.exit(status)\n"
     )
     start = time.perf_counter()
