@@ -127,10 +127,16 @@ class BandTable:
         idxs = (pairs & _IDX_MASK).tolist()
         return [idxs[bounds[i] : bounds[i + 1]] for i in range(n)]
 
-    def add(self, keys: np.ndarray, first_idx: int) -> None:
-        """Add ``(n, bands)`` keys of documents ``first_idx``, ``first_idx + 1``, ..."""
+    def add(self, keys: np.ndarray, first_idx: int, rows: np.ndarray | None = None) -> None:
+        """Add ``(n, bands)`` keys of documents ``first_idx``, ``first_idx + 1``, ... (only the ``rows``
+        a boolean mask selects, if given)."""
         n, bands = keys.shape
-        idxs = np.repeat(np.arange(first_idx, first_idx + n, dtype=np.int64), bands)
+        idxs = np.arange(first_idx, first_idx + n, dtype=np.int64)
+        if rows is not None:
+            keys, idxs = keys[rows], idxs[rows]
+        if not len(idxs):
+            return
+        idxs = np.repeat(idxs, bands)
         self._fresh.append(_sorted_segment(keys.ravel().astype(np.int64), idxs))
         while len(self._fresh) > 1 and 2 * len(self._fresh[-1][0]) >= len(self._fresh[-2][0]):
             newer = self._fresh.pop()

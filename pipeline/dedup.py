@@ -156,9 +156,19 @@ class Deduplicator:
             return
         first = len(self._docs)
         self.index.shingle_files.extend(batch.shingles, np.diff(batch.offsets).tolist())
+        # A copy of a text this run has seen is settled by its hash (see _add): its band keys would add
+        # nothing and its look-up find what its first copy found (a file of a million identical records
+        # would otherwise cost a million look-ups of the fullest buckets).
+        fresh = np.ones(len(batch), dtype=bool)
+        in_batch: set[str] = set()
+        for pos, content_hash in enumerate(batch.content_hashes):
+            if content_hash in self._exact or content_hash in in_batch:
+                fresh[pos] = False
+            in_batch.add(content_hash)
         # The chunk's own keys go in first, so its documents find each other; each keeps the earlier ones.
-        self.index.bands.add(batch.bands, self.base + first)
-        banded_all = self.index.bands.candidates(batch.bands)
+        self.index.bands.add(batch.bands, self.base + first, fresh)
+        found = iter(self.index.bands.candidates(batch.bands[fresh]))
+        banded_all = [next(found) if is_fresh else [] for is_fresh in fresh]
         for pos, (doc, banded) in enumerate(zip(batch.documents(), banded_all, strict=True)):
             index = first + pos
             own = self.base + index
