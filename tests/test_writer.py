@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from pipeline.writer import AtomicJsonl, write_json_atomic
+from pipeline.writer import AtomicJsonl, JournaledAppend, StagedRewrite, write_array_atomic, write_json_atomic
 
 ROWS = [{"id": "1", "text": "Café — “quoted”"}, {"id": "2", "text": "second\nline", "n": [1, 2]}]
 
@@ -154,3 +157,61 @@ def test_committed_file_mode_follows_the_umask(tmp_path: Path, umask_022: None, 
     write(target)
 
     assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o644
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rolled back after commit: the outputs are synced before the index commits; if that commit fails, the
+# run's rows must go too (the index still names the old lengths).
+
+
+def test_an_append_is_cut_back_also_after_its_commit(tmp_path: Path) -> None:
+    target = tmp_path / "records.jsonl"
+    target.write_bytes(b'{"id": "0"}\n')
+    out = JournaledAppend(target, committed=target.stat().st_size)
+    out.write(ROWS[0])
+    out.commit()
+    assert target.read_bytes().count(b"\n") == 2
+    out.abort()  # the index's commit failed
+    assert target.read_bytes() == b'{"id": "0"}\n'
+
+
+def test_a_first_output_disappears_again_when_the_index_commit_fails(tmp_path: Path) -> None:
+    target = tmp_path / "records.jsonl"
+    out = AtomicJsonl(target)
+    out.write(ROWS[0])
+    out.commit()
+    out.abort()
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_a_staged_rewrite_drops_rows_by_source_and_appears_only_when_put_in_place(tmp_path: Path) -> None:
+    target = tmp_path / "rejected.jsonl"
+    rows = [{"source": "a.txt", "reason": "unreadable"}, {"source": "b.txt", "reason": "empty"}]
+    committed = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+    target.write_bytes(committed + b'{"source": "dead run tail"}\n')  # past the committed length
+    out = StagedRewrite(target, len(committed), {"a.txt"}, ".next")
+    out.write({"source": "c.txt", "reason": "binary"})
+    length = out.commit()
+    assert (out.dropped, out.count) == (1, 1)
+    assert target.read_bytes().startswith(committed)  # untouched until put in place
+    out.put_in_place()
+    assert [json.loads(line)["source"] for line in target.read_text().splitlines()] == ["b.txt", "c.txt"]
+    assert target.stat().st_size == length and not (tmp_path / "rejected.jsonl.next").exists()
+
+
+def test_a_full_disk_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """A write that fails (here: a file-size limit, no root needed) removes the temporary file."""
+    before = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a killed process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, before[1]))
+    try:
+        with pytest.raises(OSError), AtomicJsonl(tmp_path / "records.jsonl") as out:
+            for _ in range(1000):
+                out.write({"text": "x" * 100})
+        with pytest.raises(OSError):
+            write_array_atomic(tmp_path / "keys.npy", np.zeros(10_000, np.int64))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, before)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert list(tmp_path.iterdir()) == []
