@@ -880,11 +880,15 @@ def finish(
             staged = [o for o in outputs.values() if isinstance(o, StagedRewrite)]
             for output in staged:
                 run.index.set_replacing(output.path.name)
-            run.index.commit()
-            run.committed = True
+            # An interrupt between the commit and the flag would roll back outputs the index now counts:
+            # one that arrives there takes effect just after.
+            with _signals_deferred():
+                run.index.commit()
+                run.committed = True
         except BaseException:
-            for output in outputs.values():
-                output.abort()
+            if not run.committed:
+                for output in outputs.values():
+                    output.abort()
             raise
         for output in staged:  # committed: the index counts the new file already (see finish_replacing)
             output.put_in_place()
@@ -1130,6 +1134,25 @@ def _worker_start() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed with the parent (kill -9)
     except (OSError, AttributeError):
         pass  # not Linux: workers end when they next find the task queue closed
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for a moment that must not be cut in two, then deliver them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    before = {
+        sig: signal.signal(sig, lambda n, _: arrived.append(n)) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        if arrived:
+            signal.raise_signal(arrived[0])
 
 
 @contextmanager
