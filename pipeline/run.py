@@ -1076,8 +1076,21 @@ class _WorkerPool:
 
     def __init__(self, processes: int) -> None:
         before = set(multiprocessing.active_children())
-        self._pool = multiprocessing.get_context("fork").Pool(processes, initializer=_worker_start)
-        self._workers = [p for p in multiprocessing.active_children() if p not in before]
+        # Created with SIGINT and SIGTERM blocked: the workers are forked with them blocked (and so is the
+        # pool's thread that forks replacements), so a Ctrl-C in the moment between a fork and the
+        # worker's initializer cannot kill it; the initializer ignores SIGINT, then unblocks them. A
+        # signal that arrives meanwhile is delivered here when the parent unblocks it.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            self._pool = multiprocessing.get_context("fork").Pool(processes, initializer=_worker_start)
+        finally:
+            self._workers = [p for p in multiprocessing.active_children() if p not in before]
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            except BaseException:
+                if hasattr(self, "_pool"):
+                    self.terminate()
+                raise
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
         return self._watched(self._pool.imap(partial(_call, fn), zip(*iterables, strict=True)))
@@ -1125,9 +1138,13 @@ def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     return fn(*args)
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _worker_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler (the CLI's) is not the worker's
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # forked blocked: see _WorkerPool
     try:
         import ctypes  # noqa: PLC0415 - Linux only, and only in workers
 
