@@ -66,10 +66,19 @@ def main() -> int:
             raise
         status, name = 128 + arrived[0], signal.Signals(arrived[0]).name
     else:
+        # Done: a signal from now on changes nothing. Ignored, not left to Python's finalization, which
+        # puts back the default handlers (a Ctrl-C during the exit would end the process by SIGINT).
+        _ignore_stop_signals()
         return status if not arrived else _exit_now(status)
+    _ignore_stop_signals()
     when = "" if started else " while starting: nothing was done"
     print(f"pipeline: interrupted ({name}){when}", file=sys.stderr)
     return _exit_now(status)
+
+
+def _ignore_stop_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _exit_now(status: int) -> NoReturn:
