@@ -27,10 +27,8 @@ import hashlib
 import html
 import json
 import logging
-import os
 import re
 import sys
-import tempfile
 import webbrowser
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -45,7 +43,7 @@ from rich.text import Text
 from pipeline import contract
 from pipeline.load import folder_group
 from pipeline.lock import DEFAULT_WAIT, OutputBusy, output_lock
-from pipeline.writer import FILE_MODE
+from pipeline.writer import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -424,8 +422,8 @@ def write_reports(out_dir: Path, config: ReportConfig | None = None) -> tuple[Pa
     report, texts = build_report(out_dir, config, texts_for=chosen)
     diffs = _embedded_diffs(out_dir, texts, chosen, config)
     json_path, html_path = out_dir / REPORT_JSON, out_dir / REPORT_HTML
-    _write_atomic(json_path, dump_report(report))
-    _write_atomic(html_path, render_html(report, diffs, config))
+    write_bytes_atomic(json_path, dump_report(report).encode("utf-8", "replace"))
+    write_bytes_atomic(html_path, render_html(report, diffs, config).encode("utf-8", "replace"))
     return json_path, html_path
 
 
@@ -495,18 +493,6 @@ def dump_report(report: dict[str, Any]) -> str:
         else:
             parts.append(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
     return "{\n" + ",\n".join(parts) + "\n}\n"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(name, FILE_MODE)
-        with os.fdopen(handle, "w", encoding="utf-8", errors="replace") as out:
-            out.write(text)
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -102,38 +102,38 @@ class AtomicJsonl(_JsonLines):
             self.abort()
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write one JSON document atomically."""
+def write_bytes_atomic(path: Path, data: bytes | memoryview, sync: bool = False) -> None:
+    """Write ``data`` as ``path`` atomically: a temporary file beside it (removed on failure), renamed into
+    place; ``sync``: flushed to the disk first (files an index commit will name)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(name, FILE_MODE)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out, ensure_ascii=False, indent=2, sort_keys=True)
-            out.write("\n")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            if sync:
+                out.flush()
+                os.fsync(out.fileno())
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
 
 
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write one JSON document atomically."""
+    text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
 def write_array_atomic(path: Path, array: np.ndarray) -> None:
-    """Write a numpy array as a synced ``.npy`` file, atomically (a temporary file removed on failure).
+    """Write a numpy array as a synced ``.npy`` file, atomically.
 
     Serialised in memory first: ``np.save`` to a real file goes through ``ndarray.tofile``, whose short
     write on a full disk raises an OSError without an errno ("5202 requested and 5104 written")."""
     buffer = io.BytesIO()
     np.save(buffer, array)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(buffer.getbuffer())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, buffer.getbuffer(), sync=True)
 
 
 class JournaledAppend(_JsonLines):

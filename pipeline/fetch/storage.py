@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +13,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pipeline.fetch.config import FetchResult
 from pipeline.load import SIDECAR_SUFFIX
-from pipeline.writer import FILE_MODE, write_json_atomic
+from pipeline.writer import write_bytes_atomic, write_json_atomic
 
 if TYPE_CHECKING:
     from pipeline.fetch.session import _Failed, _Response
@@ -128,19 +126,6 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(name, FILE_MODE)
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-
-
 def _store_page(raw_dir: Path, url: str, response: _Response) -> FetchResult:
     media = response.content_type.split(";", 1)[0].strip().lower()
     suffix = TEXT_SUFFIX if media == "text/plain" else PAGE_SUFFIX
@@ -156,7 +141,7 @@ def _store_page(raw_dir: Path, url: str, response: _Response) -> FetchResult:
     }
     try:
         # Page first: a sidecar with no page would read as a failed fetch if the run stopped in between.
-        _write_bytes_atomic(page, response.body)
+        write_bytes_atomic(page, response.body)
         write_json_atomic(sidecar_path(page), meta)
         other = page_path(raw_dir, url, PAGE_SUFFIX if suffix == TEXT_SUFFIX else TEXT_SUFFIX)
         other.unlink(missing_ok=True)  # a copy of another type, or the error sidecar, from an earlier run
