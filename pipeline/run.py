@@ -136,7 +136,7 @@ class LoadedChunk:
     @property
     def rejections(self) -> list[Rejection]:
         """The chunk's load rejections, in input order (read from the spool)."""
-        return [r for batch in _read_batches(f"{self.spool}.rejected") for r in batch]
+        return _spooled_rejections(self.spool)
 
     @property
     def counts(self) -> LineCounts:
@@ -170,7 +170,7 @@ class CleanedChunk:
     @property
     def rejections(self) -> list[Rejection]:
         """The chunk's cleanup rejections, in input order."""
-        return [r for batch in _read_batches(f"{self.spool}.rejected") for r in batch]
+        return _spooled_rejections(self.spool)
 
     @property
     def removed_lines(self) -> Counter[tuple[str, str]]:
@@ -217,6 +217,11 @@ class _Spool:
                 self.flush()
         finally:
             self.handle.close()
+
+
+def _spooled_rejections(spool: str) -> list[Rejection]:
+    """The rejections a worker spooled beside ``spool`` (``SPOOL.rejected``), in input order."""
+    return [r for batch in _read_batches(f"{spool}.rejected") for r in batch]
 
 
 def _read_batches(path: str) -> Iterator[Any]:
@@ -458,14 +463,11 @@ def clean_chunk(
     return CleanedChunk(spool_out, documents, rejected.count, time.perf_counter() - start)
 
 
-def sign(
-    records: list[dict[str, Any]], signer: Signer, tokens: list[list[bytes]] | None = None
-) -> SignedBatch:
+def sign(records: list[dict[str, Any]], signer: Signer, tokens: list[list[bytes]]) -> SignedBatch:
     """The compact dedup view of clean records, computed as one batch (see :func:`shingle_hash_sets`);
-    ``tokens``: their texts' :func:`dedup_token_bytes`, when the caller has them."""
+    ``tokens``: their texts' :func:`dedup_token_bytes` (the caller computes them under each record's own
+    guard)."""
     config = signer.config
-    if tokens is None:
-        tokens = [dedup_token_bytes(record["text"]) for record in records]
     sets = shingle_hash_sets(tokens, config.shingle_size)
     short = max(PREFIX_TOKENS, config.min_containment_shingles + config.shingle_size - 1)
     return SignedBatch(
@@ -943,10 +945,10 @@ def finish(
     }
     if run.files:  # else stats.json and the reports keep describing the last run that did something
         write_json_atomic(run.out_dir / contract.STATS, stats)
-    if config.report and run.files:
-        from pipeline.report import update_reports  # noqa: PLC0415 - rich and more, only when reporting
+        if config.report:
+            from pipeline.report import update_reports  # noqa: PLC0415 - rich and more, only when reporting
 
-        update_reports(run.out_dir)  # report.json and report.html over all runs' outputs
+            update_reports(run.out_dir)  # report.json and report.html over all runs' outputs
     return Summary(
         run.files,
         documents,
