@@ -251,6 +251,9 @@ _POSTED = re.compile(
 )
 
 
+# Remembered: a corpus repeats its date strings (a site's articles of a day share one), and dateutil takes
+# about 60 us a string, more when it fails and tries again fuzzily.
+@lru_cache(maxsize=8192)
 def parse_date(text: str) -> str | None:
     """An ISO date (``YYYY-MM-DD``) from a date string that names a year, else None."""
     text = text.strip().rstrip(".")

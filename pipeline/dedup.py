@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.index import Index
-from pipeline.signature import MinHashConfig, containment, jaccard
+from pipeline.signature import MinHashConfig, containment, jaccard, pack_sets
 
 PREFIX_TOKENS = 25
 MAX_PREFIX_BUCKET = 64  # candidates per prefix; beyond this a prefix is a template, not an article
@@ -49,12 +49,6 @@ class Signed:
     shingles: np.ndarray  # sorted unique uint32 shingle hashes
     bands: np.ndarray  # int64 LSH band keys of its MinHash signature (see Signer.hashranges)
     prefix: int | None  # hash of the first PREFIX_TOKENS dedup tokens, when the text has that many
-
-
-def pack_sets(sets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Shingle sets as one uint32 array and the offsets of each set in it (``SignedBatch`` columns)."""
-    packed = np.concatenate(sets).astype(np.uint32) if sets else np.empty(0, np.uint32)
-    return packed, np.concatenate(([0], np.cumsum([s.size for s in sets], dtype=np.int64)))
 
 
 @dataclass(frozen=True, slots=True)

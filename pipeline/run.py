@@ -28,7 +28,6 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 import xxhash
 
@@ -36,7 +35,7 @@ from pipeline import contract
 from pipeline.bands import band_keys
 from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_document
 from pipeline.contract import Document, Rejection, record_json
-from pipeline.dedup import PREFIX_TOKENS, Deduplicator, SignedBatch, Verdict, pack_sets
+from pipeline.dedup import PREFIX_TOKENS, Deduplicator, SignedBatch, Verdict
 from pipeline.extract import extract_main_text, tidy_metadata
 from pipeline.index import DATA_DIR, INDEX_FILE, STAGED_SUFFIX, Index, IndexMismatch
 from pipeline.load import (
@@ -50,8 +49,8 @@ from pipeline.load import (
     walk_inputs,
 )
 from pipeline.lock import DEFAULT_WAIT, output_lock
-from pipeline.normalize import dedup_token_bytes, normalize_text
-from pipeline.signature import MinHashConfig, Signer, shingle_hash_sets
+from pipeline.normalize import dedup_key, normalize_text
+from pipeline.signature import MinHashConfig, Signer, key_shingles
 from pipeline.writer import AtomicJsonl, JournaledAppend, StagedRewrite, open_output, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -429,7 +428,7 @@ def clean_chunk(
     ):
         for batch in _read_batches(spool_in):
             records: list[dict[str, Any]] = []
-            tokens: list[list[bytes]] = []
+            keys: list[bytes] = []
             removed_here: Counter[tuple[str, str]] = Counter()
             for doc in batch:
                 step = partial(
@@ -445,7 +444,7 @@ def clean_chunk(
                 try:
                     record = record_json(result)
                     serialised = orjson.dumps(record) + b"\n"
-                    record_tokens = dedup_token_bytes(record["text"])
+                    key = dedup_key(record["text"])
                 except Exception as err:  # noqa: BLE001 - (a string no UTF-8 can hold ...) this document only
                     log.warning("cleanup failed on %s: %s: %s", doc.source, type(err).__name__, err)
                     detail = f"{type(err).__name__}: {err}"
@@ -454,21 +453,20 @@ def clean_chunk(
                 removed_here.update((doc.group, line) for line in doc.removed)
                 out.write(serialised)
                 records.append(record)
-                tokens.append(record_tokens)
+                keys.append(key)
             if records:
-                signed.add(sign(records, signer, tokens))
+                signed.add(sign(records, signer, keys))
                 documents += len(records)
             if removed_here:
                 removed.add(removed_here)
     return CleanedChunk(spool_out, documents, rejected.count, time.perf_counter() - start)
 
 
-def sign(records: list[dict[str, Any]], signer: Signer, tokens: list[list[bytes]]) -> SignedBatch:
-    """The compact dedup view of clean records, computed as one batch (see :func:`shingle_hash_sets`);
-    ``tokens``: their texts' :func:`dedup_token_bytes` (the caller computes them under each record's own
-    guard)."""
+def sign(records: list[dict[str, Any]], signer: Signer, keys: list[bytes]) -> SignedBatch:
+    """The compact dedup view of clean records, computed as one batch (see :func:`key_shingles`); ``keys``:
+    their texts' :func:`dedup_key` (the caller computes them under each record's own guard)."""
     config = signer.config
-    sets = shingle_hash_sets(tokens, config.shingle_size)
+    shingles, offsets, words = key_shingles(keys, config.shingle_size)
     short = max(PREFIX_TOKENS, config.min_containment_shingles + config.shingle_size - 1)
     return SignedBatch(
         [r["id"] for r in records],
@@ -478,30 +476,15 @@ def sign(records: list[dict[str, Any]], signer: Signer, tokens: list[list[bytes]
         [r["date"] for r in records],
         # 63 bits: the prefix is an SQLite integer in the index.
         [
-            xxhash.xxh64_intdigest(b" ".join(t[:PREFIX_TOKENS])) >> 1 if len(t) >= short else None
-            for t in tokens
+            xxhash.xxh64_intdigest(b" ".join(key.split(maxsplit=PREFIX_TOKENS)[:PREFIX_TOKENS])) >> 1
+            if count >= short
+            else None
+            for key, count in zip(keys, words.tolist(), strict=True)
         ],
-        *pack_sets(sets),
-        band_keys(_signatures(signer, sets), signer.hashranges),
+        shingles,
+        offsets,
+        band_keys(signer.packed_signatures(shingles, offsets), signer.hashranges),
     )
-
-
-# Shingles signed at once at most: the signer's work array is num_perm x this many uint32 (16 MB at 128), so
-# that one long document (a 3.7 M-character text has 460,000 shingles: 235 MB) costs no more.
-SIGN_PIECE = 1 << 15
-
-
-def _signatures(signer: Signer, sets: list[np.ndarray]) -> np.ndarray:
-    """``signer.signatures(sets)``, a set larger than ``SIGN_PIECE`` signed in pieces: a set's MinHash is
-    the element-wise minimum of its pieces' (exactly)."""
-    if all(s.size <= SIGN_PIECE for s in sets):
-        return signer.signatures(sets)
-    pieces: list[np.ndarray] = []
-    firsts: list[int] = []
-    for hashes in sets:
-        firsts.append(len(pieces))
-        pieces.extend(hashes[i : i + SIGN_PIECE] for i in range(0, max(hashes.size, 1), SIGN_PIECE))
-    return np.minimum.reduceat(signer.signatures(pieces), firsts, axis=0)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 A document's shingles are its word n-grams (``dedup_tokens``). Each word is hashed once (32-bit xxhash of
 its UTF-8), and an n-gram's hash combines its words' hashes by position (an odd multiplier per position,
-summed modulo 2^32, then MurmurHash3's finalizer), all n-grams of a document at once in numpy: no n-gram
-string is ever built. :func:`shingle_hash` is the same function on one n-gram's bytes, so
+summed modulo 2^32, then MurmurHash3's finalizer), all n-grams of a chunk of documents at once in
+compiled loops (:mod:`pipeline.signature_kernels`): no n-gram string is ever built. :func:`shingle_hash`
+is the same function on one n-gram's bytes, so
 ``MinHash(num_perm, seed=seed, scheme="affine32", hashfunc=shingle_hash).update_batch(ngrams)`` gives the
 same hash values as :meth:`Signer.signature` (tested). The permutations are datasketch's own.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,7 +28,6 @@ SCHEME = "affine32"
 LSH_MARGIN = 0.2  # LSH bands are tuned for threshold - LSH_MARGIN (see pipeline/dedup.py)
 _U32 = np.uint32
 _EMPTY = np.iinfo(np.uint32).max
-_BLOCK_COLUMNS = 1 << 15  # shingles per signature block: num_perm x 32,768 uint32 = 16 MB at 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,25 +82,9 @@ def shingles(tokens: list[bytes], size: int) -> list[bytes]:
 _POSITION = np.array([(0x9E3779B1 * (2 * k + 1)) & 0xFFFFFFFF for k in range(64)], dtype=_U32)
 
 
-class _TokenHashes(dict):
-    """Token -> 32-bit xxhash of its UTF-8, remembered: most words of a corpus recur, and a dict hit costs
-    a tenth of hashing. Bounded: emptied when it holds ``LIMIT`` tokens."""
-
-    LIMIT = 1 << 20
-
-    def __missing__(self, token: bytes) -> int:
-        if len(self) >= self.LIMIT:
-            self.clear()
-        value = self[token] = xxhash.xxh32_intdigest(token)
-        return value
-
-
-_TOKEN_HASHES = _TokenHashes()
-
-
-def token_hashes(tokens: Iterable[bytes], count: int = -1) -> np.ndarray:
-    """32-bit xxhash of each (UTF-8) token; ``count``: how many there are, when known (faster)."""
-    return np.fromiter(map(_TOKEN_HASHES.__getitem__, tokens), dtype=_U32, count=count)
+def token_hashes(tokens: Iterable[bytes]) -> np.ndarray:
+    """32-bit xxhash of each (UTF-8) token (the plain definition the compiled path reproduces)."""
+    return np.array([xxhash.xxh32_intdigest(token) for token in tokens], dtype=_U32)
 
 
 def shingle_hashes(tokens: list[bytes], size: int) -> np.ndarray:
@@ -110,35 +93,30 @@ def shingle_hashes(tokens: list[bytes], size: int) -> np.ndarray:
 
 
 def shingle_hash_sets(documents: list[list[bytes]], size: int) -> list[np.ndarray]:
-    """:func:`shingle_hashes` of many documents, computed as one batch (a few numpy calls per chunk of
-    documents instead of per document, which is what most of the time went to)."""
+    """:func:`shingle_hashes` of many documents (tokens as :func:`pipeline.normalize.dedup_token_bytes`
+    gives them)."""
+    shingles, offsets, _ = key_shingles([b" ".join(tokens) for tokens in documents], size)
+    return [shingles[offsets[i] : offsets[i + 1]] for i in range(len(documents))]
+
+
+def key_shingles(keys: list[bytes], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The shingle sets of many dedup keys (:func:`pipeline.normalize.dedup_key`) in one pass: every set
+    concatenated, each set's offsets in it (``offsets[i]:offsets[i + 1]``), and each key's word count."""
     if size > len(_POSITION):
         raise ValueError(f"shingle size must be at most {len(_POSITION)}")
-    lengths = np.array([len(tokens) for tokens in documents], dtype=np.int64)
-    words = token_hashes(chain.from_iterable(documents), int(lengths.sum()))
-    starts = np.cumsum(lengths) - lengths
-    # Every window of ``size`` words over the concatenated documents; those that cross a boundary are
-    # never read.
-    count = max(words.size - size + 1, 0)
-    with np.errstate(over="ignore"):
-        combined = words[:count] * _POSITION[0]
-        for k in range(1, size):
-            combined += words[k : k + count] * _POSITION[k]
-    mixed = _fmix32(combined)
-    result = []
-    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
-        if length == 0:
-            result.append(np.empty(0, dtype=_U32))
-            continue
-        if length < size:  # a document shorter than ``size`` words is one shingle
-            piece = words[start : start + length]
-            with np.errstate(over="ignore"):
-                one = (piece * _POSITION[:length]).sum(dtype=_U32)
-            result.append(_fmix32(np.array([one], dtype=_U32)))
-            continue
-        ordered = np.sort(mixed[start : start + length - size + 1])
-        result.append(ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))])  # np.unique, faster
-    return result
+    from pipeline import signature_kernels as kernels  # noqa: PLC0415 - numba: 0.2 s to import
+
+    data = np.frombuffer(b"".join(keys), dtype=np.uint8)
+    ends = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)).cumsum()
+    words, starts = kernels.word_hashes(data, np.concatenate(([0], ends)))
+    shingles, offsets = kernels.shingle_sets(words, starts, size, _POSITION)
+    return shingles, offsets, np.diff(starts)
+
+
+def pack_sets(sets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Shingle sets as one uint32 array and the offsets of each set in it (``SignedBatch`` columns)."""
+    packed = np.concatenate(sets).astype(_U32) if sets else np.empty(0, _U32)
+    return packed, np.concatenate(([0], np.cumsum([s.size for s in sets], dtype=np.int64)))
 
 
 def shingle_hash(shingle: bytes) -> int:
@@ -196,8 +174,8 @@ class Signer:
         generator = np.random.RandomState(config.seed)
         a = generator.randint(0, 1 << 31, config.num_perm, dtype=_U32) * _U32(2) + _U32(1)
         b = generator.randint(0, 1 << 32, config.num_perm, dtype=_U32)
-        self._a = a[:, None]
-        self._b = b[:, None]
+        self._a = a
+        self._b = b
         self.hashranges = lsh_bands(config)
 
     def signature(self, hashes: np.ndarray) -> np.ndarray:
@@ -205,28 +183,14 @@ class Signer:
         return self.signatures([hashes])[0]
 
     def signatures(self, sets: list[np.ndarray]) -> np.ndarray:
-        """:meth:`signature` of many shingle hash sets: ``(len(sets), num_perm)``, in blocks of documents
-        (one multiply-add and one ``minimum.reduceat`` per block)."""
-        result = np.full((len(sets), self.config.num_perm), _EMPTY, dtype=_U32)
-        blocks: list[list[int]] = []
-        columns = _BLOCK_COLUMNS
-        for i, hashes in enumerate(sets):
-            if hashes.size == 0:
-                continue  # the empty set keeps the empty signature
-            if columns + hashes.size > _BLOCK_COLUMNS:
-                blocks.append([])
-                columns = 0
-            blocks[-1].append(i)
-            columns += hashes.size
-        for block in blocks:
-            mixed = _fmix32(np.concatenate([sets[i] for i in block]).astype(_U32))
-            values = np.multiply(
-                self._a, mixed[None, :]
-            )  # wraps modulo 2^32, as datasketch's uint32 arithmetic
-            np.add(values, self._b, out=values)
-            offsets = np.cumsum([0] + [sets[i].size for i in block[:-1]])
-            result[block] = np.minimum.reduceat(values, offsets, axis=1).T
-        return result
+        """:meth:`signature` of many shingle hash sets: ``(len(sets), num_perm)``."""
+        return self.packed_signatures(*pack_sets(sets))
+
+    def packed_signatures(self, shingles: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """:meth:`signatures` of sets given packed, as :func:`key_shingles` returns them."""
+        from pipeline import signature_kernels as kernels  # noqa: PLC0415
+
+        return kernels.minhash(shingles, offsets, self._a, self._b)
 
     def minhash(self, signature: np.ndarray) -> MinHash:
         """A datasketch MinHash carrying these hash values, for MinHashLSH."""

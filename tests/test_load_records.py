@@ -25,6 +25,7 @@ from pipeline import load, run
 from pipeline.contract import LOAD_REASONS, REASONS, Document, Rejection, read_jsonl, validate_output
 from pipeline.load import load_file
 from pipeline.run import RunConfig, clean_folder
+from pipeline.signature import _fmix32
 from tests.corpus import benchmark_articles
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -292,14 +293,21 @@ def test_a_document_over_the_cap_is_too_large_and_costs_its_record_only(tmp_path
     ]
 
 
-def test_a_long_document_is_signed_in_pieces_exactly_as_whole() -> None:
-    # A set's MinHash is the element-wise minimum of its pieces': the pieces bound the signer's work array.
+def test_long_and_empty_sets_are_signed_as_the_plain_minimum() -> None:
+    # The compiled loop against the definition: per permutation, the least (a * fmix32(s) + b) mod 2^32.
     signer = run._signer(RunConfig().minhash)
     rng = np.random.default_rng(9)
-    sizes = (0, 3, run.SIGN_PIECE, run.SIGN_PIECE + 1, 3 * run.SIGN_PIECE + 17, 40)
+    sizes = (0, 3, 1 << 15, (1 << 15) + 1, 3 * (1 << 15) + 17, 40)
     sets = [np.unique(rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)) for n in sizes]
+    a, b = signer._a.astype(np.uint64)[:, None], signer._b.astype(np.uint64)[:, None]
+    plain = [
+        ((a * _fmix32(s).astype(np.uint64)[None, :] + b) & 0xFFFFFFFF).min(axis=1)
+        if s.size
+        else np.full(signer.config.num_perm, 0xFFFFFFFF)
+        for s in sets
+    ]
 
-    assert np.array_equal(run._signatures(signer, sets), signer.signatures(sets))
+    assert np.array_equal(signer.signatures(sets), np.array(plain, dtype=np.uint32))
 
 
 WORKER = textwrap.dedent(

@@ -202,20 +202,34 @@ def test_dedup_tokens_unify_digits_to_ascii() -> None:
     assert dedup_tokens("Ｒｏｏｍ ４２") == ["room", "42"]
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    st.text(
-        alphabet=st.sampled_from(
-            list("abcXYZ019 .,;:!?-_'\n\"\u2019\u201c\u201d\u2014\u00e9\u00df\u0130\uff21")
-        )
-    )
-)
-def test_dedup_token_fast_path_matches_the_regex_path(text: str) -> None:
+def _plain_dedup_tokens(text: str) -> list[str]:
+    """The dedup key's definition, step by step, as the fast path must reproduce it."""
     from pipeline.normalize import _APOSTROPHES, _NON_WORD
 
     folded = unicodedata.normalize("NFKC", text)
-    expected = _NON_WORD.sub(" ", _APOSTROPHES.sub("", folded.casefold())).split()
-    assert dedup_tokens(text) == expected
+    return _NON_WORD.sub(" ", _APOSTROPHES.sub("", folded.casefold())).split()
+
+
+# Characters where a shortcut could go wrong: case-folding that changes length (ß, İ) or depends on position
+# in Python's lower() (final sigma), NFKC forms (…, ½, ², ﬂ, full-width), combining marks, apostrophes,
+# typographic punctuation and spaces, Cyrillic, CJK, emoji.
+_TRICKY = list(
+    "abcXYZ019 .,;:!?-_'\n\"\u2019\u2018\u201c\u201d\u201e\u2014\u2013\u00e9\u00df\u1e9e\u0130\uff21\uff14"
+    "\u2026\u00bd\u00b2\ufb02\u0301\u0308\u03a3\u03c3\u03c2\u0436\u0416\u6771\u00a0\u202f\u02bc\u2032\U0001f600"
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(_TRICKY)))
+@example("ΟΔΟΣ Σίσυφος straße … ½ ﬂow")
+def test_dedup_token_fast_path_matches_the_plain_definition(text: str) -> None:
+    assert dedup_tokens(text) == _plain_dedup_tokens(text)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text())
+def test_dedup_token_fast_path_matches_the_plain_definition_on_any_text(text: str) -> None:
+    assert dedup_tokens(text) == _plain_dedup_tokens(text)
 
 
 # The fast paths against the plain code they replace.
@@ -245,3 +259,43 @@ def test_visible_ascii_path_equals_the_regexes(text: str) -> None:
 def test_dedup_token_ascii_path_matches_the_regex_path(text: str) -> None:
     expected = normalize._NON_WORD.sub(" ", normalize._APOSTROPHES.sub("", text.casefold())).split()
     assert dedup_tokens(text) == expected
+
+
+def _plain_normalize(text: str, unescape: bool = False) -> str:
+    """normalize_text without its shortcuts: every regex on every text, the spacing loop on every line."""
+    import html
+
+    def once(text: str, unescape: bool) -> str:
+        text = normalize._INVISIBLE.sub("", normalize._NEWLINES.sub("\n", text))
+        if unescape:
+            text = normalize._INVISIBLE.sub("", normalize._NEWLINES.sub("\n", html.unescape(text)))
+        repaired = repair_mojibake(text)
+        text = normalize._INVISIBLE.sub("", normalize._NEWLINES.sub("\n", repaired))
+        text = unicodedata.normalize("NFC", normalize._LATE_INVISIBLE.sub("", text))
+        lines: list[str] = []
+        for line in text.split("\n"):
+            line = " ".join(line.split())
+            if line or (lines and lines[-1]):
+                lines.append(line)
+        return "\n".join(lines).strip()
+
+    result = once(text, unescape)
+    for _ in range(2):
+        again = once(result, False)
+        if again == result:
+            break
+        result = again
+    return result
+
+
+# Line breaks, spaces, invisible and late-invisible characters, mojibake halves, entities, a combining mark.
+_NORMALIZE_ALPHABET = list(
+    "ab é.\n\r\t\xa0\u202f\u2028\x0b\x85\u200b\ufeff\xad\x9d\u2019\u201c&#;amp\u0301ÂÃâ€™©\u00a9\x80"
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(_NORMALIZE_ALPHABET), max_size=40), st.booleans())
+@example("Itâ€™s  a test.\r\n\r\n\r\nÂ\u200b©", False)
+def test_normalize_text_fast_paths_equal_the_plain_steps(text: str, unescape: bool) -> None:
+    assert normalize_text(text, unescape=unescape) == _plain_normalize(text, unescape)

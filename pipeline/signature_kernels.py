@@ -1,0 +1,163 @@
+"""The compiled loops behind :mod:`pipeline.signature`: word hashes, shingle sets and MinHash values of a
+chunk of dedup keys in three passes over flat arrays (numba, compiled once and cached on disk).
+
+A chunk's dedup keys (see :func:`pipeline.normalize.dedup_key`: words separated by spaces, as UTF-8) are
+concatenated into one byte array; ``offsets[i]:offsets[i + 1]`` is document ``i``'s. Nothing here builds a
+Python object per word or per shingle, which is where the time of the numpy version went (a dictionary
+look-up per word, and a ``num_perm`` x shingles work array that did not fit in the cache).
+
+Each function computes exactly what the plain definition does (tests check them against ``xxhash``,
+:func:`pipeline.signature.shingles` and datasketch's ``MinHash.update_batch``, bit for bit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# Every value is a uint64 holding 32 bits (masked after each product): numba turns a mix of signed and
+# unsigned integers into floats, so the constants and shift counts are uint64 too.
+_U = np.uint64
+_MASK = _U(0xFFFFFFFF)
+_P1, _P2, _P3, _P4, _P5 = _U(0x9E3779B1), _U(0x85EBCA77), _U(0xC2B2AE3D), _U(0x27D4EB2F), _U(0x165667B1)
+_M1, _M2 = _U(0x85EBCA6B), _U(0xC2B2AE35)
+_S8, _S11, _S13, _S15, _S16, _S17, _S24, _S32 = (_U(n) for n in (8, 11, 13, 15, 16, 17, 24, 32))
+_SPACE = 32
+
+
+@njit(cache=True, inline="always")
+def _rotl(x: np.uint64, r: np.uint64) -> np.uint64:
+    return ((x << r) | (x >> (_S32 - r))) & _MASK
+
+
+@njit(cache=True, inline="always")
+def _read32(data: np.ndarray, i: int) -> np.uint64:
+    return _U(data[i]) | (_U(data[i + 1]) << _S8) | (_U(data[i + 2]) << _S16) | (_U(data[i + 3]) << _S24)
+
+
+@njit(cache=True)
+def xxh32(data: np.ndarray, start: int, end: int) -> np.uint64:
+    """XXH32 (seed 0) of ``data[start:end]``, as ``xxhash.xxh32_intdigest``."""
+    n = end - start
+    i = start
+    if n >= 16:
+        v1 = (_P1 + _P2) & _MASK
+        v2 = _P2
+        v3 = _U(0)
+        v4 = (_MASK + _U(1) - _P1) & _MASK
+        while i <= end - 16:
+            v1 = (_rotl((v1 + _read32(data, i) * _P2) & _MASK, _S13) * _P1) & _MASK
+            v2 = (_rotl((v2 + _read32(data, i + 4) * _P2) & _MASK, _S13) * _P1) & _MASK
+            v3 = (_rotl((v3 + _read32(data, i + 8) * _P2) & _MASK, _S13) * _P1) & _MASK
+            v4 = (_rotl((v4 + _read32(data, i + 12) * _P2) & _MASK, _S13) * _P1) & _MASK
+            i += 16
+        h = (_rotl(v1, _U(1)) + _rotl(v2, _U(7)) + _rotl(v3, _U(12)) + _rotl(v4, _U(18))) & _MASK
+    else:
+        h = _P5
+    h = (h + _U(n)) & _MASK
+    while i + 4 <= end:
+        h = (_rotl((h + _read32(data, i) * _P3) & _MASK, _S17) * _P4) & _MASK
+        i += 4
+    while i < end:
+        h = (_rotl((h + _U(data[i]) * _P5) & _MASK, _S11) * _P1) & _MASK
+        i += 1
+    h ^= h >> _S15
+    h = (h * _P2) & _MASK
+    h ^= h >> _S13
+    h = (h * _P3) & _MASK
+    h ^= h >> _S16
+    return h
+
+
+@njit(cache=True)
+def word_hashes(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The XXH32 of every word (a run of bytes other than the space) of each document, and where each
+    document's words start in that array (``starts[i]:starts[i + 1]``)."""
+    hashes = np.empty(data.size // 2 + offsets.size, dtype=np.uint32)  # a document of n bytes: <= (n+1)/2
+    starts = np.empty(offsets.size, dtype=np.int64)
+    count = 0
+    for doc in range(offsets.size - 1):
+        starts[doc] = count
+        i, end = offsets[doc], offsets[doc + 1]
+        while i < end:
+            while i < end and data[i] == _SPACE:
+                i += 1
+            if i == end:
+                break
+            first = i
+            while i < end and data[i] != _SPACE:
+                i += 1
+            hashes[count] = xxh32(data, first, i)
+            count += 1
+    starts[offsets.size - 1] = count
+    return hashes[:count], starts
+
+
+@njit(cache=True, inline="always")
+def fmix32(h: np.uint64) -> np.uint64:
+    """MurmurHash3's 32-bit finalizer."""
+    h ^= h >> _S16
+    h = (h * _M1) & _MASK
+    h ^= h >> _S13
+    h = (h * _M2) & _MASK
+    return h ^ (h >> _S16)
+
+
+@njit(cache=True)
+def shingle_sets(
+    words: np.ndarray, starts: np.ndarray, size: int, position: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each document's sorted unique shingle hashes, concatenated, and their offsets.
+
+    A shingle's hash is ``fmix32(sum(word[k] * position[k]) mod 2^32)`` over its ``size`` words; a
+    document shorter than ``size`` words is one shingle of all its words.
+    """
+    documents = starts.size - 1
+    out = np.empty(max(words.size, 1), dtype=np.uint32)
+    offsets = np.zeros(documents + 1, dtype=np.int64)
+    count = 0
+    for doc in range(documents):
+        first, end = starts[doc], starts[doc + 1]
+        length = end - first
+        if length == 0:
+            offsets[doc + 1] = count
+            continue
+        width = min(size, length)
+        windows = length - width + 1
+        piece = np.empty(windows, dtype=np.uint32)
+        for w in range(windows):
+            total = _U(0)
+            for k in range(width):
+                total = (total + _U(words[first + w + k]) * _U(position[k])) & _MASK
+            piece[w] = fmix32(total)
+        piece.sort()
+        previous = np.uint32(0)
+        for w in range(windows):
+            value = piece[w]
+            if w == 0 or value != previous:
+                out[count] = value
+                count += 1
+            previous = value
+        offsets[doc + 1] = count
+    return out[:count], offsets
+
+
+@njit(cache=True)
+def minhash(shingles: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(documents, num_perm)`` MinHash values: per permutation ``k``, the minimum over a document's
+    shingles ``s`` of ``(a[k] * fmix32(s) + b[k]) mod 2^32`` (datasketch's ``affine32``); an empty set keeps
+    the empty value 2^32 - 1."""
+    documents = offsets.size - 1
+    perms = a.size
+    result = np.full((documents, perms), _MASK, dtype=np.uint32)
+    values = np.empty(perms, dtype=np.uint32)
+    for doc in range(documents):
+        row = result[doc]
+        for i in range(offsets[doc], offsets[doc + 1]):
+            mixed = np.uint32(fmix32(_U(shingles[i])))
+            for k in range(perms):
+                values[k] = a[k] * mixed + b[k]  # uint32 arithmetic: wraps modulo 2^32
+            for k in range(perms):
+                if values[k] < row[k]:
+                    row[k] = values[k]
+    return result
