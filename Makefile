@@ -52,7 +52,8 @@ lint: $(STAMP)  ## ruff (lint and format check) and mypy
 eval: $(STAMP)  ## quality evaluations on ../shared/data (not part of the tests)
 	$(PY) -m tests.evaluate
 
-bench: $(STAMP)  ## benchmarks vs the peers (minutes; not part of the tests); table + bench/results/*.json
+# Real-text corpora from ../shared/data (bench/corpus.py); the previous release runs from a temporary git worktree.
+bench: $(STAMP)  ## benchmarks vs the previous release and the peers (minutes; not part of the tests); table + bench/results/*.json
 	$(VENV)/bin/pip install --quiet rensa || echo "rensa not installed: its case is skipped"
 	$(PY) -m bench.run
 

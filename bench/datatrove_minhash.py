@@ -4,7 +4,9 @@
     python bench/datatrove_minhash.py run WORK_DIR                  # signatures, buckets, clusters, filter
 
 The configuration mirrors ours as far as datatrove allows: word 5-grams, 14 buckets of 8 hashes (datatrove's
-default LSH shape for about 0.75), 2 tasks on 2 workers, English word tokenizer (spaCy, datatrove's default).
+default LSH shape for about 0.75), 2 tasks on 2 workers, English word tokenizer (spaCy, datatrove's default),
+for every language of the real-text corpus (mostly German and English, all in Latin or Cyrillic script, so
+its words split on spaces as ours do).
 """
 
 from __future__ import annotations

@@ -1,13 +1,22 @@
-"""`make bench`: times our engine against the peers on generated corpora and prints one table.
+"""`make bench`: times our engine against the previous release and the peers on real text; one table.
+
+Every text corpus is ``bench.corpus``'s: real sentences of the articles in ../shared/data by language, real
+article lengths, scraped boilerplate, 20% edited syndicated copies. Each corpus's truth (which file copies
+which) is kept beside it, as bench/.cache/<name>.truth.json (outside its folder: the pipeline reads the .json
+files of the folder it cleans).
 
 Cases (each timed over several runs after a warm-up; the median is reported):
 
-- signatures only, on the dedup tokens of 2,000 generated articles: datasketch's naive loop (one
+- signatures only, on the dedup keys of 2,000 real-text articles: datasketch's naive loop (one
   ``MinHash.update`` per shingle, default SHA-1 hash: the baseline), datasketch's ``update_batch`` with our
-  ``shingle_hash`` (the same signatures as ours, bit for bit), our production path, and rensa's RMinHash
-  (Rust, single-threaded) where installed (``pip install rensa``);
-- the whole ``pipeline clean`` of 20,000 generated scraped-text files as a separate process, 1 and 2
-  workers, with peak RSS;
+  ``shingle_hash`` (the same signatures as ours, bit for bit), our production path (``key_shingles`` and
+  ``packed_signatures`` on chunks of 200 documents, as the workers sign), and rensa's RMinHash (Rust,
+  single-threaded) where installed (``pip install rensa``);
+- the whole ``pipeline clean`` of 20,000 real-text files as a separate process: ours with 2 workers, the
+  previous release (``PREVIOUS_RELEASE``, checked out into a temporary git worktree and run with this
+  interpreter, ``PYTHONPATH`` pointing at it) with 2 workers, and ours with 1 worker, interleaved (a
+  disturbance of the machine then hits all alike), with peak RSS; then the dedup quality of our output and
+  of the previous release's: pairwise precision, recall and F1 of the clusters found against the truth;
 - datatrove's MinHash pipeline on the same files, where ``make bench-peers`` installed it (not measured
   otherwise: it needs datatrove[io,processing] and spaCy in their own virtual environment);
 - incremental: 1,000 new files against an existing output of 2,000 and of 200,000 documents, with
@@ -23,43 +32,56 @@ Cases (each timed over several runs after a warm-up; the median is reported):
   start-up and imports included) and in-run (``timings_seconds.total`` of its ``stats.json``). Skipped
   with a note when the shared data is missing.
 
-Corpora and base outputs are cached under bench/.cache (generated once, deterministically). Results go
-to bench/results/<time>.json and bench/results/latest.json. Sizes can be shrunk for a smoke run with
-``BENCH_SMALL=N BENCH_LARGE=N BENCH_RUNS=N``; the HTML case with ``BENCH_HTML_PAGES=N`` (0: all),
-``BENCH_HTML_COPIES=N``, ``BENCH_HTML_SOURCE=folder`` (``BENCH_HTML=0`` skips it).
+Corpora and base outputs are cached under bench/.cache (generated once, deterministically; again when the
+sentence pool's source folders change). Results go to bench/results/<time>.json and
+bench/results/latest.json. Sizes can be shrunk for a smoke run with ``BENCH_PIPELINE=N BENCH_SMALL=N
+BENCH_LARGE=N BENCH_NEW=N BENCH_RUNS=N BENCH_SIGNATURE_DOCS=N``; the HTML case with ``BENCH_HTML_PAGES=N``
+(0: all), ``BENCH_HTML_COPIES=N``, ``BENCH_HTML_SOURCE=folder`` (``BENCH_HTML=0`` skips it). The previous
+release is ``BENCH_PREVIOUS=<commit>`` (``0`` skips it). The sentence pool is read from
+``BENCH_TEXT_BENCHMARK`` (an article-extraction-benchmark folder: ground-truth.json and html/) and
+``BENCH_TEXT_EVALUATION`` (trafilatura's evaluation set; may be missing).
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
+import itertools
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
+import orjson
 import trafilatura
 from datasketch import MinHash
 
-from bench.corpus import generate
+import bench.corpus
 from pipeline.extract import TRAFILATURA_OPTIONS
-from pipeline.normalize import dedup_token_bytes
+from pipeline.normalize import dedup_key
 from pipeline.signature import (
     MinHashConfig,
     Signer,
+    key_shingles,
     shingle_hash,
-    shingle_hash_sets,
     shingle_hashes,
     shingles,
 )
 
 ROOT = Path(__file__).resolve().parent
-CACHE = Path(os.environ.get("BENCH_CACHE", ROOT / ".cache"))
+REPO = ROOT.parent
+CACHE = Path(os.environ.get("BENCH_CACHE", ROOT / ".cache")).resolve()
 RESULTS = Path(os.environ.get("BENCH_RESULTS", ROOT / "results"))
 PIPELINE_DOCS = int(os.environ.get("BENCH_PIPELINE", 20_000))
 SMALL = int(os.environ.get("BENCH_SMALL", 2_000))
@@ -67,12 +89,18 @@ LARGE = int(os.environ.get("BENCH_LARGE", 200_000))
 NEW = int(os.environ.get("BENCH_NEW", 1_000))
 RUNS = int(os.environ.get("BENCH_RUNS", 3))
 SIGNATURE_DOCS = int(os.environ.get("BENCH_SIGNATURE_DOCS", 2_000))
+# The commit before the real-text work: the release the pipeline case compares against.
+PREVIOUS_RELEASE = "f5c6fbd"
+PREVIOUS = os.environ.get("BENCH_PREVIOUS", PREVIOUS_RELEASE)
+TEXT_BENCHMARK = Path(os.environ.get("BENCH_TEXT_BENCHMARK", bench.corpus.ARTICLE_BENCHMARK)).resolve()
+TEXT_EVALUATION = Path(os.environ.get("BENCH_TEXT_EVALUATION", bench.corpus.TRAFILATURA_EVAL)).resolve()
 HTML = os.environ.get("BENCH_HTML", "1") != "0"
 HTML_SOURCE = Path(
     os.environ.get("BENCH_HTML_SOURCE", ROOT.parents[1] / "shared" / "data" / "article-extraction-benchmark")
 )
 HTML_PAGES = int(os.environ.get("BENCH_HTML_PAGES", 0))  # 0: every page
 HTML_COPIES = int(os.environ.get("BENCH_HTML_COPIES", 5))
+TARGET = re.compile(r"\(target ([<>]=) ([\d.,]+)(?: MB)?\)")
 
 
 def timed(fn: Callable[[], object], runs: int = RUNS) -> float:
@@ -86,25 +114,73 @@ def timed(fn: Callable[[], object], runs: int = RUNS) -> float:
     return statistics.median(times)
 
 
-def corpus(name: str, count: int, seed: int, start: int = 0) -> tuple[Path, int]:
-    """A cached generated corpus: (folder, bytes)."""
+@functools.cache
+def text_pool() -> dict:
+    """The sentence pool of ``TEXT_BENCHMARK`` and ``TEXT_EVALUATION`` (built once, cached in CACHE)."""
+    if not (TEXT_BENCHMARK / "ground-truth.json").exists():
+        raise SystemExit(
+            f"bench: no {TEXT_BENCHMARK}/ground-truth.json to build the real-text corpus from "
+            "(BENCH_TEXT_BENCHMARK names an article-extraction-benchmark folder)"
+        )
+    return bench.corpus.pool(CACHE, TEXT_BENCHMARK, TEXT_EVALUATION)
+
+
+def generate(root: Path, count: int, seed: int, start: int = 0) -> tuple[int, dict[str, str]]:
+    """``bench.corpus.generate`` from :func:`text_pool`. ``generate`` reads its pool as ``pool(cache)``,
+    from the default folders, so the pool of the folders chosen here is handed to it in that name's place.
+    """
+    stored = text_pool()
+    with mock.patch.object(bench.corpus, "pool", lambda cache: stored):
+        return bench.corpus.generate(root, count, seed=seed, start=start, cache=CACHE)
+
+
+def describe(folder: Path, clusters: dict[str, str], written: int) -> dict:
+    """Files, MB, median file size, the languages' shares of the files and the copies' share."""
+    sizes = [(folder / path).stat().st_size for path in clusters]
+    # Files are <language>-site<n>/<number>.txt.
+    languages = Counter(path.split("/")[0].rsplit("-site", 1)[0] for path in clusters)
+    copies = sum(1 for path, cluster in clusters.items() if path != cluster)
+    return {
+        "files": len(clusters),
+        "mb": round(written / 1e6, 1),
+        "median_file_bytes": int(statistics.median(sizes)) if sizes else 0,
+        "languages": {lang: round(n / len(clusters), 3) for lang, n in languages.most_common()},
+        "copies_share": round(copies / len(clusters), 3) if clusters else 0.0,
+    }
+
+
+def corpus(name: str, count: int, seed: int) -> tuple[Path, dict]:
+    """A cached real-text corpus: its folder and ``{"bytes", "description", "clusters", ...}`` (the truth,
+    stored in CACHE/<name>.truth.json)."""
     folder = CACHE / name
-    marker = folder / ".bytes"
-    if not marker.exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        written = generate(folder, count, seed=seed, start=start)
-        marker.write_text(str(written))
-    return folder, int(marker.read_text())
+    truth = CACHE / f"{name}.truth.json"
+    wanted = {"pool": text_pool()["key"], "count": count, "seed": seed}
+    if truth.exists():
+        stored = json.loads(truth.read_text(encoding="utf-8"))
+        if {k: stored.get(k) for k in wanted} == wanted and folder.is_dir():
+            return folder, stored
+    shutil.rmtree(folder, ignore_errors=True)
+    written, clusters = generate(folder, count, seed=seed)
+    stored = {
+        **wanted,
+        "bytes": written,
+        "description": describe(folder, clusters, written),
+        "clusters": clusters,
+    }
+    truth.write_text(json.dumps(stored, ensure_ascii=False), encoding="utf-8")
+    return folder, stored
 
 
-def run_process(args: list[str]) -> tuple[float, int]:
+def run_process(args: list[str], cwd: Path = REPO, env: dict[str, str] | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (MB, the largest process of the run) of a command."""
     probe = (
         "import resource, subprocess, sys, time; t = time.perf_counter(); "
         "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)"
     )
-    out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True, cwd=cwd, env=env
+    )
     seconds, rss_kb, code = out.stdout.split()
     if code != "0":
         raise RuntimeError(f"{args} exited {code}")
@@ -112,10 +188,17 @@ def run_process(args: list[str]) -> tuple[float, int]:
 
 
 def clean(
-    input_dir: Path, out: Path, workers: int, rebuild: bool = True, extra: tuple[str, ...] = ()
+    input_dir: Path,
+    out: Path,
+    workers: int,
+    rebuild: bool = True,
+    extra: tuple[str, ...] = (),
+    release: Path | None = None,
 ) -> tuple[float, int]:
     """``pipeline clean`` as its own process, without the reports (they cover the whole history, so
-    they are not part of what a run's new documents cost; not measured here)."""
+    they are not part of what a run's new documents cost; not measured here). ``release``: a worktree of
+    another version to run instead of ours (from there, with ``PYTHONPATH`` at it: it wins over the
+    editable install of ours)."""
     args = [
         sys.executable,
         "-m",
@@ -130,26 +213,86 @@ def clean(
         "--no-report",
         *extra,
     ]
-    return run_process(args + (["--rebuild"] if rebuild else []))
+    if release is None:
+        return run_process(args + (["--rebuild"] if rebuild else []))
+    env = {**os.environ, "PYTHONPATH": str(release)}
+    return run_process(args + (["--rebuild"] if rebuild else []), cwd=release, env=env)
+
+
+@contextmanager
+def previous_release() -> Iterator[Path | None]:
+    """A temporary git worktree of ``PREVIOUS`` (None when ``BENCH_PREVIOUS=0``), removed afterwards."""
+    if PREVIOUS == "0":
+        yield None
+        return
+    parent = Path(tempfile.mkdtemp(prefix="bench-previous-"))
+    tree = parent / "tree"
+    try:
+        added = subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(tree), PREVIOUS],
+            capture_output=True,
+            text=True,
+        )
+        if added.returncode != 0:
+            raise RuntimeError(f"no worktree of the previous release {PREVIOUS}: {added.stderr.strip()}")
+        # The worktree's package, not ours, must be the one that runs.
+        found = subprocess.run(
+            [sys.executable, "-c", "import pipeline; print(pipeline.__file__)"],
+            cwd=tree,
+            env={**os.environ, "PYTHONPATH": str(tree)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not Path(found).resolve().is_relative_to(tree.resolve()):
+            raise RuntimeError(f"the previous release's process imports {found}, not the worktree's")
+        yield tree
+    finally:
+        if tree.exists():
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
+                check=False,
+                capture_output=True,
+            )
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def previous_commit() -> str | None:
+    """``PREVIOUS`` as a full commit hash (None when skipped or unknown)."""
+    if PREVIOUS == "0":
+        return None
+    found = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--verify", f"{PREVIOUS}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip() or None
 
 
 def signatures() -> dict[str, dict]:
     folder, _ = corpus(f"articles-{SIGNATURE_DOCS}", SIGNATURE_DOCS, seed=11)
     texts = [p.read_text(encoding="utf-8") for p in sorted(folder.rglob("*.txt"))]
-    tokens = [dedup_token_bytes(t) for t in texts]
-    # Each engine gets its natural input ready-made: our path reads tokens; the others read n-grams.
+    keys = [dedup_key(t) for t in texts]
+    tokens = [key.split() for key in keys]
+    # Each engine gets its natural input ready-made: our path reads dedup keys; the others read n-grams.
     ngrams = [shingles(t, 5) for t in tokens]
     ngram_strings = [[s.decode("utf-8") for s in n] for n in ngrams]
     megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
     config = MinHashConfig()
     signer = Signer(config)
+
+    def production() -> list:
+        # As the workers sign: chunks of 200 documents, each one batch (see pipeline.run.sign).
+        batches = []
+        for i in range(0, len(keys), 200):
+            shingle_sets, offsets, _ = key_shingles(keys[i : i + 200], 5)
+            batches.append(signer.packed_signatures(shingle_sets, offsets))
+        return batches
+
     cases: dict[str, Callable[[], object]] = {
         "datasketch naive update() loop": lambda: [_naive(n) for n in ngrams],
         "datasketch update_batch(shingle_hash)": lambda: [_batch(n) for n in ngrams],
-        # As the workers sign: chunks of 200 documents, each a batch (see run.sign).
-        "ours (production path)": lambda: [
-            signer.signatures(shingle_hash_sets(tokens[i : i + 200], 5)) for i in range(0, len(tokens), 200)
-        ],
+        "ours (production path)": production,
         "ours, one document at a time": lambda: [signer.signature(shingle_hashes(t, 5)) for t in tokens],
     }
     try:
@@ -194,27 +337,83 @@ def _rensa(rensa, ngrams: list[str]):  # type: ignore[no-untyped-def]
     return minhash.digest()
 
 
-def pipeline_runs() -> dict[str, dict]:
-    """1 and 2 workers, interleaved (a disturbance of the machine then hits both alike), RUNS times each."""
-    folder, size = corpus(f"pipeline-{PIPELINE_DOCS}", PIPELINE_DOCS, seed=1)
-    times: dict[int, list[float]] = {1: [], 2: []}
-    peaks: dict[int, list[int]] = {1: [], 2: []}
-    for _ in range(RUNS):
-        for workers in (1, 2):
-            seconds, peak = clean(folder, CACHE / f"pipeline-out-{workers}", workers)
-            times[workers].append(seconds)
-            peaks[workers].append(peak)
+def pairs(clusters: dict[str, str]) -> set[tuple[str, str]]:
+    """All unordered pairs of documents that share a cluster label (as tests/evaluate.py scores dedup)."""
+    members = defaultdict(list)
+    for source, label in clusters.items():
+        members[label].append(source)
+    return {(a, b) if a < b else (b, a) for m in members.values() for a, b in itertools.combinations(m, 2)}
+
+
+def _rows(path: Path) -> list[dict]:
+    with path.open("rb") as handle:
+        return [orjson.loads(line) for line in handle if line.strip()]
+
+
+def quality(out: Path, truth: dict[str, str]) -> dict:
+    """Pairwise precision, recall and F1 of the clusters an output found against the true ones. A kept
+    record is its own cluster, a duplicate is in the cluster of the record its ``duplicate_of`` names;
+    documents in neither (rejected) pair with nothing."""
+    records = _rows(out / "records.jsonl")
+    duplicates = _rows(out / "duplicates.jsonl")
+    by_id = {r["id"]: r["source"] for r in records}
+    predicted = {r["source"]: r["source"] for r in records}
+    predicted.update({d["source"]: by_id[d["duplicate_of"]] for d in duplicates})
+    true_pairs, found_pairs = pairs(truth), pairs(predicted)
+    hits = len(true_pairs & found_pairs)
+    precision = hits / len(found_pairs) if found_pairs else 1.0
+    recall = hits / len(true_pairs) if true_pairs else 1.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "true_pairs": len(true_pairs),
+        "found_pairs": len(found_pairs),
+        "kept": len(records),
+        "duplicates": len(duplicates),
+        "not_in_output": len(set(truth) - set(predicted)),
+    }
+
+
+def pipeline_runs() -> tuple[dict[str, dict], dict[str, dict]]:
+    """Ours with 2 workers, the previous release with 2, ours with 1, interleaved, RUNS times each; then
+    the dedup quality of our output and of the previous release's. Returns (results, quality)."""
+    folder, stored = corpus(f"pipeline-{PIPELINE_DOCS}", PIPELINE_DOCS, seed=1)
+    size = stored["bytes"]
+    # In the order they run: (table row, quality line or None, workers, output folder, previous release?)
+    plans = [
+        ("pipeline clean, 2 worker(s)", "ours, 2 workers", 2, "pipeline-out-2", False),
+        (
+            f"previous release {PREVIOUS}: pipeline clean, 2 worker(s)",
+            f"previous release {PREVIOUS}, 2 workers",
+            2,
+            "pipeline-out-previous-2",
+            True,
+        ),
+        ("pipeline clean, 1 worker(s)", None, 1, "pipeline-out-1", False),
+    ]
+    times: dict[str, list[float]] = defaultdict(list)
+    peaks: dict[str, list[int]] = defaultdict(list)
+    with previous_release() as release:
+        if release is None:
+            plans = [plan for plan in plans if not plan[4]]
+        for _ in range(RUNS):
+            for name, _, workers, out, previous in plans:
+                seconds, peak = clean(folder, CACHE / out, workers, release=release if previous else None)
+                times[name].append(seconds)
+                peaks[name].append(peak)
     results = {}
-    for workers in (1, 2):
-        seconds = statistics.median(times[workers])
-        results[f"pipeline clean, {workers} worker(s)"] = {
+    for name, *_ in plans:
+        seconds = statistics.median(times[name])
+        results[name] = {
             "docs_per_s": PIPELINE_DOCS / seconds,
             "mb_per_s": size / 1e6 / seconds,
             "seconds": seconds,
-            "peak_rss_mb": max(peaks[workers]),
-            "runs_seconds": [round(t, 2) for t in times[workers]],
+            "peak_rss_mb": max(peaks[name]),
+            "runs_seconds": [round(t, 2) for t in times[name]],
         }
-    return results
+    scores = {label: quality(CACHE / out, stored["clusters"]) for _, label, _, out, _ in plans if label}
+    return results, scores
 
 
 def incremental() -> dict[str, dict]:
@@ -254,7 +453,8 @@ def datatrove() -> dict[str, dict]:
     python = ROOT / ".venv-peers" / "bin" / "python"
     if not python.exists():
         return {}
-    folder, size = corpus(f"pipeline-{PIPELINE_DOCS}", PIPELINE_DOCS, seed=1)
+    folder, stored = corpus(f"pipeline-{PIPELINE_DOCS}", PIPELINE_DOCS, seed=1)
+    size = stored["bytes"]
     work = CACHE / "datatrove-work"
     shutil.rmtree(work, ignore_errors=True)
     script = str(ROOT / "datatrove_minhash.py")
@@ -359,8 +559,14 @@ def html_runs() -> dict[str, dict]:
     return results
 
 
+HTML_HEADLINE = (
+    "html: ours 1 worker / bare extract(with_metadata=True) per core (target <= 1.0)",
+    "html: 2 workers / 1 worker (target >= 1.8)",
+)
+
+
 def html_ratios(results: dict[str, dict]) -> dict[str, float | None]:
-    """Time ratios of the HTML case (None when it was skipped)."""
+    """Time ratios of the HTML case, the headline two first (None when it was skipped)."""
 
     def seconds(prefix: str) -> float | None:
         return next((row["seconds"] for name, row in results.items() if name.startswith(prefix)), None)
@@ -373,77 +579,138 @@ def html_ratios(results: dict[str, dict]) -> dict[str, float | None]:
     two = seconds("html: pipeline clean, 2 worker(s), whole process")
     two_in_run = seconds("html: pipeline clean, 2 worker(s), in-run")
     if not (bare and bare_ours and bare_metadata and one and one_in_run and two and two_in_run):
-        return dict.fromkeys(
-            (
-                "html: ours 1 worker / bare trafilatura per core (target <= 1.10)",
-                "html: 2 workers / 1 worker (target >= 1.7)",
-            )
-        )
+        return dict.fromkeys(HTML_HEADLINE)
+    metadata_per_core, two_by_one = HTML_HEADLINE
     return {
-        "html: ours 1 worker / bare trafilatura per core (target <= 1.10)": one / bare,
-        "html: ours 1 worker in-run / bare trafilatura": one_in_run / bare,
-        "html: ours 1 worker in-run / bare trafilatura, our options": one_in_run / bare_ours,
-        "html: ours 1 worker in-run / bare extract with metadata (same fields)": one_in_run / bare_metadata,
-        "html: 2 workers / 1 worker (target >= 1.7)": one / two,
+        # Whole process (start-up, imports, dedup, writing) against the bare loop that reads the same fields.
+        metadata_per_core: one / bare_metadata,
+        two_by_one: one / two,
+        "html: ours 1 worker / bare extract(deduplicate=False)": one / bare,
+        "html: ours 1 worker in-run / bare extract(deduplicate=False)": one_in_run / bare,
+        "html: ours 1 worker in-run / bare extract, our options": one_in_run / bare_ours,
+        "html: ours 1 worker in-run / bare extract(with_metadata=True)": one_in_run / bare_metadata,
         "html: 2 workers / 1 worker, in-run": one_in_run / two_in_run,
     }
 
 
+def meets(name: str, value: float | None) -> bool | None:
+    """Whether a ratio meets the target its name states (None: no target, or not measured)."""
+    found = TARGET.search(name)
+    if found is None or value is None:
+        return None
+    target = float(found.group(2).replace(",", ""))
+    return value >= target if found.group(1) == ">=" else value <= target
+
+
+def machine() -> str:
+    model = ""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        model = next(
+            (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line), ""
+        )
+    except OSError:
+        pass
+    cores = f"{os.cpu_count()} cores" + (f" ({model})" if model else "")
+    return f"{platform.machine()}, {cores}, Python {platform.python_version()}"
+
+
 def main() -> None:
-    CACHE.mkdir(exist_ok=True)
-    RESULTS.mkdir(exist_ok=True)
-    results = {**signatures(), **pipeline_runs(), **datatrove(), **incremental(), **html_runs()}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    # Signatures first: their first call of the compiled kernels fills numba's cache before any timed process.
+    signature_results = signatures()
+    pipeline_results, scores = pipeline_runs()
+    results = {**signature_results, **pipeline_results, **datatrove(), **incremental(), **html_runs()}
+    corpora = {
+        name: json.loads((CACHE / f"{name}.truth.json").read_text(encoding="utf-8"))["description"]
+        for name in (
+            f"pipeline-{PIPELINE_DOCS}",
+            f"articles-{SIGNATURE_DOCS}",
+            f"base-{SMALL}",
+            f"base-{LARGE}",
+        )
+    }
     naive = results["datasketch naive update() loop"]["docs_per_s"]
     ours = results["ours (production path)"]["docs_per_s"]
     rensa = results.get("rensa RMinHash (Rust, 1 thread), from tokens", {}).get("docs_per_s")
     rensa_ready = results.get("rensa RMinHash (Rust, 1 thread), n-grams ready-made", {}).get("docs_per_s")
-    one = results["pipeline clean, 1 worker(s)"]["docs_per_s"]
-    two = results["pipeline clean, 2 worker(s)"]["docs_per_s"]
-    ratios = {
-        "signatures: ours / datasketch naive (target >= 30)": ours / naive,
-        "signatures: ours / rensa 1 thread, both from tokens (target >= 1)": ours / rensa if rensa else None,
-        "signatures: ours / rensa 1 thread given ready n-gram strings": ours / rensa_ready
-        if rensa_ready
+    one = results["pipeline clean, 1 worker(s)"]["seconds"]
+    two = results["pipeline clean, 2 worker(s)"]["seconds"]
+    previous = results.get(f"previous release {PREVIOUS}: pipeline clean, 2 worker(s)", {}).get("seconds")
+    datatrove_case = results.get("datatrove MinHash dedup (4 stages), 2 tasks")
+    large_first = results[f"first run, {LARGE} documents, 2 workers"]
+    ratios: dict[str, float | None] = {
+        "pipeline: ours / previous release, 2 workers (target >= 2.0)": previous / two if previous else None,
+        "pipeline: 2 workers / 1 worker (target >= 1.8)": one / two,
+        "pipeline: ours 2 workers / datatrove (target >= 25)": datatrove_case["seconds"] / two
+        if datatrove_case
         else None,
-        "pipeline: 2 workers / 1 worker (target >= 1.7)": two / one,
+        f"memory: peak RSS at {LARGE:,} documents (target <= 1024 MB)": large_first["peak_rss_mb"],
     }
+    ratios.update(html_ratios(results))
+    ratios.update(
+        {
+            "signatures: ours / datasketch naive (target >= 30)": ours / naive,
+            "signatures: ours / rensa 1 thread, both from tokens (target >= 1)": ours / rensa
+            if rensa
+            else None,
+            "signatures: ours / rensa 1 thread given ready n-gram strings": ours / rensa_ready
+            if rensa_ready
+            else None,
+        }
+    )
     for scan in ("full", "folders"):
         large = results[f"incremental, {NEW} new against {LARGE}, --scan {scan}"]["seconds"]
         small = results[f"incremental, {NEW} new against {SMALL}, --scan {scan}"]["seconds"]
         name = f"incremental --scan {scan}: against {LARGE} / against {SMALL} (target <= 1.5)"
         ratios[name] = large / small
-    ratios.update(html_ratios(results))
-    datatrove_case = results.get("datatrove MinHash dedup (4 stages), 2 tasks")
-    if datatrove_case:
-        ratios["pipeline 2 workers / datatrove"] = two / datatrove_case["docs_per_s"]
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"\n{'case':58s} {'docs/s':>10s} {'MB/s':>7s} {'seconds':>8s} {'peak MB':>8s}")
+    targets = {name: meets(name, value) for name, value in ratios.items()}
+    where = machine()
+
+    print(f"\nmachine: {where}")
+    for name, described in corpora.items():
+        languages = ", ".join(f"{lang} {share:.0%}" for lang, share in described["languages"].items())
+        print(
+            f"corpus {name}: {described['files']:,} files, {described['mb']:.1f} MB, median file "
+            f"{described['median_file_bytes']:,} bytes, copies {described['copies_share']:.0%}; {languages}"
+        )
+    print(f"\n{'case':62s} {'docs/s':>10s} {'MB/s':>7s} {'seconds':>8s} {'peak MB':>8s}")
     for name, row in results.items():
         mb = f"{row['mb_per_s']:7.1f}" if "mb_per_s" in row else " " * 7
         peak = f"{row['peak_rss_mb']:8d}" if "peak_rss_mb" in row else ""
-        print(f"{name:58s} {row['docs_per_s']:10.0f} {mb} {row['seconds']:8.2f} {peak}")
+        print(f"{name:62s} {row['docs_per_s']:10.0f} {mb} {row['seconds']:8.2f} {peak}")
+    print(f"\n{'quality (pairwise, against the truth)':62s} {'precision':>10s} {'recall':>7s} {'F1':>8s}")
+    for label, score in scores.items():
+        print(f"{'dedup: ' + label:62s} {score['precision']:10.4f} {score['recall']:7.4f} {score['f1']:8.4f}")
     print()
     for name, value in ratios.items():
-        print(f"{name:70s} {value:8.2f}" if value is not None else f"{name:70s} {'n/a':>8s}")
-    print(f"\nmachine: {machine}")
+        met = {True: "met", False: "MISSED", None: ""}[targets[name]]
+        shown = f"{value:8.2f}" if value is not None else f"{'n/a':>8s}"
+        print(f"{name:82s} {shown} {met}")
     record = {
-        "machine": machine,
+        "machine": where,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "previous_release": previous_commit(),
+        "corpora": corpora,
         "results": results,
+        "quality": scores,
         "ratios": ratios,
+        "targets_met": targets,
         "sizes": {
             "pipeline": PIPELINE_DOCS,
             "small": SMALL,
             "large": LARGE,
             "new": NEW,
             "runs": RUNS,
+            "signature_docs": SIGNATURE_DOCS,
             "html_pages": HTML_PAGES or "all",
             "html_copies": HTML_COPIES,
         },
     }
-    text = json.dumps(record, indent=2)
-    (RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(text)
-    (RESULTS / "latest.json").write_text(text)
+    text = json.dumps(record, indent=2, ensure_ascii=False)
+    (RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(text, encoding="utf-8")
+    (RESULTS / "latest.json").write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
