@@ -144,7 +144,7 @@ _NON_WORD = re.compile(r"[\W_]+")
 # The fast path's two halves of _NON_WORD: non-ASCII non-word characters become spaces with this regex (a
 # single character class: four times cheaper than _NON_WORD, which matches every space), ASCII ones with
 # one bytes.translate.
-_NON_ASCII_NON_WORD = re.compile(r"[^\x00-\x7f\w]")
+NON_ASCII_NON_WORD = re.compile(r"[^\x00-\x7f\w]")
 # ASCII letters and digits kept, other ASCII bytes a space (the dedup key's and title folding's tokens).
 ASCII_SEPARATORS = bytes(c if chr(c).isalnum() or c >= 128 else 32 for c in range(256))
 
@@ -170,7 +170,7 @@ def dedup_key(text: str) -> bytes:
     The same steps as the plain definition (NFKC, ``casefold``, apostrophes dropped, ``[\\W_]+`` to a
     space), each done the cheap way: NFKC only where ``is_normalized`` says it changes something (after
     "…", common in news text, has become the spaces its NFKC form "..." would give); the non-word
-    characters in two halves (see ``_NON_ASCII_NON_WORD``). A property test checks it against the plain
+    characters in two halves (see ``NON_ASCII_NON_WORD``). A property test checks it against the plain
     definition on any Unicode text.
     """
     if text.isascii():
@@ -183,4 +183,4 @@ def dedup_key(text: str) -> bytes:
     for char in _APOSTROPHE_CHARS:
         if char in text:
             text = text.replace(char, "")
-    return _NON_ASCII_NON_WORD.sub(" ", text).encode("utf-8").translate(ASCII_SEPARATORS)
+    return NON_ASCII_NON_WORD.sub(" ", text).encode("utf-8").translate(ASCII_SEPARATORS)

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 import xxhash
 
-from pipeline import contract
+from pipeline import contract, signature_kernels
 from pipeline.bands import band_keys
 from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_document
 from pipeline.contract import Document, Rejection, record_json
@@ -51,7 +51,14 @@ from pipeline.load import (
 from pipeline.lock import DEFAULT_WAIT, output_lock
 from pipeline.normalize import dedup_key, normalize_text
 from pipeline.signature import MinHashConfig, Signer, key_shingles
-from pipeline.writer import AtomicJsonl, JournaledAppend, StagedRewrite, open_output, write_json_atomic
+from pipeline.writer import (
+    BUFFER,
+    AtomicJsonl,
+    JournaledAppend,
+    StagedRewrite,
+    open_output,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -186,7 +193,7 @@ class _Spool:
     or ``BATCH_CHARS`` characters (as the caller counts them); :func:`_read_batches` reads them back."""
 
     def __init__(self, path: str, batch: int = 0) -> None:
-        self.handle = open(path, "wb")  # noqa: SIM115 - closed on leaving the with statement
+        self.handle = open(path, "wb", buffering=BUFFER)  # noqa: SIM115 - closed on leaving the with statement
         self.batch = batch or BATCH_DOCUMENTS
         self.items: list[Any] = []
         self.chars = 0
@@ -421,7 +428,7 @@ def clean_chunk(
     rules = _rules(config.cleanup.boilerplate_file)
     documents = 0
     with (
-        open(spool_out, "wb") as out,
+        open(spool_out, "wb", buffering=BUFFER) as out,
         _Spool(f"{spool_out}.signed", batch=1) as signed,  # one per batch of records, written at once
         _Spool(f"{spool_out}.rejected") as rejected,
         _Spool(f"{spool_out}.removed", batch=1) as removed,
@@ -1177,6 +1184,7 @@ def _executor(processes: int, chunks: int) -> Iterator[_InProcess | _WorkerPool]
     if processes <= 1 or chunks <= 1:
         yield _InProcess()
         return
+    signature_kernels.warm_up()  # once here rather than once in each worker
     pool = _WorkerPool(min(processes, chunks))
     try:
         yield pool

@@ -215,7 +215,9 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     """Jaccard similarity of two sorted unique hash arrays."""
     if a.size == 0 and b.size == 0:
         return 1.0
-    inter = np.intersect1d(a, b, assume_unique=True).size
+    from pipeline.signature_kernels import common  # noqa: PLC0415 - numba: 0.2 s to import
+
+    inter = common(a, b)
     return inter / (a.size + b.size - inter)
 
 
@@ -224,4 +226,6 @@ def containment(a: np.ndarray, b: np.ndarray) -> float:
     small = min(a.size, b.size)
     if small == 0:
         return 0.0
-    return np.intersect1d(a, b, assume_unique=True).size / small
+    from pipeline.signature_kernels import common  # noqa: PLC0415
+
+    return common(a, b) / small

@@ -161,3 +161,29 @@ def minhash(shingles: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndar
                 if values[k] < row[k]:
                     row[k] = values[k]
     return result
+
+
+@njit(cache=True)
+def common(a: np.ndarray, b: np.ndarray) -> int:
+    """How many values two sorted arrays of unique values share (one merge pass)."""
+    i = j = count = 0
+    while i < a.size and j < b.size:
+        if a[i] < b[j]:
+            i += 1
+        elif a[i] > b[j]:
+            j += 1
+        else:
+            count += 1
+            i += 1
+            j += 1
+    return count
+
+
+def warm_up() -> None:
+    """Load every kernel (numba's first call in a process takes ~0.3 s, reading its cache): a parent that
+    calls this before it forks its workers pays that once for all of them."""
+    data = np.frombuffer(b"a b c d e f", dtype=np.uint8)
+    words, starts = word_hashes(data, np.array([0, data.size], dtype=np.int64))
+    shingles, offsets = shingle_sets(words, starts, 5, np.ones(5, dtype=np.uint32))
+    minhash(shingles, offsets, np.ones(2, dtype=np.uint32), np.ones(2, dtype=np.uint32))
+    common(shingles, shingles)

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline import cleanup
 from pipeline.cleanup import (
     _FOLD_TITLE,
     BoilerplateRules,
@@ -279,6 +280,12 @@ def test_ascii_fold_fast_path_equals_the_regex(text: str) -> None:
     assert _fold.__wrapped__(text) == _FOLD_TITLE.sub(" ", text.casefold()).strip()
 
 
+@settings(max_examples=1000, deadline=None)
+@given(st.text(max_size=60))
+def test_fold_equals_the_regex_on_any_text(text: str) -> None:
+    assert _fold.__wrapped__(text) == _FOLD_TITLE.sub(" ", text.casefold()).strip()
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.text(alphabet="ab |:-–İ.", max_size=30),
@@ -290,3 +297,155 @@ def test_same_title_shortcut_keeps_the_full_comparison(line: str, title: str) ->
         folded_line in title_variants(title) or folded_title in title_variants(line)
     )
     assert same_title(line, title) == full
+
+
+def _dateutil_date(text: str) -> str | None:
+    """parse_date's plain path (dateutil, strict then fuzzy), which _quick_date must agree with."""
+    from datetime import datetime
+
+    from dateutil import parser as date_parser
+
+    try:
+        parsed = date_parser.parse(text, fuzzy=False, ignoretz=True, default=datetime(1900, 1, 1))
+    except (ValueError, OverflowError):
+        return None
+    return parsed.date().isoformat()
+
+
+_MONTH_NAMES = [
+    "January",
+    "Feb",
+    "mar",
+    "April",
+    "May",
+    "June",
+    "Jul",
+    "AUGUST",
+    "Sep",
+    "Sept",
+    "October",
+    "Nov",
+    "Dec",
+]
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.integers(1990, 2030),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.sampled_from(["iso", "iso-time", "month-first", "month-dot", "day-first"]),
+    st.one_of(
+        st.none(), st.tuples(st.integers(0, 25), st.integers(0, 61), st.sampled_from(["", " am", "PM"]))
+    ),
+)
+def test_quick_dates_are_dateutils(year: int, month: int, day: int, form: str, clock) -> None:
+    name = _MONTH_NAMES[month % len(_MONTH_NAMES)]
+    time = f", {clock[0]}:{clock[1]:02d}{clock[2]}" if clock else ""
+    hour, minute = clock[:2] if clock else (10, 30)
+    text = {
+        "iso": f"{year}-{month:02d}-{day:02d}",
+        "iso-time": f"{year}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:00Z",
+        "month-first": f"{name} {day}, {year}{time}",
+        "month-dot": f"{name}. {day}, {year}{time}",
+        "day-first": f"{day} {name} {year}{time.lstrip(',')}",
+    }[form]
+    quick = cleanup._quick_date(text)
+    if quick is not None:
+        assert quick.isoformat() == _dateutil_date(text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-11-19",
+        "2019-11-19T08:00:00Z",
+        "November 19, 2024",
+        "Nov. 19, 2024, 10:32 AM",
+        "19 Nov 2024 22:05",
+    ],
+)
+def test_common_byline_dates_skip_dateutil(text: str) -> None:
+    assert cleanup._quick_date(text) is not None
+    assert parse_date(text) == _dateutil_date(text)
+
+
+def _same_title_plain(line: str, title: str) -> bool:
+    """same_title without its shortcut: variants computed for every pair."""
+    folded_line, folded_title = _fold(line), _fold(title)
+    if not folded_line:
+        return False
+    if folded_line in title_variants(title):
+        return True
+    return (folded_line.startswith(folded_title) or folded_line.endswith(folded_title)) and folded_title in (
+        title_variants(line)
+    )
+
+
+_TITLE_PIECES = st.sampled_from(
+    ["Ukraine", "strikes", "Kyiv Post", "Straße", "ÉTÉ", "war", "a", "--", "2024"]
+)
+_TITLE_SEPARATORS = st.sampled_from([" ", " | ", " - ", ": ", "·", " » ", " – ", "|", "!", ", "])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(st.tuples(_TITLE_PIECES, _TITLE_SEPARATORS), max_size=5),
+    st.lists(st.tuples(_TITLE_PIECES, _TITLE_SEPARATORS), max_size=5),
+)
+def test_same_title_shortcut_equals_the_plain_comparison(line_parts, title_parts) -> None:
+    line = "".join(p + s for p, s in line_parts).strip()
+    title = "".join(p + s for p, s in title_parts).strip()
+    assert same_title(line, title) is _same_title_plain(line, title)
+
+
+def _strip_tail_plain(lines, content, drop, is_edge_boilerplate, rules, config) -> None:
+    """_strip_tail without its shortcut: the tail rescanned for a heading after every line taken off."""
+    remaining = [i for i in content if i not in drop]
+    while remaining:
+        cut = None
+        for pos in range(len(remaining) - 1, max(len(remaining) - 41, 0), -1):
+            line = lines[remaining[pos]]
+            if cleanup._words(line) > 20:
+                break
+            if rules.tail_cut.fullmatch(line):
+                cut = pos
+        if cut:
+            drop.update(remaining[cut:])
+            del remaining[cut:]
+            continue
+        if not is_edge_boilerplate(lines[remaining[-1]]):
+            return
+        drop.add(remaining.pop())
+
+
+# Tail lines of every kind the loop tells apart: tail-cut headings, edge boilerplate (short, and one of
+# 21-30 words that a rule matches), short lines no rule knows, long body lines.
+_TAIL_LINES = st.sampled_from(
+    [
+        "Related",
+        "Share this:",
+        "Twitter",
+        "Exit mobile version",
+        "A short heading",
+        "© 2024 " + " ".join(["word"] * 22),
+        " ".join(["body"] * 25),
+        " ".join(["body"] * 40),
+    ]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_TAIL_LINES, min_size=1, max_size=60))
+def test_strip_tail_shortcut_equals_the_plain_loop(tail: list[str]) -> None:
+    lines = tail
+    content = list(range(len(lines)))
+
+    def is_edge(line: str) -> bool:
+        return cleanup._short(line, CONFIG) and RULES.matches("edge", line)
+
+    fast: set[int] = set()
+    plain: set[int] = set()
+    cleanup._strip_tail(lines, content, fast, is_edge, RULES, CONFIG)
+    _strip_tail_plain(lines, content, plain, is_edge, RULES, CONFIG)
+    assert fast == plain

@@ -36,3 +36,12 @@ def test_key_shingles_are_the_plain_shingle_hashes(
         plain = np.unique(np.array([shingle_hash(s) for s in shingles(tokens, size)], dtype=np.uint32))
         assert np.array_equal(packed[offsets[i] : offsets[i + 1]], plain)
         assert words[i] == len(tokens)
+
+
+SORTED_SET = st.lists(st.integers(0, 60), unique=True).map(lambda v: np.array(sorted(v), dtype=np.uint32))
+
+
+@settings(max_examples=500, deadline=None)
+@given(SORTED_SET, SORTED_SET)
+def test_common_is_the_intersection_size(a: np.ndarray, b: np.ndarray) -> None:
+    assert kernels.common(a, b) == np.intersect1d(a, b, assume_unique=True).size
