@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -18,6 +19,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import xxhash
 
 from pipeline.contract import Document, Rejection
@@ -151,15 +153,30 @@ def line_key(line: str) -> int:
 
 @dataclass(slots=True)
 class LineCounts:
-    """Per source group: documents seen, and for each edge line how many documents carry it.
+    """Which short edge lines the documents of each source group carry, for learning boilerplate.
 
-    ``articles`` keeps at most ``learn_min_docs`` distinct article fingerprints per line: copies of one
-    article (syndication, re-fetches) repeat every line, and must not teach that their body is boilerplate.
+    Kept flat, one entry per (document, distinct short edge line): the group (an index into ``groups``),
+    the line's key and the document's fingerprint (the key of its longest line: copies of one article
+    share it). Appending three numbers a line costs a fraction of updating counters and sets, merging the
+    chunks' counts is concatenation, and :meth:`totals` reduces them to counts per line at once.
     """
 
     docs: Counter[str] = field(default_factory=Counter)
-    lines: dict[str, Counter[int]] = field(default_factory=dict)
-    articles: dict[tuple[str, int], set[int]] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    group_of: array = field(default_factory=lambda: array("q"))
+    keys: array = field(default_factory=lambda: array("Q"))
+    articles: array = field(default_factory=lambda: array("Q"))
+    _ids: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _group_id(self, group: str) -> int:
+        found = self._ids.get(group)
+        if found is None:
+            found = self._ids[group] = len(self.groups)
+            self.groups.append(group)
+        return found
 
     def add(self, doc: Document, config: CleanupConfig) -> None:
         """Count the edge lines of one normalised document."""
@@ -170,38 +187,83 @@ class LineCounts:
         fingerprint = line_key(max(lines, key=len))
         n = config.edge_lines
         edge = lines if len(lines) <= 2 * n else lines[:n] + lines[-n:]
-        counts = self.lines.setdefault(doc.group, Counter())
-        for key in {line_key(ln) for ln in edge if _words(ln) <= config.max_boilerplate_words}:
-            counts[key] += 1
-            seen = self.articles.setdefault((doc.group, key), set())
-            if len(seen) < config.learn_min_docs:
-                seen.add(fingerprint)
+        keys = {line_key(ln) for ln in edge if _words(ln) <= config.max_boilerplate_words}
+        self.keys.extend(keys)
+        self.group_of.extend([self._group_id(doc.group)] * len(keys))
+        self.articles.extend([fingerprint] * len(keys))
 
-    def merge(self, other: LineCounts, config: CleanupConfig) -> None:
+    def merge(self, other: LineCounts) -> None:
         """Add another chunk's counts to these."""
         self.docs.update(other.docs)
-        for group, counts in other.lines.items():
-            self.lines.setdefault(group, Counter()).update(counts)
-        for key, seen in other.articles.items():
-            mine = self.articles.setdefault(key, set())
-            for fingerprint in seen:
-                if len(mine) >= config.learn_min_docs:
-                    break
-                mine.add(fingerprint)
+        if other.groups != self.groups[: len(other.groups)]:
+            ids = np.array([self._group_id(group) for group in other.groups], dtype=np.int64)
+            self.group_of.extend(ids[np.frombuffer(other.group_of, dtype=np.int64)].tolist())
+        else:
+            self.group_of.extend(other.group_of)
+        self.keys.extend(other.keys)
+        self.articles.extend(other.articles)
+
+    def totals(self, cap: int) -> LineTotals:
+        """Per (group, line): how many documents carry it, and up to ``cap`` distinct fingerprints."""
+        group_of = np.frombuffer(self.group_of, dtype=np.int64)
+        keys = np.frombuffer(self.keys, dtype=np.uint64)
+        articles = np.frombuffer(self.articles, dtype=np.uint64)
+        order = np.lexsort((articles, keys, group_of))
+        group_of, keys, articles = group_of[order], keys[order], articles[order]
+        n = keys.size
+        new_line = np.ones(n, dtype=bool)
+        new_line[1:] = (group_of[1:] != group_of[:-1]) | (keys[1:] != keys[:-1])
+        starts = np.flatnonzero(new_line)
+        line = np.cumsum(new_line) - 1
+        new_article = new_line.copy()
+        new_article[1:] |= articles[1:] != articles[:-1]
+        seen = np.cumsum(new_article)
+        rank = seen - seen[starts][line]  # 0 for a line's first distinct fingerprint, 1 for its second ...
+        kept = new_article & (rank < cap)
+        table = np.zeros((starts.size, cap), dtype=np.uint64)
+        table[line[kept], rank[kept]] = articles[kept]
+        return LineTotals(
+            dict(self.docs),
+            list(self.groups),
+            group_of[starts],
+            keys[starts],
+            np.diff(np.append(starts, n)),
+            table,
+            np.bincount(line[kept], minlength=starts.size),
+        )
 
     def learned(self, config: CleanupConfig) -> dict[str, frozenset[int]]:
         """The line keys that are boilerplate in each group."""
-        result: dict[str, frozenset[int]] = {}
-        for group, counts in self.lines.items():
-            floor = max(config.learn_min_docs, config.learn_min_share * self.docs[group])
-            keys = frozenset(
-                k
-                for k, c in counts.items()
-                if c >= floor and len(self.articles.get((group, k), ())) >= config.learn_min_docs
-            )
-            if keys:
-                result[group] = keys
-        return result
+        return self.totals(config.learn_min_docs).learned(config)
+
+
+@dataclass(slots=True)
+class LineTotals:
+    """:class:`LineCounts` reduced: one row per (group, line key), with the number of documents that carry
+    the line and up to ``learn_min_docs`` of their distinct fingerprints (ascending; ``distinct`` says how
+    many). Copies of one article repeat every line, and must not teach that their body is boilerplate: a
+    line is learned only from that many distinct articles."""
+
+    docs: dict[str, int]
+    groups: list[str]
+    group_of: np.ndarray  # int64 index into groups
+    keys: np.ndarray  # uint64
+    counts: np.ndarray  # int64
+    articles: np.ndarray  # (rows, cap) uint64
+    distinct: np.ndarray  # int64
+
+    def learned(self, config: CleanupConfig) -> dict[str, frozenset[int]]:
+        """The line keys that are boilerplate in each group."""
+        floors = np.array(
+            [max(config.learn_min_docs, config.learn_min_share * self.docs.get(g, 0)) for g in self.groups]
+        )
+        if not self.keys.size:
+            return {}
+        hit = (self.counts >= floors[self.group_of]) & (self.distinct >= config.learn_min_docs)
+        found: dict[str, set[int]] = {}
+        for group, key in zip(self.group_of[hit].tolist(), self.keys[hit].tolist(), strict=True):
+            found.setdefault(self.groups[group], set()).add(key)
+        return {group: frozenset(keys) for group, keys in found.items()}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -28,15 +28,14 @@ import sqlite3
 import tempfile
 from array import array
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.bands import BandTable
-from pipeline.cleanup import CleanupConfig, LineCounts
+from pipeline.cleanup import CleanupConfig, LineTotals
 from pipeline.writer import write_array_atomic
 
 INDEX_FILE = "index.sqlite"
@@ -129,7 +128,7 @@ class Index:
             self.db.executemany("INSERT INTO meta VALUES (?, ?)", expected.items())
             self.db.commit()
         self.next_idx = self.db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM documents").fetchone()[0]
-        self._line_batch = LineCounts()  # merged by merge_line_counts, written by write_line_counts
+        self._line_totals: LineTotals | None = None  # from merge_line_counts, for write_line_counts
         names = [name for (name,) in self.db.execute("SELECT name FROM segments ORDER BY pos")]
         runs = list(self.db.execute("SELECT first_idx, name FROM shingle_runs ORDER BY first_idx"))
         data = path.parent / DATA_DIR if path is not None else None
@@ -251,51 +250,62 @@ class Index:
 
     # -- learned boilerplate -----------------------------------------------------------------------
 
-    def merge_line_counts(self, batch: LineCounts, config: CleanupConfig) -> LineCounts:
-        """Add a run's line counts to the stored ones; return the totals for the lines of this run.
+    def merge_line_counts(self, totals: LineTotals, config: CleanupConfig) -> LineTotals:
+        """Add a run's line totals to the stored ones; return the totals for the lines of this run.
 
         The new counts are written by :meth:`write_line_counts` (the run calls it while its workers clean).
         """
-        totals = LineCounts()
-        for group, docs in batch.docs.items():
+        docs = {}
+        for group, count in totals.docs.items():
             row = self.db.execute("SELECT docs FROM groups WHERE grp = ?", (group,)).fetchone()
-            totals.docs[group] = docs + (row[0] if row else 0)
-            self.db.execute("INSERT OR REPLACE INTO groups VALUES (?, ?)", (group, totals.docs[group]))
-        if self.db.execute("SELECT NOT EXISTS (SELECT 1 FROM lines)").fetchone()[0]:
-            # No line stored yet (a first run): the totals are this run's counts.
-            batch.docs = totals.docs
-            self._line_batch = batch
-            return batch
-        self._line_batch = totals
-        for group, counts in batch.lines.items():
-            merged: Counter[int] = Counter()
-            for key, count in counts.items():
+            docs[group] = count + (row[0] if row else 0)
+            self.db.execute("INSERT OR REPLACE INTO groups VALUES (?, ?)", (group, docs[group]))
+        totals = replace(totals, docs=docs)
+        if not self.db.execute("SELECT NOT EXISTS (SELECT 1 FROM lines)").fetchone()[0]:
+            # Lines stored by earlier runs: their counts and fingerprints join this run's.
+            totals = replace(
+                totals,
+                counts=totals.counts.copy(),
+                articles=totals.articles.copy(),
+                distinct=totals.distinct.copy(),
+            )
+            cap = totals.articles.shape[1]
+            rows = zip(totals.group_of.tolist(), totals.keys.tolist(), totals.distinct.tolist(), strict=True)
+            for i, (group, key, distinct) in enumerate(rows):
                 row = self.db.execute(
-                    "SELECT count, articles FROM lines WHERE grp = ? AND key = ?", (group, key & _MASK63)
+                    "SELECT count, articles FROM lines WHERE grp = ? AND key = ?",
+                    (totals.groups[group], key & _MASK63),
                 ).fetchone()
-                seen = {int(a) for a in row[1].split()} if row and row[1] else set()
-                for fingerprint in batch.articles.get((group, key), ()):
-                    if len(seen) < config.learn_min_docs:
-                        seen.add(fingerprint)
-                merged[key] = count + (row[0] if row else 0)
-                totals.articles[(group, key)] = seen
-            totals.lines[group] = merged
+                if row is None:
+                    continue
+                seen = [int(a) for a in row[1].split()][:cap]
+                for fingerprint in totals.articles[i, :distinct].tolist():
+                    if len(seen) < cap and fingerprint not in seen:
+                        seen.append(fingerprint)
+                totals.counts[i] += row[0]
+                totals.articles[i, : len(seen)] = sorted(seen)
+                totals.distinct[i] = len(seen)
+        self._line_totals = totals
         return totals
 
     def write_line_counts(self) -> None:
         """Write the counts :meth:`merge_line_counts` merged (once; committed by ``commit``)."""
-        batch, self._line_batch = self._line_batch, LineCounts()
+        totals, self._line_totals = self._line_totals, None
+        if totals is None:
+            return
+        groups = totals.groups
+        articles = [
+            " ".join(map(str, row[:distinct]))
+            for row, distinct in zip(totals.articles.tolist(), totals.distinct.tolist(), strict=True)
+        ]
         self.db.executemany(
             "INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?)",
-            (
-                (
-                    group,
-                    key & _MASK63,
-                    count,
-                    " ".join(map(str, sorted(batch.articles.get((group, key), ())))),
-                )
-                for group, counts in batch.lines.items()
-                for key, count in counts.items()
+            zip(
+                [groups[g] for g in totals.group_of.tolist()],
+                (totals.keys & np.uint64(_MASK63)).astype(np.int64).tolist(),
+                totals.counts.tolist(),
+                articles,
+                strict=True,
             ),
         )
 

@@ -150,7 +150,7 @@ class LoadedChunk:
         if self._counts is None:
             self._counts = LineCounts()
             for part in _read_batches(f"{self.spool}.counts"):
-                self._counts.merge(part, self.config)
+                self._counts.merge(part)
         return self._counts
 
     @counts.setter
@@ -245,9 +245,9 @@ def _read_batches(path: str) -> Iterator[Any]:
 # "Reliability and security").
 BATCH_DOCUMENTS = 1_000
 BATCH_CHARS = 1_000_000  # characters of text: 1-4 MB of str, and what signing a batch costs (~10 MB)
-# Distinct lines in a worker's line counts before it spools them and starts new counts (about 45 MB; the
-# parent merges the parts: the counts are exact).
-COUNTS_SPOOL_LINES = 100_000
+# Entries (document, edge line) in a worker's line counts before it spools them and starts new counts (24
+# bytes each: about 24 MB; the parent merges the parts: the counts are exact).
+COUNTS_SPOOL_LINES = 1_000_000
 
 
 @dataclass(slots=True)
@@ -320,17 +320,13 @@ def load_chunk(
                     rejected.add(doc)
                     continue
                 groups.add(doc.group)
-                if documents.add(doc, len(doc.body)) and _lines_counted(counts) >= COUNTS_SPOOL_LINES:
+                if documents.add(doc, len(doc.body)) and len(counts) >= COUNTS_SPOOL_LINES:
                     pickle.dump(counts, counts_spool, protocol=pickle.HIGHEST_PROTOCOL)
                     counts = LineCounts()
         pickle.dump(counts, counts_spool, protocol=pickle.HIGHEST_PROTOCOL)
     return LoadedChunk(
         spool, documents.count, groups, rejected.count, time.perf_counter() - start, config, file_rows
     )
-
-
-def _lines_counted(counts: LineCounts) -> int:
-    return sum(len(lines) for lines in counts.lines.values())
 
 
 FileRow = tuple[str, int, int, str]  # a row of the index's file table: (source, size, mtime_ns, hash)
@@ -794,10 +790,11 @@ def learn_boilerplate(
     documents; ``--rebuild`` re-cleans the old ones."""
     total = LineCounts()
     for chunk_counts in counts:
-        total.merge(chunk_counts, config)
+        total.merge(chunk_counts)
+    totals = total.totals(config.learn_min_docs)
     if index is not None:
-        total = index.merge_line_counts(total, config)
-    return total.learned(config)
+        totals = index.merge_line_counts(totals, config)
+    return totals.learned(config)
 
 
 def finish(
@@ -1004,25 +1001,32 @@ def clean_folder(
 
 
 def _clean(run: Run, report: Progress) -> Summary:
-    """The body of :func:`clean_folder`, with the run open."""
+    """The body of :func:`clean_folder`, with the run open.
+
+    Each pass has its own workers: those of the second are forked after this process has loaded the
+    compiled kernels (while the first pass's workers load the files), so they start with them loaded.
+    """
     config = run.config
-    with _fewer_collections(), _executor(config.processes, len(run.chunks)) as pool:
-        t0 = time.perf_counter()
-        loaded: list[LoadedChunk] = []
+    with _fewer_collections():
+        with _executor(config.processes, len(run.chunks)) as pool:
+            t0 = time.perf_counter()
+            loaded: list[LoadedChunk] = []
+            results = pool.map(load_chunk, *run.load_calls())  # submitted: workers start
+            signature_kernels.warm_up()  # ~0.3 s, meanwhile
 
-        def counts() -> Iterator[LineCounts]:
-            """Each chunk's line counts as it arrives, released once merged (they are most of the
-            parent's memory at this point: a few entries per document)."""
-            done = 0
-            for chunk, files in zip(pool.map(load_chunk, *run.load_calls()), run.chunks, strict=True):
-                loaded.append(chunk)
-                done += len(files)
-                report("load", done, run.files)
-                yield chunk.counts
-                chunk.counts = LineCounts()
+            def counts() -> Iterator[LineCounts]:
+                """Each chunk's line counts as it arrives, released once merged (they are most of the
+                parent's memory at this point: a few entries per document)."""
+                done = 0
+                for chunk, files in zip(results, run.chunks, strict=True):
+                    loaded.append(chunk)
+                    done += len(files)
+                    report("load", done, run.files)
+                    yield chunk.counts
+                    chunk.counts = LineCounts()
 
-        learned = run.learn(counts(), loaded)
-        run.timings["load"] = time.perf_counter() - t0
+            learned = run.learn(counts(), loaded)
+            run.timings["load"] = time.perf_counter() - t0
 
         def reported(items: Iterable[CleanedChunk]) -> Iterator[CleanedChunk]:
             done = 0
@@ -1031,9 +1035,10 @@ def _clean(run: Run, report: Progress) -> Summary:
                 report("clean", done, run.files)
                 yield item
 
-        cleaned = pool.map(clean_chunk, *run.clean_calls(loaded, learned))  # submitted: workers start
-        run.record_inputs()  # while they clean
-        return finish(run, reported(cleaned), learned, [r for c in loaded for r in c.rejections])
+        with _executor(config.processes, len(run.chunks)) as pool:
+            cleaned = pool.map(clean_chunk, *run.clean_calls(loaded, learned))  # submitted: workers start
+            run.record_inputs()  # while they clean
+            return finish(run, reported(cleaned), learned, [r for c in loaded for r in c.rejections])
 
 
 @contextmanager
@@ -1184,7 +1189,6 @@ def _executor(processes: int, chunks: int) -> Iterator[_InProcess | _WorkerPool]
     if processes <= 1 or chunks <= 1:
         yield _InProcess()
         return
-    signature_kernels.warm_up()  # once here rather than once in each worker
     pool = _WorkerPool(min(processes, chunks))
     try:
         yield pool

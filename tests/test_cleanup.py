@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -449,3 +450,56 @@ def test_strip_tail_shortcut_equals_the_plain_loop(tail: list[str]) -> None:
     cleanup._strip_tail(lines, content, fast, is_edge, RULES, CONFIG)
     _strip_tail_plain(lines, content, plain, is_edge, RULES, CONFIG)
     assert fast == plain
+
+
+def _learned_plain(docs: list[Document], config: CleanupConfig) -> dict[str, frozenset[int]]:
+    """Learning as plainly as it can be said: per group and short edge line, the documents carrying it
+    and their distinct fingerprints."""
+    from collections import defaultdict
+
+    from pipeline.cleanup import line_key
+
+    per_group = Counter(doc.group for doc in docs if doc.body.strip("\n"))
+    carriers: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for doc in docs:
+        lines = [ln for ln in doc.body.split("\n") if ln]
+        if not lines:
+            continue
+        n = config.edge_lines
+        edge = lines if len(lines) <= 2 * n else lines[:n] + lines[-n:]
+        for key in {line_key(ln) for ln in edge if cleanup._words(ln) <= config.max_boilerplate_words}:
+            carriers[(doc.group, key)].append(line_key(max(lines, key=len)))
+    learned: dict[str, set[int]] = defaultdict(set)
+    for (group, key), fingerprints in carriers.items():
+        floor = max(config.learn_min_docs, config.learn_min_share * per_group[group])
+        if len(fingerprints) >= floor and len(set(fingerprints)) >= config.learn_min_docs:
+            learned[group].add(key)
+    return {group: frozenset(keys) for group, keys in learned.items()}
+
+
+_LEARN_LINES = st.sampled_from(
+    ["Footer line", "Share this", "Tagline of the site", "Body A " * 5, "Body B " * 5, "Body C " * 5, "x"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a.example", "b.example", "c.example"]), st.lists(_LEARN_LINES, max_size=20)
+        ),
+        max_size=40,
+    ),
+    st.integers(1, 5),
+)
+def test_learning_from_merged_chunks_equals_the_plain_count(docs_lines, chunks: int) -> None:
+    docs = [
+        Document(f"{i}.txt", "\n\n".join(lines), group=group) for i, (group, lines) in enumerate(docs_lines)
+    ]
+    parts = [LineCounts() for _ in range(chunks)]
+    for i, doc in enumerate(docs):
+        parts[i * chunks // max(len(docs), 1)].add(doc, CONFIG)
+    total = LineCounts()
+    for part in reversed(parts):  # any order: the groups are numbered differently in each part
+        total.merge(part)
+    assert total.learned(CONFIG) == _learned_plain(docs, CONFIG)
