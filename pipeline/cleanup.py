@@ -147,6 +147,14 @@ def line_key(line: str) -> int:
     return xxhash.xxh64_intdigest(line.casefold().encode("utf-8"))
 
 
+def line_keys(lines: list[str]) -> list[int]:
+    """:func:`line_key` of each line (one case-fold and one encoding for them all: neither adds nor
+    removes a newline)."""
+    if not lines:
+        return []
+    return list(map(xxhash.xxh64_intdigest, "\n".join(lines).casefold().encode("utf-8").split(b"\n")))
+
+
 # ---------------------------------------------------------------------------------------------------
 # Learning boilerplate lines from the corpus
 
@@ -187,7 +195,8 @@ class LineCounts:
         fingerprint = line_key(max(lines, key=len))
         n = config.edge_lines
         edge = lines if len(lines) <= 2 * n else lines[:n] + lines[-n:]
-        keys = {line_key(ln) for ln in edge if _words(ln) <= config.max_boilerplate_words}
+        longest = config.max_boilerplate_words - 1  # spaces in a line of that many words (see _words)
+        keys = set(line_keys([ln for ln in edge if ln.count(" ") <= longest]))
         self.keys.extend(keys)
         self.group_of.extend([self._group_id(doc.group)] * len(keys))
         self.articles.extend([fingerprint] * len(keys))

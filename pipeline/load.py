@@ -613,11 +613,14 @@ _CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
 
 
 def _control_ratio(text: str) -> float:
+    """Share of control characters (``_CONTROL``) in the first 8,192 characters.
+
+    Counted on the UTF-8 bytes with one ``bytes.translate``, several times faster than the regex: the
+    control characters are ASCII, and no byte of a multi-byte UTF-8 sequence is.
+    """
     sample = text[:8192]
-    if sample.isascii():  # the same count with one bytes.translate, five times faster than the regex
-        data = sample.encode("ascii")
-        return (len(data) - len(data.translate(None, _CONTROL_BYTES))) / max(len(data), 1)
-    return len(_CONTROL.findall(sample)) / max(len(sample), 1)
+    data = sample.encode("utf-8", "surrogatepass")
+    return (len(data) - len(data.translate(None, _CONTROL_BYTES))) / max(len(sample), 1)
 
 
 # A sidecar is a few hundred bytes of JSON; it is read like any input (a FIFO or a link out is not).
@@ -626,8 +629,10 @@ SIDECAR_MAX_BYTES = 1024 * 1024
 
 def _read_sidecar(path: Path, boundary: InputBoundary) -> dict[str, Any]:
     sidecar = os.fspath(path) + SIDECAR_SUFFIX
+    if not os.path.lexists(sidecar):  # the common case, told without building a rejection
+        return {}
     data = read_input(sidecar, boundary, "", SIDECAR_MAX_BYTES)
-    if isinstance(data, Rejection):  # none (the common case), or one that may not be read
+    if isinstance(data, Rejection):  # one that may not be read
         return {}
     try:
         meta = _json_loads(data.decode("utf-8"))

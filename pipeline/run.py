@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 import xxhash
 
-from pipeline import contract, signature_kernels
+from pipeline import contract
 from pipeline.bands import band_keys
 from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_document
 from pipeline.contract import Document, Rejection, record_json
@@ -1012,7 +1012,9 @@ def _clean(run: Run, report: Progress) -> Summary:
             t0 = time.perf_counter()
             loaded: list[LoadedChunk] = []
             results = pool.map(load_chunk, *run.load_calls())  # submitted: workers start
-            signature_kernels.warm_up()  # ~0.3 s, meanwhile
+            from pipeline import signature_kernels  # noqa: PLC0415 - numba: imported and loaded meanwhile
+
+            signature_kernels.warm_up()  # ~0.3 s
 
             def counts() -> Iterator[LineCounts]:
                 """Each chunk's line counts as it arrives, released once merged (they are most of the

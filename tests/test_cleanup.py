@@ -503,3 +503,11 @@ def test_learning_from_merged_chunks_equals_the_plain_count(docs_lines, chunks: 
     for part in reversed(parts):  # any order: the groups are numbered differently in each part
         total.merge(part)
     assert total.learned(CONFIG) == _learned_plain(docs, CONFIG)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(exclude_characters="\n")), max_size=12))
+def test_line_keys_are_each_lines_key(lines: list[str]) -> None:
+    from pipeline.cleanup import line_key, line_keys
+
+    assert line_keys(lines) == [line_key(line) for line in lines]

@@ -9,6 +9,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.contract import Document, Rejection
 from pipeline.load import _json_loads, decode, discover, load_file
@@ -497,3 +499,12 @@ def test_a_large_json_lines_file_is_split_from_its_bytes_line_by_line(tmp_path: 
 
     assert len(items) == 20_000
     assert items[-1].source == "big.jsonl#20000" and items[-1].body == "record 19999 \u2019"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None), max_size=9000) | st.text(max_size=50))
+def test_control_ratio_counts_as_the_regex(text: str) -> None:
+    from pipeline.load import _CONTROL, _control_ratio
+
+    sample = text[:8192]
+    assert _control_ratio(text) == len(_CONTROL.findall(sample)) / max(len(sample), 1)
