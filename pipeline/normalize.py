@@ -10,6 +10,9 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from functools import lru_cache
+
+import numpy as np
 
 # Bumped whenever the output of normalize_text or dedup_tokens changes, so an index never mixes versions.
 NORMALIZATION_VERSION = 1
@@ -141,12 +144,38 @@ def _tidy_spacing(text: str, other_spaces: bool = True) -> str:
 _APOSTROPHE_CHARS = "'\u2018\u2019\u201a\u201b\u2032\u02bc"
 _APOSTROPHES = re.compile(f"[{_APOSTROPHE_CHARS}]")
 _NON_WORD = re.compile(r"[\W_]+")
+# For the dedup key's table (see _fold_table): one non-word character at a time, the table's pieces
+# separated by a character outside the table.
+_PIECE = "\U0010ffff"
+_NON_WORD_CHAR = re.compile(f"[^\\w{_PIECE}]|_")
 # The fast path's two halves of _NON_WORD: non-ASCII non-word characters become spaces with this regex (a
 # single character class: four times cheaper than _NON_WORD, which matches every space), ASCII ones with
 # one bytes.translate.
 NON_ASCII_NON_WORD = re.compile(r"[^\x00-\x7f\w]")
 # ASCII letters and digits kept, other ASCII bytes a space (the dedup key's and title folding's tokens).
 ASCII_SEPARATORS = bytes(c if chr(c).isalnum() or c >= 128 else 32 for c in range(256))
+
+
+@lru_cache(maxsize=1)
+def _fold_table() -> tuple[np.ndarray, np.ndarray]:
+    """What the dedup key makes of each character of the Basic Multilingual Plane, as UTF-8 (at most 9
+    bytes: a case-fold is at most 3 characters), and how many bytes (-1 for the surrogates): the plain
+    definition applied to one character at a time, which is what it does to a text once NFKC is done
+    (case-folding, dropping apostrophes and turning non-word characters into spaces look at one character
+    only). Built once a process (about 0.1 s), by the parent before it forks its workers."""
+    table = np.zeros((0x10000, 9), dtype=np.uint8)
+    lengths = np.full(0x10000, -1, dtype=np.int8)
+    codes = [code for code in range(0x10000) if not 0xD800 <= code <= 0xDFFF]
+    folded = [chr(code).casefold() for code in codes]
+    # The regexes once over all of them: [\W_] (one character at a time) keeps each piece's length.
+    joined = _NON_WORD_CHAR.sub(" ", _APOSTROPHES.sub("", _PIECE.join(folded))).split(_PIECE)
+    encoded = [out.encode("utf-8") for out in joined]
+    sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    rows = np.repeat(np.array(codes), sizes)
+    columns = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    table[rows, columns] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    lengths[codes] = sizes
+    return table, lengths
 
 
 def dedup_tokens(text: str) -> list[str]:
@@ -179,7 +208,13 @@ def dedup_key(text: str) -> bytes:
         text = text.replace("\u2026", " ")
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
-    text = text.casefold()
+    from pipeline import signature_kernels  # noqa: PLC0415 - numba: not for the CLI's start-up
+
+    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    folded, length = signature_kernels.fold_key(data, *_fold_table())
+    if length >= 0:
+        return folded[:length].tobytes()
+    text = text.casefold()  # a character beyond the table's (an emoji ...): the regex path
     for char in _APOSTROPHE_CHARS:
         if char in text:
             text = text.replace(char, "")

@@ -187,3 +187,41 @@ def warm_up() -> None:
     shingles, offsets = shingle_sets(words, starts, 5, np.ones(5, dtype=np.uint32))
     minhash(shingles, offsets, np.ones(2, dtype=np.uint32), np.ones(2, dtype=np.uint32))
     common(shingles, shingles)
+    from pipeline.normalize import dedup_key  # noqa: PLC0415 - builds the table fold_key reads
+
+    dedup_key("warm\u00e9")
+
+
+@njit(cache=True)
+def fold_key(data: np.ndarray, table: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, int]:
+    """The dedup key of UTF-8 text whose characters are all in the Basic Multilingual Plane: each
+    character replaced by its row of ``table`` (``lengths`` bytes: its case-fold with apostrophes dropped
+    and non-word characters as spaces, see :func:`pipeline.normalize.dedup_key`). The length is -1 when a
+    character lies outside the table (the caller takes the plain path)."""
+    out = np.empty(data.size * 5 + 1, dtype=np.uint8)  # 2 bytes in -> at most 3 characters of 3 bytes
+    n = 0
+    i = 0
+    while i < data.size:
+        first = data[i]
+        if first < 0x80:
+            code = np.int64(first)
+            i += 1
+        elif first < 0xE0:
+            code = (np.int64(first & 0x1F) << 6) | np.int64(data[i + 1] & 0x3F)
+            i += 2
+        elif first < 0xF0:
+            code = (
+                (np.int64(first & 0x0F) << 12)
+                | (np.int64(data[i + 1] & 0x3F) << 6)
+                | np.int64(data[i + 2] & 0x3F)
+            )
+            i += 3
+        else:
+            return out, -1
+        length = lengths[code]
+        if length < 0:
+            return out, -1
+        for k in range(length):
+            out[n + k] = table[code, k]
+        n += length
+    return out, n

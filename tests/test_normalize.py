@@ -299,3 +299,23 @@ _NORMALIZE_ALPHABET = list(
 @example("Itâ€™s  a test.\r\n\r\n\r\nÂ\u200b©", False)
 def test_normalize_text_fast_paths_equal_the_plain_steps(text: str, unescape: bool) -> None:
     assert normalize_text(text, unescape=unescape) == _plain_normalize(text, unescape)
+
+
+def test_dedup_key_table_is_the_plain_definition_for_every_character() -> None:
+    # Every character of the Basic Multilingual Plane, one at a time: the compiled path reads this table.
+    from pipeline.normalize import _APOSTROPHES, _NON_WORD, _fold_table
+
+    table, lengths = _fold_table()
+    for code in range(0x10000):
+        if 0xD800 <= code <= 0xDFFF:
+            assert lengths[code] == -1
+            continue
+        plain = _NON_WORD.sub(" ", _APOSTROPHES.sub("", chr(code).casefold())).encode("utf-8")
+        mine = table[code, : lengths[code]].tobytes()
+        assert mine.split() == plain.split(), hex(code)
+        assert (mine.strip() == b"") == (plain.strip() == b""), hex(code)
+
+
+def test_dedup_key_of_text_beyond_the_table_takes_the_plain_path() -> None:
+    assert dedup_tokens("Straße 😀 naïve 𝐀𝐁") == _plain_dedup_tokens("Straße 😀 naïve 𝐀𝐁")
+    assert dedup_tokens("Ünïcödé 😀") == ["ünïcödé"]
