@@ -483,20 +483,23 @@ def parse_byline(line: str) -> tuple[str | None, str | None] | None:
         date = parse_date(_BYLINE_SPLIT.split(posted.group("date"))[0])
         author = _author_name(posted.group("author")) if posted.group("author") else None
         return (author, date) if date or author else None
-    if _words(line) <= 8 and not line.endswith("?"):
+    # A line that is only a date: no word but date words (checked first, as it is cheaper than parsing).
+    if (
+        _words(line) <= 8
+        and not line.endswith("?")
+        and not _OTHER_WORD.search(_DATE_WORDS.sub("", line.casefold()))
+    ):
         date = parse_date(line)
-        if date and not re.search(
-            r"[a-z]{3,}",
-            re.sub(
-                r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
-                r"|mon|tue|wed|thu|fri|sat|sun|updated|published|am|pm"
-                r"|gmt|utc|[ecmp][sd]t|at|on|of|the)\w*",
-                "",
-                line.casefold(),
-            ),
-        ):
+        if date:
             return (None, date)
     return None
+
+
+_DATE_WORDS = re.compile(
+    r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun|updated|published"
+    r"|am|pm|gmt|utc|[ecmp][sd]t|at|on|of|the)\w*"
+)
+_OTHER_WORD = re.compile(r"[a-z]{3,}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -528,7 +531,20 @@ def paragraph_lines(text: str) -> list[str]:
     return [part for line in lines for part in (line, "")][:-1]
 
 
-def _join_paragraphs(lines: list[str], drop: set[int]) -> str:
+def _join_paragraphs(lines: list[str], drop: set[int], content: list[int]) -> str:
+    """The kept lines (``content``: the non-empty ones, in order; ``drop``: those removed) as text, a
+    blank line between paragraphs.
+
+    Where the kept lines run unbroken from the first to the last (boilerplate comes off the ends), that is
+    the lines between them as they stand: ``lines`` comes from normalised text, with one empty line
+    between paragraphs.
+    """
+    kept = [i for i in content if i not in drop]
+    if not kept:
+        return ""
+    first, last = kept[0], kept[-1]
+    if not any(first < i < last for i in drop):
+        return "\n".join(lines[first : last + 1])
     blocks: list[str] = []
     current: list[str] = []
     for i, line in enumerate(lines + [""]):
@@ -575,6 +591,7 @@ def clean_document(
     """
     lines = paragraph_lines(doc.body)
     content = [i for i, line in enumerate(lines) if line]
+    non_empty = content
     drop: set[int] = set()
 
     def is_edge_boilerplate(line: str) -> bool:
@@ -622,7 +639,7 @@ def clean_document(
         line = lines[i]
         if line.count(" ") <= longest and i not in drop and rules.matches("anywhere", line):
             drop.add(i)
-    body = _join_paragraphs(lines, drop)
+    body = _join_paragraphs(lines, drop, non_empty)
     doc.removed.extend(lines[i] for i in sorted(drop))
     if not body:
         return Rejection(

@@ -96,6 +96,9 @@ def _normalize_once(text: str, unescape: bool) -> tuple[str, bool]:
         if unescape and "&" in text and _ENTITY.search(text):
             text = _visible(html.unescape(text))
         return _tidy_spacing(text), False
+    entities = unescape and "&" in text and _ENTITY.search(text)
+    if not entities and not _text_flags(text) and unicodedata.is_normalized("NFC", text):
+        return text.strip(" \n"), False  # most text: nothing to change but its ends
     untidy = _UNTIDY.search(text) is not None
     # Invisible characters go first (they would hide mojibake and block NFC composition), and again
     # after the repairs, which can decode to them ("&#8203;", "â€‹" are zero-width spaces).
@@ -177,6 +180,30 @@ def _fold_table() -> tuple[np.ndarray, np.ndarray]:
     table[rows, columns] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
     lengths[codes] = sizes
     return table, lengths
+
+
+@lru_cache(maxsize=1)
+def _text_kinds() -> np.ndarray:
+    """For each character of the Basic Multilingual Plane: 1 if ``_UNTIDY`` matches it, 2 if it can start
+    a ``_MOJIBAKE`` pair, 4 if it can end one (the regexes' own classes, so the two never disagree)."""
+    chars = "".join(map(chr, range(0xD800))) + " " * 0x800 + "".join(map(chr, range(0xE000, 0x10000)))
+    kinds = np.zeros(0x10000, dtype=np.uint8)
+    lead, trail = (
+        _MOJIBAKE.pattern[: _MOJIBAKE.pattern.index("]") + 1],
+        _MOJIBAKE.pattern[_MOJIBAKE.pattern.index("]") + 1 :],
+    )
+    for bit, pattern in ((1, _UNTIDY), (2, re.compile(lead)), (4, re.compile(trail))):
+        kinds[[m.start() for m in pattern.finditer(chars)]] |= bit
+    kinds[0xD800:0xE000] = 0  # the surrogates (stand-ins above): no text holds them
+    return kinds
+
+
+def _text_flags(text: str) -> int:
+    """What normalisation has to do about ``text`` besides composing it (see ``text_flags``)."""
+    from pipeline import signature_kernels  # noqa: PLC0415 - numba: not for the CLI's start-up
+
+    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    return int(signature_kernels.text_flags(data, _text_kinds()))
 
 
 def _compiled_key(text: str) -> bytes | None:

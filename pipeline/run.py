@@ -971,7 +971,7 @@ def _read_spools(spools: list[tuple[str, list[str]]]) -> Iterator[tuple[bytes, s
 
 def _with_verdict(line: bytes, verdict: Verdict) -> bytes:
     """A duplicate's line: the record's JSON object with the verdict's fields added at its end."""
-    return line.rstrip()[:-1] + b"," + orjson.dumps(asdict(verdict))[1:] + b"\n"
+    return line.rstrip()[:-1] + b"," + orjson.dumps(verdict)[1:] + b"\n"
 
 
 def clean_folder(
@@ -1003,32 +1003,30 @@ def clean_folder(
 def _clean(run: Run, report: Progress) -> Summary:
     """The body of :func:`clean_folder`, with the run open.
 
-    Each pass has its own workers: those of the second are forked after this process has loaded the
-    compiled kernels (while the first pass's workers load the files), so they start with them loaded.
+    The compiled kernels are loaded here, before the workers are forked: they start with them loaded
+    (numba takes ~0.5 s a process to load them).
     """
     config = run.config
-    with _fewer_collections():
-        with _executor(config.processes, len(run.chunks)) as pool:
-            t0 = time.perf_counter()
-            loaded: list[LoadedChunk] = []
-            results = pool.map(load_chunk, *run.load_calls())  # submitted: workers start
-            from pipeline import signature_kernels  # noqa: PLC0415 - numba: imported and loaded meanwhile
+    from pipeline import signature_kernels  # noqa: PLC0415 - numba: not for the CLI's start-up
 
-            signature_kernels.warm_up()  # ~0.3 s
+    signature_kernels.warm_up()
+    with _fewer_collections(), _executor(config.processes, len(run.chunks)) as pool:
+        t0 = time.perf_counter()
+        loaded: list[LoadedChunk] = []
 
-            def counts() -> Iterator[LineCounts]:
-                """Each chunk's line counts as it arrives, released once merged (they are most of the
-                parent's memory at this point: a few entries per document)."""
-                done = 0
-                for chunk, files in zip(results, run.chunks, strict=True):
-                    loaded.append(chunk)
-                    done += len(files)
-                    report("load", done, run.files)
-                    yield chunk.counts
-                    chunk.counts = LineCounts()
+        def counts() -> Iterator[LineCounts]:
+            """Each chunk's line counts as it arrives, released once merged (they are most of the
+            parent's memory at this point: a few entries per document)."""
+            done = 0
+            for chunk, files in zip(pool.map(load_chunk, *run.load_calls()), run.chunks, strict=True):
+                loaded.append(chunk)
+                done += len(files)
+                report("load", done, run.files)
+                yield chunk.counts
+                chunk.counts = LineCounts()
 
-            learned = run.learn(counts(), loaded)
-            run.timings["load"] = time.perf_counter() - t0
+        learned = run.learn(counts(), loaded)
+        run.timings["load"] = time.perf_counter() - t0
 
         def reported(items: Iterable[CleanedChunk]) -> Iterator[CleanedChunk]:
             done = 0
@@ -1037,10 +1035,9 @@ def _clean(run: Run, report: Progress) -> Summary:
                 report("clean", done, run.files)
                 yield item
 
-        with _executor(config.processes, len(run.chunks)) as pool:
-            cleaned = pool.map(clean_chunk, *run.clean_calls(loaded, learned))  # submitted: workers start
-            run.record_inputs()  # while they clean
-            return finish(run, reported(cleaned), learned, [r for c in loaded for r in c.rejections])
+        cleaned = pool.map(clean_chunk, *run.clean_calls(loaded, learned))  # submitted: workers start
+        run.record_inputs()  # while they clean
+        return finish(run, reported(cleaned), learned, [r for c in loaded for r in c.rejections])
 
 
 @contextmanager

@@ -187,9 +187,24 @@ def warm_up() -> None:
     shingles, offsets = shingle_sets(words, starts, 5, np.ones(5, dtype=np.uint32))
     minhash(shingles, offsets, np.ones(2, dtype=np.uint32), np.ones(2, dtype=np.uint32))
     common(shingles, shingles)
-    from pipeline.normalize import dedup_key  # noqa: PLC0415 - builds the table fold_key reads
+    from pipeline.normalize import dedup_key, normalize_text  # noqa: PLC0415 - builds the tables they read
 
     dedup_key("warm\u00e9")
+    normalize_text("warm\u00e9")
+
+
+@njit(cache=True, inline="always")
+def _decode(data: np.ndarray, i: int) -> tuple[int, int]:
+    """The code point of the UTF-8 sequence at ``data[i]`` (0x10000 for any beyond the Basic Multilingual
+    Plane) and where the next one starts; ``data`` is valid UTF-8 (Python encoded it)."""
+    first = int(data[i])
+    if first < 0x80:
+        return first, i + 1
+    if first < 0xE0:
+        return ((first & 0x1F) << 6) | (int(data[i + 1]) & 0x3F), i + 2
+    if first < 0xF0:
+        return ((first & 0x0F) << 12) | ((int(data[i + 1]) & 0x3F) << 6) | (int(data[i + 2]) & 0x3F), i + 3
+    return 0x10000, i + 4
 
 
 @njit(cache=True)
@@ -202,21 +217,8 @@ def fold_key(data: np.ndarray, table: np.ndarray, lengths: np.ndarray) -> tuple[
     n = 0
     i = 0
     while i < data.size:
-        first = data[i]
-        if first < 0x80:
-            code = np.int64(first)
-            i += 1
-        elif first < 0xE0:
-            code = (np.int64(first & 0x1F) << 6) | np.int64(data[i + 1] & 0x3F)
-            i += 2
-        elif first < 0xF0:
-            code = (
-                (np.int64(first & 0x0F) << 12)
-                | (np.int64(data[i + 1] & 0x3F) << 6)
-                | np.int64(data[i + 2] & 0x3F)
-            )
-            i += 3
-        else:
+        code, i = _decode(data, i)
+        if code >= 0x10000:
             return out, -1
         length = lengths[code]
         if length < 0:
@@ -225,3 +227,34 @@ def fold_key(data: np.ndarray, table: np.ndarray, lengths: np.ndarray) -> tuple[
             out[n + k] = table[code, k]
         n += length
     return out, n
+
+
+# What text_flags reports (see pipeline.normalize: normalisation has nothing to do when it reports none).
+UNTIDY, MOJIBAKE, SPACING = 1, 2, 4
+
+
+@njit(cache=True)
+def text_flags(data: np.ndarray, kinds: np.ndarray) -> int:
+    """What of :func:`pipeline.normalize.normalize_text`'s work UTF-8 text needs, in one pass: ``UNTIDY``
+    (a character ``kinds`` marks 1: odd line breaks, invisible characters, spaces other than " "),
+    ``MOJIBAKE`` (a character marked 2, a mojibake lead, right before one marked 4, a trail) and ``SPACING``
+    (two spaces, a space before or after a line break, three line breaks in a row). Characters beyond the
+    Basic Multilingual Plane are none of these."""
+    flags = 0
+    previous = 0  # the two characters before, as code points
+    before = 0
+    i = 0
+    while i < data.size:
+        code, i = _decode(data, i)
+        kind = kinds[code] if code < 0x10000 else 0
+        if kind & 1:
+            flags |= UNTIDY
+        if kind & 4 and previous < 0x10000 and kinds[previous] & 2:
+            flags |= MOJIBAKE
+        if (code == 32 and (previous == 32 or previous == 10)) or (code == 10 and previous == 32):
+            flags |= SPACING
+        if code == 10 and previous == 10 and before == 10:
+            flags |= SPACING
+        before = previous
+        previous = code
+    return flags

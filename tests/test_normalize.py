@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
@@ -319,3 +320,33 @@ def test_dedup_key_table_is_the_plain_definition_for_every_character() -> None:
 def test_dedup_key_of_text_beyond_the_table_takes_the_plain_path() -> None:
     assert dedup_tokens("Straße 😀 naïve 𝐀𝐁") == _plain_dedup_tokens("Straße 😀 naïve 𝐀𝐁")
     assert dedup_tokens("Ünïcödé 😀") == ["ünïcödé"]
+
+
+def test_text_kinds_are_the_regexes_classes_for_every_character() -> None:
+    # The compiled check reads this table; the regexes it stands for decide each character the same way.
+    lead = re.compile(normalize._MOJIBAKE.pattern[: normalize._MOJIBAKE.pattern.index("]") + 1])
+    trail = re.compile(normalize._MOJIBAKE.pattern[normalize._MOJIBAKE.pattern.index("]") + 1 :])
+    kinds = normalize._text_kinds()
+    for code in range(0x10000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        char = chr(code)
+        expected = (
+            bool(normalize._UNTIDY.fullmatch(char))
+            | bool(lead.fullmatch(char)) << 1
+            | bool(trail.fullmatch(char)) << 2
+        )
+        assert kinds[code] == expected, hex(code)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from([*_NORMALIZE_ALPHABET, "😀", "\u3000", "\n"]), max_size=40) | st.text()
+)
+def test_text_flags_say_nothing_only_when_the_regexes_find_nothing(text: str) -> None:
+    if text.isascii():
+        return
+    untidy = normalize._UNTIDY.search(text) is not None
+    mojibake = normalize._MOJIBAKE.search(text) is not None
+    spacing = any(pattern in text for pattern in ("  ", " \n", "\n ", "\n\n\n"))
+    assert (normalize._text_flags(text) == 0) == (not (untidy or mojibake or spacing))
