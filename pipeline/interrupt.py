@@ -7,6 +7,7 @@ mid-run, never a traceback or a silent death.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -69,7 +70,13 @@ def main() -> int:
         # Done: a signal from now on changes nothing. Ignored, not left to Python's finalization, which
         # puts back the default handlers (a Ctrl-C during the exit would end the process by SIGINT).
         _ignore_stop_signals()
-        return status if not arrived else _exit_now(status)
+        if arrived or "prefect" not in sys.modules:
+            # The outputs are committed and closed: the process ends now rather than after Python has
+            # freed every object the run made (0.15 s after cleaning 20,000 files). Not after a flow ran:
+            # Prefect stops its temporary server in an exit hook.
+            logging.shutdown()
+            return _exit_now(status)
+        return status
     _ignore_stop_signals()
     when = "" if started else " while starting: nothing was done"
     print(f"pipeline: interrupted ({name}){when}", file=sys.stderr)
@@ -82,11 +89,12 @@ def _ignore_stop_signals() -> None:
 
 
 def _exit_now(status: int) -> NoReturn:
-    """Exit with ``status`` once an interrupt has been handled (its one line printed, the workers gone).
+    """Exit with ``status`` now, the standard streams flushed (the command's work is done and committed, or
+    an interrupt has been handled: its one line printed, the workers gone).
 
-    Not through ``sys.exit``: CPython 3.11 remembers a KeyboardInterrupt that went through code run by
-    ``PyRun_*`` during an import, even one caught later, and then ends the process by SIGINT itself
-    (status -2, not 130). Seen in 4 of 60 Ctrl-Cs landing 0.22-0.26 s after start.
+    After an interrupt, not through ``sys.exit``: CPython 3.11 remembers a KeyboardInterrupt that went
+    through code run by ``PyRun_*`` during an import, even one caught later, and then ends the process by
+    SIGINT itself (status -2, not 130). Seen in 4 of 60 Ctrl-Cs landing 0.22-0.26 s after start.
     """
     for stream in (sys.stdout, sys.stderr):
         try:
