@@ -45,3 +45,10 @@ SORTED_SET = st.lists(st.integers(0, 60), unique=True).map(lambda v: np.array(so
 @given(SORTED_SET, SORTED_SET)
 def test_common_is_the_intersection_size(a: np.ndarray, b: np.ndarray) -> None:
     assert kernels.common(a, b) == np.intersect1d(a, b, assume_unique=True).size
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, (1 << 32) - 1), max_size=300))
+def test_radix_sort_is_a_sort(values: list[int]) -> None:
+    array = np.array(values, dtype=np.uint32)
+    assert np.array_equal(kernels._radix_sort(array), np.sort(array))
