@@ -231,14 +231,15 @@ def generate(
     seed: int = 0,
     copy_share: float = 0.2,
     start: int = 0,
-    cache: Path | None = None,
+    sentences: dict | None = None,
 ) -> tuple[int, dict[str, str]]:
-    """Write ``count`` articles under ``root`` (numbered from ``start``).
+    """Write ``count`` articles under ``root`` (numbered from ``start``), from ``sentences`` (a
+    :func:`pool`; by default the one of ``../shared/data``, cached beside ``root``).
 
     Returns the bytes written and each file's cluster (its path relative to ``root`` -> the path of the
     original it copies, or its own).
     """
-    writer = Writer(pool(cache or root.parent), seed)
+    writer = Writer(sentences or pool(root.parent), seed)
     originals: list[tuple[str, int, str, str, list[str]]] = []  # (path, site, language, title, paragraphs)
     clusters: dict[str, str] = {}
     written = 0

@@ -61,7 +61,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import orjson
 import trafilatura
@@ -126,12 +125,8 @@ def text_pool() -> dict:
 
 
 def generate(root: Path, count: int, seed: int, start: int = 0) -> tuple[int, dict[str, str]]:
-    """``bench.corpus.generate`` from :func:`text_pool`. ``generate`` reads its pool as ``pool(cache)``,
-    from the default folders, so the pool of the folders chosen here is handed to it in that name's place.
-    """
-    stored = text_pool()
-    with mock.patch.object(bench.corpus, "pool", lambda cache: stored):
-        return bench.corpus.generate(root, count, seed=seed, start=start, cache=CACHE)
+    """``bench.corpus.generate`` from :func:`text_pool`."""
+    return bench.corpus.generate(root, count, seed=seed, start=start, sentences=text_pool())
 
 
 def describe(folder: Path, clusters: dict[str, str], written: int) -> dict:

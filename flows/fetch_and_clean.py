@@ -38,7 +38,7 @@ from flows.clean_folder import clean_folder, map_in_order
 from pipeline import fetch
 from pipeline.cli import format_summary
 from pipeline.fetch import DiscoveryError, FetchConfig, FetchResult, FetchSession
-from pipeline.run import Summary, UsageError
+from pipeline.run import SCAN_MODES, Summary, UsageError
 
 COUNTS_ARTIFACT = "fetch-and-clean-fetch-counts"
 FAILURES_ARTIFACT = "fetch-and-clean-fetch-summary"
@@ -135,6 +135,7 @@ def fetch_and_clean(
     retry_backoff: float = 10.0,
     allow_private: bool = False,
     max_urls: int = FetchConfig().max_urls,
+    scan: str = "folders",
 ) -> Summary:
     """Fetch the URLs of one source (a URL file, a feed or a sitemap) into ``raw``, then clean ``raw``
     into ``out`` with the ``clean-folder`` flow and return its summary.
@@ -149,6 +150,10 @@ def fetch_and_clean(
             crawl); by default such a URL, or a redirect to one, is rejected as ``blocked_address``.
         max_urls: most URLs taken from the feed or the sitemap (nested sitemaps included); the fetch
             summary says when it cut.
+        scan: how the clean finds new pages (see ``pipeline clean --scan``). ``folders`` by default here:
+            the fetcher stores each page by a rename into its host's folder, so every new page changes
+            its folder's time, and a run stats only the folders that changed (its cost follows the new
+            pages, not all pages fetched so far).
     """
     check_sources(urls_file, feed, sitemap)
     # The fetcher's own retries are off: Prefect retries the tasks, visibly, with backoff.
@@ -168,7 +173,7 @@ def fetch_and_clean(
     )
     notes = [getattr(urls, "note", "")]  # what --max-urls left out of a feed or sitemap
     publish_fetch_counts([r for host_results in results for r in host_results], notes)
-    return clean_folder(str(raw_dir), out, threshold=threshold)
+    return clean_folder(str(raw_dir), out, threshold=threshold, scan=scan)
 
 
 def check_sources(urls_file: str | None, feed: str | None, sitemap: str | None) -> None:
@@ -340,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="most URLs taken from the feed or sitemap (default: %(default)s)",
     )
+    parser.add_argument(
+        "--scan",
+        choices=SCAN_MODES,
+        default=DEFAULTS["scan"],
+        help="how the clean finds new pages: stat only the folders whose time changed (folders, the "
+        "default here: the fetcher adds pages by rename) or every input (full) (default: %(default)s)",
+    )
     return parser
 
 
@@ -372,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             retries=args.retries,
             allow_private=args.allow_private,
             max_urls=args.max_urls,
+            scan=args.scan,
         )
     except DiscoveryError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

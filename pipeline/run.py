@@ -925,6 +925,7 @@ def finish(
         "config": {
             "workers": config.processes,
             "chunk_size": config.chunk_size,
+            "scan": config.scan,
             "minhash": asdict(config.minhash),
             "minhash_fingerprint": config.minhash.fingerprint(),
             "cleanup": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config.cleanup).items()},

@@ -114,6 +114,13 @@ def pages(site: HTTPServer) -> dict[str, str]:
     return urls
 
 
+BACK = [
+    f"The harbour authority reopened pier {n} on Tuesday after repairs that took {n + 2} weeks, and ferries "
+    f"to the {word} islands resume their summer timetable from the first of next month."
+    for n, word in enumerate(("northern", "outer", "western", "small", "far"), start=3)
+]
+
+
 def requests_for(site: HTTPServer, path: str) -> int:
     return sum(1 for request, _ in site.log if request.path == path)
 
@@ -212,6 +219,28 @@ def test_flow_fetches_retries_and_cleans(
         {"outcome": "failed", "reason": "http_error", "urls": 1},
     ]
     contract.validate_output(out)
+
+    # The withdrawn story is back: the third run fetches it and its clean finds it with the flow's default
+    # --scan folders (the page came in by a rename, which changed its folder's time).
+    site.expect_oneshot_request("/news/withdrawn-story.html").respond_with_data(
+        article_page("Withdrawn story is back", BACK, "Daily Courier", ["World"], "© Daily Courier"),
+        content_type="text/html; charset=utf-8",
+    )
+    state = fetch_and_clean(
+        sitemap=site.url_for("/sitemap.xml"),
+        raw=str(raw),
+        out=str(out),
+        per_host_delay=0.0,
+        timeout=5.0,
+        retries=0,
+        allow_private=True,
+        return_state=True,
+    )
+    assert state.is_completed(), state
+    assert json.loads((out / contract.STATS).read_text())["config"]["scan"] == "folders"
+    assert contract.validate_output(out) == {"records": 3, "duplicates": 1, "rejected": 0}
+    records = {r["url"]: r for r in contract.read_jsonl(out / contract.RECORDS)}
+    assert records[pages["missing"]]["title"] == "Withdrawn story is back"
 
 
 def test_a_url_failing_on_every_run_is_one_rejection(
