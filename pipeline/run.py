@@ -1005,12 +1005,13 @@ def _clean(run: Run, report: Progress) -> Summary:
     """The body of :func:`clean_folder`, with the run open.
 
     The compiled kernels are loaded here, before the workers are forked: they start with them loaded
-    (numba takes ~0.5 s a process to load them).
+    (numba takes ~0.5 s a process to load them). A run with no file to read does not load them.
     """
     config = run.config
-    from pipeline import signature_kernels  # noqa: PLC0415 - numba: not for the CLI's start-up
+    if run.files:
+        from pipeline import signature_kernels  # noqa: PLC0415 - numba: not for the CLI's start-up
 
-    signature_kernels.warm_up()
+        signature_kernels.warm_up()
     with _fewer_collections(), _executor(config.processes, len(run.chunks)) as pool:
         t0 = time.perf_counter()
         loaded: list[LoadedChunk] = []

@@ -194,18 +194,22 @@ def test_flow_fetches_retries_and_cleans(
     assert by_key[FAILURES_ARTIFACT].type == "markdown"
     assert pages["missing"] in by_key[FAILURES_ARTIFACT].data
 
+    def run_again() -> Any:
+        state = fetch_and_clean(
+            sitemap=site.url_for("/sitemap.xml"),
+            raw=str(raw),
+            out=str(out),
+            per_host_delay=0.0,
+            timeout=5.0,
+            retries=0,
+            allow_private=True,
+            return_state=True,
+        )
+        assert state.is_completed(), state
+        return state
+
     # A second run fetches nothing new: stored pages are skipped, the 404 is asked for again.
-    state = fetch_and_clean(
-        sitemap=site.url_for("/sitemap.xml"),
-        raw=str(raw),
-        out=str(out),
-        per_host_delay=0.0,
-        timeout=5.0,
-        retries=0,
-        allow_private=True,
-        return_state=True,
-    )
-    assert state.is_completed(), state
+    state = run_again()
     assert requests_for(site, "/news/ukraine-atacms.html") == 1
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
@@ -226,17 +230,7 @@ def test_flow_fetches_retries_and_cleans(
         article_page("Withdrawn story is back", BACK, "Daily Courier", ["World"], "© Daily Courier"),
         content_type="text/html; charset=utf-8",
     )
-    state = fetch_and_clean(
-        sitemap=site.url_for("/sitemap.xml"),
-        raw=str(raw),
-        out=str(out),
-        per_host_delay=0.0,
-        timeout=5.0,
-        retries=0,
-        allow_private=True,
-        return_state=True,
-    )
-    assert state.is_completed(), state
+    state = run_again()
     assert json.loads((out / contract.STATS).read_text())["config"]["scan"] == "folders"
     assert contract.validate_output(out) == {"records": 3, "duplicates": 1, "rejected": 0}
     records = {r["url"]: r for r in contract.read_jsonl(out / contract.RECORDS)}
