@@ -77,9 +77,14 @@ class AtomicJsonl(_JsonLines):
         self.count = 0
 
     def commit(self) -> int:
-        """Sync, rename into place; return the file's length."""
-        length = self._sync_and_close()
-        os.replace(self._tmp, self.path)
+        """Sync, rename into place; return the file's length. A failure (the disk filled while the last
+        of the buffer went out) removes the temporary file."""
+        try:
+            length = self._sync_and_close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
         self._renamed = True
         return length
 
