@@ -44,6 +44,7 @@ release is ``BENCH_PREVIOUS=<commit>`` (``0`` skips it). The sentence pool is re
 
 from __future__ import annotations
 
+import compileall
 import functools
 import gzip
 import itertools
@@ -214,6 +215,15 @@ def clean(
     return run_process(args + (["--rebuild"] if rebuild else []), cwd=release, env=env)
 
 
+def compile_bytecode(tree: Path) -> None:
+    """Byte-compile a tree's packages, as a first run writes them for its user: a process that finds no
+    ``.pyc`` compiles every module of ours again (about 0.07 s, and always where ``PYTHONDONTWRITEBYTECODE``
+    is set, as on this project's machines). Done for ours and the previous release alike."""
+    for package in ("pipeline", "flows"):
+        if (tree / package).is_dir():
+            compileall.compile_dir(tree / package, quiet=1)
+
+
 @contextmanager
 def previous_release() -> Iterator[Path | None]:
     """A temporary git worktree of ``PREVIOUS`` (None when ``BENCH_PREVIOUS=0``), removed afterwards."""
@@ -241,6 +251,7 @@ def previous_release() -> Iterator[Path | None]:
         ).stdout.strip()
         if not Path(found).resolve().is_relative_to(tree.resolve()):
             raise RuntimeError(f"the previous release's process imports {found}, not the worktree's")
+        compile_bytecode(tree)
         yield tree
     finally:
         if tree.exists():
@@ -613,6 +624,7 @@ def machine() -> str:
 def main() -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    compile_bytecode(REPO)
     # Signatures first: their first call of the compiled kernels fills numba's cache before any timed process.
     signature_results = signatures()
     pipeline_results, scores = pipeline_runs()
