@@ -19,9 +19,9 @@ NORMALIZATION_VERSION = 1
 
 # Two-character sequences that UTF-8 read as cp1252/latin-1 produces (Ã©, â€™, Â , Ð¿ ...). ftfy is slow
 # (~900 docs/s), so it runs only where this cheap check fires.
-_MOJIBAKE = re.compile(
-    "[ÂÃÄÅÆÇÐÑØÙâ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u2122]"
-)
+_MOJIBAKE_LEAD = "[ÂÃÄÅÆÇÐÑØÙâ]"
+_MOJIBAKE_TRAIL = "[\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u2122]"
+_MOJIBAKE = re.compile(_MOJIBAKE_LEAD + _MOJIBAKE_TRAIL)
 _ENTITY = re.compile(r"&(?:#\d{2,7}|#x[0-9a-fA-F]{2,6}|[a-zA-Z]{2,8});")
 _NEWLINE_CHARS = "\r\x0b\x0c\x85\u2028\u2029"
 _NEWLINES = re.compile(f"\r\n?|[{_NEWLINE_CHARS}]")
@@ -188,11 +188,7 @@ def _text_kinds() -> np.ndarray:
     a ``_MOJIBAKE`` pair, 4 if it can end one (the regexes' own classes, so the two never disagree)."""
     chars = "".join(map(chr, range(0xD800))) + " " * 0x800 + "".join(map(chr, range(0xE000, 0x10000)))
     kinds = np.zeros(0x10000, dtype=np.uint8)
-    lead, trail = (
-        _MOJIBAKE.pattern[: _MOJIBAKE.pattern.index("]") + 1],
-        _MOJIBAKE.pattern[_MOJIBAKE.pattern.index("]") + 1 :],
-    )
-    for bit, pattern in ((1, _UNTIDY), (2, re.compile(lead)), (4, re.compile(trail))):
+    for bit, pattern in ((1, _UNTIDY), (2, re.compile(_MOJIBAKE_LEAD)), (4, re.compile(_MOJIBAKE_TRAIL))):
         kinds[[m.start() for m in pattern.finditer(chars)]] |= bit
     kinds[0xD800:0xE000] = 0  # the surrogates (stand-ins above): no text holds them
     return kinds

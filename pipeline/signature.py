@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 SCHEME = "affine32"
 LSH_MARGIN = 0.2  # LSH bands are tuned for threshold - LSH_MARGIN (see pipeline/dedup.py)
 _U32 = np.uint32
-_EMPTY = np.iinfo(np.uint32).max
 
 
 @dataclass(frozen=True, slots=True)

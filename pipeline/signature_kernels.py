@@ -1,13 +1,19 @@
-"""The compiled loops behind :mod:`pipeline.signature`: word hashes, shingle sets and MinHash values of a
-chunk of dedup keys in three passes over flat arrays (numba, compiled once and cached on disk).
+"""The compiled loops (numba, compiled once and cached on disk) behind the dedup key and the signatures:
 
-A chunk's dedup keys (see :func:`pipeline.normalize.dedup_key`: words separated by spaces, as UTF-8) are
-concatenated into one byte array; ``offsets[i]:offsets[i + 1]`` is document ``i``'s. Nothing here builds a
-Python object per word or per shingle, which is where the time of the numpy version went (a dictionary
-look-up per word, and a ``num_perm`` x shingles work array that did not fit in the cache).
+- :func:`word_hashes`, :func:`shingle_sets`, :func:`minhash`: word hashes, shingle sets and MinHash values
+  of a chunk of dedup keys in three passes over flat arrays. A chunk's keys (words separated by spaces, as
+  UTF-8) are concatenated into one byte array; ``offsets[i]:offsets[i + 1]`` is document ``i``'s. Nothing
+  builds a Python object per word or per shingle, which is where the time of the numpy version went (a
+  dictionary look-up per word, and a ``num_perm`` x shingles work array that did not fit in the cache);
+- :func:`common`: the size of the intersection of two sorted shingle sets (Jaccard, containment);
+- :func:`fold_key` and :func:`text_flags`: one pass over a text's UTF-8 with a table per character of the
+  Basic Multilingual Plane, for :func:`pipeline.normalize.dedup_key` and
+  :func:`pipeline.normalize.normalize_text`.
 
-Each function computes exactly what the plain definition does (tests check them against ``xxhash``,
-:func:`pipeline.signature.shingles` and datasketch's ``MinHash.update_batch``, bit for bit).
+Each computes exactly what the plain definition does: tests check them against ``xxhash``,
+:func:`pipeline.signature.shingles`, datasketch's ``MinHash.update_batch``, ``np.intersect1d``, ``np.sort``
+and the regexes, and the tables against the plain steps for every character. :func:`warm_up` loads them
+all (numba's first call in a process costs ~0.3 s); a parent calls it before forking its workers.
 """
 
 from __future__ import annotations

@@ -324,8 +324,7 @@ def test_dedup_key_of_text_beyond_the_table_takes_the_plain_path() -> None:
 
 def test_text_kinds_are_the_regexes_classes_for_every_character() -> None:
     # The compiled check reads this table; the regexes it stands for decide each character the same way.
-    lead = re.compile(normalize._MOJIBAKE.pattern[: normalize._MOJIBAKE.pattern.index("]") + 1])
-    trail = re.compile(normalize._MOJIBAKE.pattern[normalize._MOJIBAKE.pattern.index("]") + 1 :])
+    lead, trail = re.compile(normalize._MOJIBAKE_LEAD), re.compile(normalize._MOJIBAKE_TRAIL)
     kinds = normalize._text_kinds()
     for code in range(0x10000):
         if 0xD800 <= code <= 0xDFFF:
