@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 # Bumped whenever the output of normalize_text or dedup_tokens changes, so an index never mixes versions.
-NORMALIZATION_VERSION = 1
+NORMALIZATION_VERSION = 2  # 2: zero-width (non-)joiners kept in the text, dropped in the dedup key
 
 # Two-character sequences that UTF-8 read as cp1252/latin-1 produces (Ã©, â€™, Â , Ð¿ ...). ftfy is slow
 # (~900 docs/s), so it runs only where this cheap check fires.
@@ -25,8 +25,10 @@ _MOJIBAKE = re.compile(_MOJIBAKE_LEAD + _MOJIBAKE_TRAIL)
 _ENTITY = re.compile(r"&(?:#\d{2,7}|#x[0-9a-fA-F]{2,6}|[a-zA-Z]{2,8});")
 _NEWLINE_CHARS = "\r\x0b\x0c\x85\u2028\u2029"
 _NEWLINES = re.compile(f"\r\n?|[{_NEWLINE_CHARS}]")
-# C0 controls except tab and newline, zero-width characters, BOM, bidi marks ...
-_INVISIBLE_CHARS = "\x00-\x08\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
+# C0 controls except tab and newline, the zero-width space, BOM, bidi marks ... Not the zero-width
+# non-joiner and joiner (U+200C, U+200D): they carry meaning in Persian and Indic scripts ("می‌خواهم") and
+# in emoji sequences (🏳️‍🌈).
+_INVISIBLE_CHARS = "\x00-\x08\x0e-\x1f\x7f\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\ufeff"
 _INVISIBLE = re.compile(f"[{_INVISIBLE_CHARS}]")
 # ... and C1 controls and the soft hyphen, which are removed only after mojibake repair: UTF-8 read as
 # cp1252 leaves them inside damaged characters ("”" becomes "â€\x9d", "í" becomes "Ã\xad").
@@ -142,9 +144,10 @@ def _tidy_spacing(text: str, other_spaces: bool = True) -> str:
     return "\n".join(lines).strip()
 
 
-# Apostrophes of every style are dropped inside words ("don’t" and "don't" both give "dont"); double
-# quotes and other punctuation fall away with the non-word characters.
-_APOSTROPHE_CHARS = "'\u2018\u2019\u201a\u201b\u2032\u02bc"
+# Apostrophes of every style are dropped inside words ("don’t" and "don't" both give "dont"), and so are the
+# zero-width (non-)joiners the text keeps (a copy that lost them is the same text); double quotes and
+# other punctuation fall away with the non-word characters.
+_APOSTROPHE_CHARS = "'\u2018\u2019\u201a\u201b\u2032\u02bc\u200c\u200d"
 _APOSTROPHES = re.compile(f"[{_APOSTROPHE_CHARS}]")
 _NON_WORD = re.compile(r"[\W_]+")
 # For the dedup key's table (see _fold_table): one non-word character at a time, the table's pieces

@@ -78,7 +78,7 @@ def test_normalize_text_unifies_line_endings(text: str, expected: str) -> None:
     ("text", "expected"),
     [
         pytest.param("zero\u200bwidth", "zerowidth", id="zero-width-space"),
-        pytest.param("zero\u200dwidth\u2060joiner", "zerowidthjoiner", id="zero-width-joiners"),
+        pytest.param("word\u2060joiner", "wordjoiner", id="word-joiner"),
         pytest.param("soft\u00adhyphen", "softhyphen", id="soft-hyphen"),
         pytest.param("\ufeffbom at start", "bom at start", id="bom"),
         pytest.param("bell\x07 and\x00 nul\x1b", "bell and nul", id="c0-controls"),
@@ -349,3 +349,16 @@ def test_text_flags_say_nothing_only_when_the_regexes_find_nothing(text: str) ->
     mojibake = normalize._MOJIBAKE.search(text) is not None
     spacing = any(pattern in text for pattern in ("  ", " \n", "\n ", "\n\n\n"))
     assert (normalize._text_flags(text) == 0) == (not (untidy or mojibake or spacing))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", id="persian-zwnj"),
+        pytest.param("\u0915\u094d\u200d\u0937", id="devanagari-zwj"),
+        pytest.param("\U0001f3f3\ufe0f\u200d\U0001f308", id="emoji-zwj-sequence"),
+    ],
+)
+def test_zero_width_joiners_stay_in_the_text_and_leave_the_dedup_key(text: str) -> None:
+    assert normalize_text(text) == text
+    assert dedup_tokens(text) == dedup_tokens(text.replace("\u200c", "").replace("\u200d", ""))
