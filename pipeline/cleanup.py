@@ -545,6 +545,11 @@ def _join_paragraphs(lines: list[str], drop: set[int], content: list[int]) -> st
     first, last = kept[0], kept[-1]
     if not any(first < i < last for i in drop):
         return "\n".join(lines[first : last + 1])
+    return _join_blocks(lines, drop)
+
+
+def _join_blocks(lines: list[str], drop: set[int]) -> str:
+    """The plain join: each run of kept non-empty lines a paragraph, paragraphs a blank line apart."""
     blocks: list[str] = []
     current: list[str] = []
     for i, line in enumerate(lines + [""]):

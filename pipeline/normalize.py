@@ -134,8 +134,12 @@ def _tidy_spacing(text: str, other_spaces: bool = True) -> str:
         and _OTHER_SPACES.search(text)
     ):
         return text.strip(" \n")  # already tidy inside: a few substring checks instead of a loop over lines
-    # str.split() splits on exactly the whitespace _visible leaves (spaces, tabs, no-break and other Unicode
-    # spaces).
+    return _tidy_lines(text)
+
+
+def _tidy_lines(text: str) -> str:
+    """The plain spacing rule, line by line. str.split() splits on exactly the whitespace _visible leaves
+    (spaces, tabs, no-break and other Unicode spaces)."""
     lines: list[str] = []
     for line in text.split("\n"):
         line = " ".join(line.split())
@@ -197,12 +201,16 @@ def _text_kinds() -> np.ndarray:
     return kinds
 
 
+def _utf8(text: str) -> np.ndarray:
+    """``text`` as the kernels read it: its UTF-8 bytes (lone surrogates as their 3-byte forms)."""
+    return np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+
+
 def _text_flags(text: str) -> int:
     """What normalisation has to do about ``text`` besides composing it (see ``text_flags``)."""
     from pipeline import signature_kernels  # noqa: PLC0415 - numba: not for the CLI's start-up
 
-    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    return int(signature_kernels.text_flags(data, _text_kinds()))
+    return int(signature_kernels.text_flags(_utf8(text), _text_kinds()))
 
 
 def _compiled_key(text: str) -> bytes | None:
@@ -210,8 +218,7 @@ def _compiled_key(text: str) -> bytes | None:
     a character beyond the Basic Multilingual Plane (an emoji ...)."""
     from pipeline import signature_kernels  # noqa: PLC0415 - numba: not for the CLI's start-up
 
-    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    folded, length = signature_kernels.fold_key(data, *_fold_table())
+    folded, length = signature_kernels.fold_key(_utf8(text), *_fold_table())
     return folded[:length].tobytes() if length >= 0 else None
 
 

@@ -517,22 +517,9 @@ def test_line_keys_are_each_lines_key(lines: list[str]) -> None:
     assert line_keys(lines) == [line_key(line) for line in lines]
 
 
-def _join_plain(lines: list[str], drop: set[int]) -> str:
-    blocks: list[str] = []
-    current: list[str] = []
-    for i, line in enumerate(lines + [""]):
-        if not line:
-            if current:
-                blocks.append("\n".join(current))
-            current = []
-        elif i not in drop:
-            current.append(line)
-    return "\n\n".join(blocks)
-
-
 @settings(max_examples=500, deadline=None)
 @given(st.text(alphabet="ab \n", max_size=60), st.sets(st.integers(0, 30)))
 def test_join_paragraphs_shortcut_equals_the_plain_join(text: str, drop: set[int]) -> None:
     lines = cleanup.paragraph_lines(normalize_text(text))
     content = [i for i, line in enumerate(lines) if line]
-    assert cleanup._join_paragraphs(lines, drop, content) == _join_plain(lines, drop)
+    assert cleanup._join_paragraphs(lines, drop, content) == cleanup._join_blocks(lines, drop)

@@ -143,18 +143,23 @@ def test_flow_fetches_retries_and_cleans(
     from flows.fetch_and_clean import COUNTS_ARTIFACT, FAILURES_ARTIFACT, fetch_and_clean
 
     raw, out = tmp_path / "raw", tmp_path / "out"
-    state = fetch_and_clean(
-        sitemap=site.url_for("/sitemap.xml"),
-        raw=str(raw),
-        out=str(out),
-        per_host_delay=0.0,
-        timeout=5.0,
-        retries=2,
-        retry_backoff=0.2,
-        allow_private=True,  # the site is on 127.0.0.1
-        return_state=True,
-    )
-    assert state.is_completed(), state
+
+    def run(retries: int) -> Any:
+        state = fetch_and_clean(
+            sitemap=site.url_for("/sitemap.xml"),
+            raw=str(raw),
+            out=str(out),
+            per_host_delay=0.0,
+            timeout=5.0,
+            retries=retries,
+            retry_backoff=0.2,
+            allow_private=True,  # the site is on 127.0.0.1
+            return_state=True,
+        )
+        assert state.is_completed(), state
+        return state
+
+    state = run(retries=2)
     summary = state.result()
 
     # Clean step: the two copies of one article are one cluster, the 404 is its fetch rejection.
@@ -194,22 +199,8 @@ def test_flow_fetches_retries_and_cleans(
     assert by_key[FAILURES_ARTIFACT].type == "markdown"
     assert pages["missing"] in by_key[FAILURES_ARTIFACT].data
 
-    def run_again() -> Any:
-        state = fetch_and_clean(
-            sitemap=site.url_for("/sitemap.xml"),
-            raw=str(raw),
-            out=str(out),
-            per_host_delay=0.0,
-            timeout=5.0,
-            retries=0,
-            allow_private=True,
-            return_state=True,
-        )
-        assert state.is_completed(), state
-        return state
-
     # A second run fetches nothing new: stored pages are skipped, the 404 is asked for again.
-    state = run_again()
+    state = run(retries=0)
     assert requests_for(site, "/news/ukraine-atacms.html") == 1
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
@@ -230,7 +221,7 @@ def test_flow_fetches_retries_and_cleans(
         article_page("Withdrawn story is back", BACK, "Daily Courier", ["World"], "© Daily Courier"),
         content_type="text/html; charset=utf-8",
     )
-    state = run_again()
+    state = run(retries=0)
     assert json.loads((out / contract.STATS).read_text())["config"]["scan"] == "folders"
     assert contract.validate_output(out) == {"records": 3, "duplicates": 1, "rejected": 0}
     records = {r["url"]: r for r in contract.read_jsonl(out / contract.RECORDS)}

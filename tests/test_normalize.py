@@ -240,12 +240,7 @@ _SPACING = st.text(alphabet=" \n\t\xa0\u2003\u3000ab\u00e9", max_size=40)
 @settings(max_examples=500, deadline=None)
 @given(_SPACING)
 def test_tidy_spacing_fast_path_equals_the_line_loop(text: str) -> None:
-    lines: list[str] = []
-    for line in text.split("\n"):
-        line = " ".join(line.split())
-        if line or (lines and lines[-1]):
-            lines.append(line)
-    assert normalize._tidy_spacing(text) == "\n".join(lines).strip()
+    assert normalize._tidy_spacing(text) == normalize._tidy_lines(text)
 
 
 @settings(max_examples=500, deadline=None)
@@ -263,7 +258,8 @@ def test_dedup_token_ascii_path_matches_the_regex_path(text: str) -> None:
 
 
 def _plain_normalize(text: str, unescape: bool = False) -> str:
-    """normalize_text without its shortcuts: every regex on every text, the spacing loop on every line."""
+    """normalize_text without its shortcuts: every regex on every text, the spacing loop on every line
+    (``_tidy_lines``, the plain rule the spacing shortcut is tested against)."""
     import html
 
     def once(text: str, unescape: bool) -> str:
@@ -272,13 +268,7 @@ def _plain_normalize(text: str, unescape: bool = False) -> str:
             text = normalize._INVISIBLE.sub("", normalize._NEWLINES.sub("\n", html.unescape(text)))
         repaired = repair_mojibake(text)
         text = normalize._INVISIBLE.sub("", normalize._NEWLINES.sub("\n", repaired))
-        text = unicodedata.normalize("NFC", normalize._LATE_INVISIBLE.sub("", text))
-        lines: list[str] = []
-        for line in text.split("\n"):
-            line = " ".join(line.split())
-            if line or (lines and lines[-1]):
-                lines.append(line)
-        return "\n".join(lines).strip()
+        return normalize._tidy_lines(unicodedata.normalize("NFC", normalize._LATE_INVISIBLE.sub("", text)))
 
     result = once(text, unescape)
     for _ in range(2):
