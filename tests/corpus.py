@@ -16,6 +16,7 @@ import html
 import json
 import random
 import re
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,30 @@ SEED = DATA / "seed" / "ukraine-atacms.txt"
 # The tests use the 80-page sample in tests/data; `make eval` the full 181 pages in ../shared/data.
 SAMPLE_BENCHMARK = DATA / "article-extraction-benchmark"
 FULL_BENCHMARK = Path(__file__).resolve().parents[2] / "shared" / "data" / "article-extraction-benchmark"
+# trafilatura's evaluation set: the tests use a sample (tests/data/trafilatura-eval: its evaldata.json and
+# the pages gzipped), `make eval` the 990 pages of the tarball in ../shared/data.
+SAMPLE_SNIPPETS = DATA / "trafilatura-eval"
+FULL_SNIPPETS = FULL_BENCHMARK.parent / "trafilatura-eval"
+SNIPPETS_TARBALL = "html_tests_eval_cache.tar.gz"
+
+
+def snippet_pages(source: Path, raw: Path, limit: int | None = None) -> dict[str, dict]:
+    """Write the pages of trafilatura's evaluation set (or of its sample) into ``raw``; return its items
+    (``{"file", "with", "without"}``) by file name, sorted, the first ``limit`` of them."""
+    items = json.loads((source / "evaldata.json").read_text(encoding="utf-8"))
+    wanted = dict(sorted((item["file"], item) for item in items.values())[:limit])
+    raw.mkdir(parents=True, exist_ok=True)
+    tarball = source / SNIPPETS_TARBALL
+    if tarball.exists():
+        with tarfile.open(tarball) as archive:
+            for member in archive:
+                name = member.name.rsplit("/", 1)[-1]
+                if member.isfile() and name in wanted and not (raw / name).exists():
+                    (raw / name).write_bytes(archive.extractfile(member).read())  # type: ignore[union-attr]
+    else:
+        for name in wanted:
+            (raw / name).write_bytes(gzip.decompress((source / "pages" / f"{name}.gz").read_bytes()))
+    return wanted
 
 
 @dataclass(frozen=True)
