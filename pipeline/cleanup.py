@@ -25,7 +25,7 @@ import xxhash
 from pipeline.contract import Document, Rejection
 from pipeline.normalize import ASCII_SEPARATORS, NON_ASCII_NON_WORD
 
-SECTIONS = ("edge", "anywhere", "tail-cut")
+SECTIONS = ("edge", "anywhere", "tail-cut", "credit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,7 @@ class BoilerplateRules:
     edge: re.Pattern[str]
     anywhere: re.Pattern[str]
     tail_cut: re.Pattern[str]
+    credit: re.Pattern[str]
     source: str = ""
     digest: str = ""  # of the rules (comments and blank lines left out): names them in the index
     _seen: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False, compare=False)
@@ -132,7 +133,12 @@ class BoilerplateRules:
 
         digest = hashlib.sha256(repr(sorted(rules.items())).encode("utf-8")).hexdigest()[:12]
         return cls(
-            compiled(rules["edge"]), compiled(rules["anywhere"]), compiled(rules["tail-cut"]), origin, digest
+            compiled(rules["edge"]),
+            compiled(rules["anywhere"]),
+            compiled(rules["tail-cut"]),
+            compiled(rules["credit"]),
+            origin,
+            digest,
         )
 
 
@@ -639,11 +645,13 @@ def clean_document(
         drop.add(i)
     content = [i for i in content if i not in drop]
     _strip_tail(lines, content, drop, is_edge_boilerplate, rules, config)
+    credits = _closing_credits(lines, content, drop, rules)
     longest = config.max_boilerplate_words - 1  # spaces in a line of that many words (see _words)
     for i in content:
         line = lines[i]
-        if line.count(" ") <= longest and i not in drop and rules.matches("anywhere", line):
+        if line.count(" ") <= longest and i not in drop and i not in credits and rules.matches("anywhere", line):
             drop.add(i)
+    doc.credits.extend(lines[i] for i in credits)
     body = _join_paragraphs(lines, drop, non_empty)
     doc.removed.extend(lines[i] for i in sorted(drop))
     if not body:
@@ -655,6 +663,33 @@ def clean_document(
         )
     doc.body = body
     return doc
+
+
+def _closing_credits(lines: list[str], content: list[int], drop: set[int], rules: BoilerplateRules) -> list[int]:
+    """Credit lines that close the article ("Originally published on ...", "© Reuters", "Copyright 2019
+    ... All rights reserved.", "Reporting by ..."): the run of ``[credit]`` lines that ends the body, and
+    those right after it before any other removed line. They are the article's, not the site's: taken
+    back from ``drop`` (the tail strip took them as edge boilerplate) and returned, to be listed in the
+    record's ``credits`` as well as kept in its text.
+
+    A credit line after site chrome (a newsletter prompt, a share row) is the site's footer and stays
+    removed; one at the head or between paragraphs (a photo credit by an image) is not a closing credit.
+    """
+    kept = [i for i in content if i not in drop]
+    if not kept:
+        return []
+    last = len(kept) - 1
+    while last > 0 and rules.matches("credit", lines[kept[last]]):  # never the whole body
+        last -= 1
+    credits = kept[last + 1 :]
+    for i in content:
+        if i <= kept[-1]:
+            continue
+        if not rules.matches("credit", lines[i]):
+            break
+        credits.append(i)
+    drop.difference_update(credits)
+    return credits
 
 
 def _strip_tail(

@@ -83,6 +83,7 @@ class Document:
     hostname: str | None = None
     group: str = ""
     removed: list[str] = field(default_factory=list)
+    credits: list[str] = field(default_factory=list)  # closing credit lines, also in the text (see cleanup)
 
     @property
     def id(self) -> str:
@@ -119,6 +120,7 @@ def record_json(doc: Document) -> dict[str, Any]:
         "hostname": doc.hostname,
         "content_hash": content_hash(doc.body),
         "removed_lines": doc.removed,
+        "credits": doc.credits,
     }
 
 

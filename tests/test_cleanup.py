@@ -99,7 +99,7 @@ def test_byline_fills_author_and_date():
         "The post Title of the story appeared first on The Site.",
         "Leave a Reply\nYour email address will not be published. Required fields are marked *",
         "Sign up for our daily newsletter to get the latest stories in your inbox.",
-        "© 2024 The Site. All rights reserved.",
+        "Subscribe to our newsletter\n© 2024 The Site. All rights reserved.",
         "We use cookies to improve your experience. By continuing you accept our cookie policy.",
         "Related\nAnother story with a long enough title\nYet another headline here",
         "Continue reading →",
@@ -109,6 +109,49 @@ def test_tail_boilerplate_is_removed(footer: str):
     doc = clean("Title of the story\n\n" + BODY + "\n\n" + footer)
     assert isinstance(doc, Document)
     assert doc.body == BODY
+
+
+@pytest.mark.parametrize(
+    "credits",
+    [
+        ["© Reuters"],
+        ["Originally published on Live Science."],
+        ["This article was originally published by Futurism. Read the original article."],
+        ["Copyright 2019 Hawaii News Now. All rights reserved."],
+        ["Follow NBC Latino on Facebook, Twitter and Instagram."],
+        ["Reporting by Jane Doe; Editing by John Roe", "© 2024 Thomson Reuters"],
+        ["Dieser Artikel erschien zuerst auf Spektrum.de."],
+        ["aja/PAP"],
+    ],
+)
+def test_credits_that_close_the_article_stay_in_the_text_and_are_listed(credits: list[str]):
+    doc = clean("Title of the story\n\n" + BODY + "\n\n" + "\n\n".join(credits) + "\n\nExit mobile version")
+    assert isinstance(doc, Document)
+    assert doc.body == BODY + "\n\n" + "\n\n".join(credits)
+    assert doc.credits == credits
+    assert doc.removed == ["Title of the story", "Exit mobile version"]
+
+
+@pytest.mark.parametrize(
+    "chrome",
+    [
+        "Subscribe to our newsletter\n\n© 2024 The Site. All rights reserved.",  # the site's footer, after chrome
+        "Share this:\nFacebook\n© Reuters",
+        "Follow us on Twitter",  # the site's own follow prompt is no credit
+    ],
+)
+def test_credit_lines_after_site_chrome_are_the_sites_and_go(chrome: str):
+    doc = clean("Title of the story\n\n" + BODY + "\n\n" + chrome)
+    assert isinstance(doc, Document)
+    assert (doc.body, doc.credits) == (BODY, [])
+
+
+def test_image_credits_between_paragraphs_are_removed():
+    first, second, third = BODY.split("\n\n")
+    for credit in ("© Oli Scarff/Getty Images", "Foto: dpa", "Crédits photos : Bestimage", "(Credit: Jane Doe)"):
+        doc = clean("\n\n".join(["Title of the story", first, credit, second, third]))
+        assert isinstance(doc, Document)
+        assert doc.body == BODY, credit
 
 
 def test_inline_advertisement_and_related_lines_are_removed_between_paragraphs():
