@@ -37,21 +37,19 @@ class CleanupConfig:
         learn_min_docs: a line is learned as boilerplate of a source only if at least this many distinct
             articles of that source carry it ...
         learn_min_share: ... and at least this share of the source's documents.
-        edge_lines: how many lines at each end of a document count towards learning.
         max_boilerplate_words: longer lines are never boilerplate.
     """
 
     boilerplate_file: Path | None = None
     learn_min_docs: int = 3
     learn_min_share: float = 0.3
-    edge_lines: int = 8
     max_boilerplate_words: int = 30
 
     def fingerprint(self, rules: BoilerplateRules) -> str:
         """Names what the clean text of a record depends on besides normalisation: the rules and the
         learning settings (the file's path does not matter, its rules do)."""
         return (
-            f"rules-{rules.digest}-learn{self.learn_min_docs}/{self.learn_min_share}/{self.edge_lines}"
+            f"rules-{rules.digest}-learn{self.learn_min_docs}/{self.learn_min_share}/all-lines"
             f"/{self.max_boilerplate_words}"
         )
 
@@ -60,8 +58,8 @@ class CleanupConfig:
             raise ValueError("learn_min_docs must be at least 2")
         if not 0.0 < self.learn_min_share <= 1.0:
             raise ValueError("learn_min_share must be in (0, 1]")
-        if self.edge_lines < 1 or self.max_boilerplate_words < 1:
-            raise ValueError("edge_lines and max_boilerplate_words must be positive")
+        if self.max_boilerplate_words < 1:
+            raise ValueError("max_boilerplate_words must be positive")
 
 
 @dataclass(slots=True)
@@ -167,9 +165,9 @@ def line_keys(lines: list[str]) -> list[int]:
 
 @dataclass(slots=True)
 class LineCounts:
-    """Which short edge lines the documents of each source group carry, for learning boilerplate.
+    """Which short lines the documents of each source group carry, for learning boilerplate.
 
-    Kept flat, one entry per (document, distinct short edge line): the group (an index into ``groups``),
+    Kept flat, one entry per (document, distinct short line): the group (an index into ``groups``),
     the line's key and the document's fingerprint (the key of its longest line: copies of one article
     share it). Appending three numbers a line costs a fraction of updating counters and sets, merging the
     chunks' counts is concatenation, and :meth:`totals` reduces them to counts per line at once.
@@ -193,16 +191,14 @@ class LineCounts:
         return found
 
     def add(self, doc: Document, config: CleanupConfig) -> None:
-        """Count the edge lines of one normalised document."""
+        """Count the short lines of one normalised document."""
         lines = [ln for ln in doc.body.split("\n") if ln]
         if not lines:
             return
         self.docs[doc.group] += 1
         fingerprint = line_key(max(lines, key=len))
-        n = config.edge_lines
-        edge = lines if len(lines) <= 2 * n else lines[:n] + lines[-n:]
         longest = config.max_boilerplate_words - 1  # spaces in a line of that many words (see _words)
-        keys = set(line_keys([ln for ln in edge if ln.count(" ") <= longest]))
+        keys = set(line_keys([ln for ln in lines if ln.count(" ") <= longest]))
         self.keys.extend(keys)
         self.group_of.extend([self._group_id(doc.group)] * len(keys))
         self.articles.extend([fingerprint] * len(keys))
@@ -649,7 +645,12 @@ def clean_document(
     longest = config.max_boilerplate_words - 1  # spaces in a line of that many words (see _words)
     for i in content:
         line = lines[i]
-        if line.count(" ") <= longest and i not in drop and i not in credits and rules.matches("anywhere", line):
+        if (
+            line.count(" ") <= longest
+            and i not in drop
+            and i not in credits
+            and (rules.matches("anywhere", line) or bool(learned) and line_key(line) in learned)
+        ):
             drop.add(i)
     doc.credits.extend(lines[i] for i in credits)
     body = _join_paragraphs(lines, drop, non_empty)

@@ -269,6 +269,29 @@ def test_line_recurring_across_a_source_is_learned_and_stripped():
     assert "Paragraph 0 says something distinct" in cleaned.body
 
 
+def test_line_recurring_mid_body_across_a_source_is_learned_and_stripped_there_too():
+    promo = "CLICK HERE TO GET THE SITE APP"
+    docs = [
+        Document(
+            f"site.example/{i}.txt",
+            normalize_text(
+                f"Story {i}\n\n"
+                + "\n\n".join(f"Paragraph {j} of story {i} says something of its own, item {j}." for j in range(9))
+                + f"\n\n{promo}\n\n"
+                + "\n\n".join(f"Later paragraph {j} of story {i} goes on with its account." for j in range(9))
+            ),
+            group="site.example",
+        )
+        for i in range(5)
+    ]
+    counts = LineCounts()
+    for doc in docs:
+        counts.add(doc, CONFIG)
+    cleaned = clean_document(docs[0], RULES, counts.learned(CONFIG)["site.example"], CONFIG)
+    assert promo not in cleaned.body and promo in cleaned.removed
+    assert "Paragraph 8 of story 0" in cleaned.body and "Later paragraph 0 of story 0" in cleaned.body
+
+
 def test_copies_of_one_article_do_not_teach_that_its_body_is_boilerplate():
     body = "A short closing line of the article."
     docs = [
@@ -496,8 +519,8 @@ def test_strip_tail_shortcut_equals_the_plain_loop(tail: list[str]) -> None:
 
 
 def _learned_plain(docs: list[Document], config: CleanupConfig) -> dict[str, frozenset[int]]:
-    """Learning as plainly as it can be said: per group and short edge line, the documents carrying it
-    and their distinct fingerprints."""
+    """Learning as plainly as it can be said: per group and short line, the documents carrying it and
+    their distinct fingerprints."""
     from collections import defaultdict
 
     from pipeline.cleanup import line_key
@@ -508,9 +531,7 @@ def _learned_plain(docs: list[Document], config: CleanupConfig) -> dict[str, fro
         lines = [ln for ln in doc.body.split("\n") if ln]
         if not lines:
             continue
-        n = config.edge_lines
-        edge = lines if len(lines) <= 2 * n else lines[:n] + lines[-n:]
-        for key in {line_key(ln) for ln in edge if cleanup._words(ln) <= config.max_boilerplate_words}:
+        for key in {line_key(ln) for ln in lines if cleanup._words(ln) <= config.max_boilerplate_words}:
             carriers[(doc.group, key)].append(line_key(max(lines, key=len)))
     learned: dict[str, set[int]] = defaultdict(set)
     for (group, key), fingerprints in carriers.items():
