@@ -7,6 +7,7 @@ lines, and ``url``, ``hostname``, ``date`` and ``group`` filled where the input 
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -65,8 +66,8 @@ def extract_main_text(doc: Document) -> Document | Rejection:
         return Rejection(
             doc.source, "no_main_text", "trafilatura found no main text in the page", stage="extract"
         )
-    # trafilatura puts one paragraph, heading or list item per line.
-    doc.body = "\n\n".join(line for line in text.split("\n") if line.strip())
+    # trafilatura puts one paragraph, heading or list item per line, and a table row as "| a | b |".
+    doc.body = "\n\n".join(flatten_tables([line for line in text.split("\n") if line.strip()]))
     doc.kind = "text"
     doc.title = doc.title or meta.title
     doc.author = doc.author or meta.author
@@ -74,6 +75,39 @@ def extract_main_text(doc: Document) -> Document | Rejection:
     doc.url = doc.url or meta.url
     doc.hostname = doc.hostname or meta.hostname
     return doc
+
+
+_TABLE_RULE = re.compile(r"[|\s:-]*")  # a Markdown separator row ("|---|---|") or a row of empty cells
+LAYOUT_CELL_WORDS = 20  # a table with a cell this long is page layout, not data
+
+
+def flatten_tables(lines: list[str]) -> list[str]:
+    """trafilatura's table rows made readable: rows with no text ("| | |", "|---|---|") go; a layout
+    table (one holding a cell of prose, over ``LAYOUT_CELL_WORDS`` words: pages laid out in tables) becomes
+    one line a non-empty cell; a data table (short cells: scores, prices) keeps its rows."""
+    out: list[str] = []
+    block: list[list[str]] = []
+
+    def flush() -> None:
+        layout = any(len(cell.split()) > LAYOUT_CELL_WORDS for row in block for cell in row)
+        for row in block:
+            if layout:
+                out.extend(cell for cell in row if cell)
+            else:
+                out.append("| " + " | ".join(row) + " |")
+        block.clear()
+
+    for line in lines:
+        stripped = line.strip()
+        if not stripped.startswith("|"):
+            if block:
+                flush()
+            out.append(line)
+        elif not _TABLE_RULE.fullmatch(stripped):
+            block.append([cell.strip() for cell in stripped.strip("|").split(" | ")])
+    if block:
+        flush()
+    return out
 
 
 def page_metadata(tree: HtmlElement, url: str | None = None) -> ExtractedPage:

@@ -10,7 +10,13 @@ import trafilatura
 from trafilatura.settings import Extractor
 
 from pipeline.contract import Document, Rejection
-from pipeline.extract import TRAFILATURA_OPTIONS, extract_main_text, page_metadata, tidy_metadata
+from pipeline.extract import (
+    TRAFILATURA_OPTIONS,
+    extract_main_text,
+    flatten_tables,
+    page_metadata,
+    tidy_metadata,
+)
 from tests.corpus import SAMPLE_BENCHMARK
 
 FIELDS = ("title", "author", "date", "url", "hostname")
@@ -86,3 +92,32 @@ def test_tidy_metadata_normalises_url_hostname_date_and_sets_group():
 def test_tidy_metadata_without_url_keeps_folder_group():
     doc = tidy_metadata(Document("site/a.txt", "text", group="site", date="not a date"))
     assert (doc.hostname, doc.group, doc.date) == (None, "site", "not a date")
+
+
+def test_layout_tables_become_paragraphs_and_empty_rows_go():
+    prose = (
+        "The council met on Tuesday and voted, after a long and heated debate, to rebuild the old bridge"
+        " over the river before the winter floods."
+    )
+    page = (
+        "<html><body><article><h1>Bridge</h1><table>"
+        f"<tr><td></td><td></td></tr><tr><td>{prose}</td><td>{prose.replace('Tuesday', 'Friday')}</td></tr>"
+        "</table><p>" + "More words of the article follow here in a paragraph of its own. " * 4 + "</p>"
+        "</article></body></html>"
+    )
+    doc = extract_main_text(Document("page.html", page, kind="html"))
+    assert isinstance(doc, Document)
+    assert "|" not in doc.body
+    assert f"{prose}\n\n{prose.replace('Tuesday', 'Friday')}" in doc.body
+
+
+def test_data_tables_keep_their_rows():
+    rows = [["Team", "Points"], ["Lions", "12"], ["Tigers", "9"]]
+    assert flatten_tables(
+        ["Standings", *("| " + " | ".join(r) + " |" for r in rows), "|---|---|", "| | |"]
+    ) == [
+        "Standings",
+        "| Team | Points |",
+        "| Lions | 12 |",
+        "| Tigers | 9 |",
+    ]
