@@ -666,7 +666,9 @@ def clean_document(
     return doc
 
 
-def _closing_credits(lines: list[str], content: list[int], drop: set[int], rules: BoilerplateRules) -> list[int]:
+def _closing_credits(
+    lines: list[str], content: list[int], drop: set[int], rules: BoilerplateRules
+) -> list[int]:
     """Credit lines that close the article ("Originally published on ...", "© Reuters", "Copyright 2019
     ... All rights reserved.", "Reporting by ..."): the run of ``[credit]`` lines that ends the body, and
     those right after it before any other removed line. They are the article's, not the site's: taken

@@ -135,7 +135,8 @@ def test_credits_that_close_the_article_stay_in_the_text_and_are_listed(credits:
 @pytest.mark.parametrize(
     "chrome",
     [
-        "Subscribe to our newsletter\n\n© 2024 The Site. All rights reserved.",  # the site's footer, after chrome
+        # the site's footer, after chrome
+        "Subscribe to our newsletter\n\n© 2024 The Site. All rights reserved.",
         "Share this:\nFacebook\n© Reuters",
         "Follow us on Twitter",  # the site's own follow prompt is no credit
     ],
@@ -148,7 +149,12 @@ def test_credit_lines_after_site_chrome_are_the_sites_and_go(chrome: str):
 
 def test_image_credits_between_paragraphs_are_removed():
     first, second, third = BODY.split("\n\n")
-    for credit in ("© Oli Scarff/Getty Images", "Foto: dpa", "Crédits photos : Bestimage", "(Credit: Jane Doe)"):
+    for credit in (
+        "© Oli Scarff/Getty Images",
+        "Foto: dpa",
+        "Crédits photos : Bestimage",
+        "(Credit: Jane Doe)",
+    ):
         doc = clean("\n\n".join(["Title of the story", first, credit, second, third]))
         assert isinstance(doc, Document)
         assert doc.body == BODY, credit
@@ -276,7 +282,9 @@ def test_line_recurring_mid_body_across_a_source_is_learned_and_stripped_there_t
             f"site.example/{i}.txt",
             normalize_text(
                 f"Story {i}\n\n"
-                + "\n\n".join(f"Paragraph {j} of story {i} says something of its own, item {j}." for j in range(9))
+                + "\n\n".join(
+                    f"Paragraph {j} of story {i} says something of its own, item {j}." for j in range(9)
+                )
                 + f"\n\n{promo}\n\n"
                 + "\n\n".join(f"Later paragraph {j} of story {i} goes on with its account." for j in range(9))
             ),
