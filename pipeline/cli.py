@@ -18,6 +18,7 @@ from pipeline.cleanup import CleanupConfig
 from pipeline.fetch import add_fetch_arguments, run_fetch
 from pipeline.index import INDEX_FILE
 from pipeline.interrupt import exit_status, signal_name, terminate_as_interrupt
+from pipeline.language import LanguageConfig, parse_languages
 from pipeline.lock import OutputBusy
 from pipeline.report import ReportError, add_report_arguments, run_report
 from pipeline.run import SCAN_MODES, RunConfig, Stopped, Summary, UsageError, WorkerLost, clean_folder
@@ -90,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="boilerplate rule file replacing the shipped pipeline/boilerplate.txt",
+    )
+    clean.add_argument(
+        "--languages",
+        default="",
+        metavar="CODES",
+        help="keep only records in these languages, comma-separated ISO 639-1 codes as the detector "
+        "(py3langid) gives them: de,en,fr; the others are rejected as language (default: every language)",
     )
     clean.add_argument(
         "--rebuild",
@@ -183,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 shingle_size=args.shingle_size,
                 num_perm=args.num_perm,
             ),
+            language=LanguageConfig(keep=parse_languages(args.languages)),
             workers=args.workers,
             chunk_size=args.chunk_size,
             report=args.report,

@@ -146,7 +146,9 @@ def evaluate_extraction(limit: int | None = None, benchmark: Path = SAMPLE_BENCH
         shutil.rmtree(work, ignore_errors=True)
     scores: dict = {}
     for name, texts in (("pipeline", ours), ("trafilatura", bare)):
-        scores[name] = _benchmark_scores([_page_counts(texts.get(k, ""), truth[k]["articleBody"]) for k in keys])
+        scores[name] = _benchmark_scores(
+            [_page_counts(texts.get(k, ""), truth[k]["articleBody"]) for k in keys]
+        )
     scores["pages"] = len(keys)
     scores["seconds"] = {"pipeline": round(ours_seconds, 2), "trafilatura": round(bare_seconds, 2)}
     return scores
@@ -191,7 +193,9 @@ def evaluate_snippets(limit: int | None = None, source: Path = SAMPLE_SNIPPETS, 
         shutil.rmtree(work, ignore_errors=True)
     scores: dict = {}
     for label, texts in (("pipeline", ours), ("trafilatura", bare)):
-        scores[label] = _snippet_scores([_snippet_counts(texts.get(n, ""), item) for n, item in items.items()])
+        scores[label] = _snippet_scores(
+            [_snippet_counts(texts.get(n, ""), item) for n, item in items.items()]
+        )
     scores["pages"] = len(items)
     scores["seconds"] = {"pipeline": round(ours_seconds, 2), "trafilatura": round(bare_seconds, 2)}
     return scores
