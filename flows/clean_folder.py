@@ -97,6 +97,7 @@ def clean_folder(
     follow_symlinks: bool = False,
     wait: float = DEFAULT_WAIT,
     languages: list[str] | None = None,
+    min_words: int = CleanupConfig().min_words,
 ) -> Summary:
     """Clean every input under ``input_dir`` into ``out`` (same output as ``pipeline clean``).
 
@@ -104,9 +105,10 @@ def clean_folder(
     ``pipeline clean --scan``); ``follow_symlinks`` reads links that resolve outside ``input_dir`` (see
     ``pipeline clean --follow-symlinks``); ``wait``: seconds to wait for another run on ``out`` before
     the flow run fails (see ``pipeline clean --wait``); ``languages``: keep only records in these
-    languages (``["de", "en"]``; see ``pipeline clean --languages``), default every language."""
+    languages (``["de", "en"]``; see ``pipeline clean --languages``), default every language;
+    ``min_words``: see ``pipeline clean --min-words``."""
     config = run_config(
-        threshold, shingle_size, num_perm, chunk_size, scan, follow_symlinks, wait, languages or ()
+        threshold, shingle_size, num_perm, chunk_size, scan, follow_symlinks, wait, languages or (), min_words
     )
     on_wait = get_run_logger().warning if FlowRunContext.get() is not None else None
     with run.open_run(Path(input_dir), Path(out), config, on_wait=on_wait) as context:
@@ -133,9 +135,11 @@ def run_config(
     follow_symlinks: bool = False,
     wait: float = DEFAULT_WAIT,
     languages: Iterable[str] = (),
+    min_words: int = CleanupConfig().min_words,
 ) -> RunConfig:
     """The run settings of the flow's parameters (raises ``ValueError`` for a bad value)."""
     return RunConfig(
+        cleanup=CleanupConfig(min_words=min_words),
         minhash=MinHashConfig(threshold=threshold, shingle_size=shingle_size, num_perm=num_perm),
         language=LanguageConfig(keep=parse_languages(",".join(languages))),
         chunk_size=chunk_size,
@@ -278,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait this long for another run on OUTPUT to finish, then fail (default: %(default)g)",
     )
     parser.add_argument(
+        "--min-words",
+        type=int,
+        default=DEFAULTS["min_words"],
+        metavar="N",
+        help="reject as too_short a clean text of fewer words with no sentence (default: %(default)s)",
+    )
+    parser.add_argument(
         "--languages",
         default="",
         metavar="CODES",
@@ -300,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             args.follow_symlinks,
             args.wait,
             parse_languages(args.languages),
+            args.min_words,
         )
         run.check_request(Path(args.input), Path(args.out), config)
         summary = clean_folder(
@@ -313,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             follow_symlinks=args.follow_symlinks,
             wait=args.wait,
             languages=list(config.language.keep),
+            min_words=args.min_words,
         )
     except (UsageError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

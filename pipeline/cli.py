@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="boilerplate rule file replacing the shipped pipeline/boilerplate.txt",
     )
     clean.add_argument(
+        "--min-words",
+        type=int,
+        default=CleanupConfig().min_words,
+        metavar="N",
+        help="reject as too_short a clean text of fewer words than this with no sentence in it (a menu, "
+        "one word); 0 keeps every text (default: %(default)s)",
+    )
+    clean.add_argument(
         "--languages",
         default="",
         metavar="CODES",
@@ -184,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             return exit_status(err)
     try:
         config = RunConfig(
-            cleanup=CleanupConfig(boilerplate_file=args.boilerplate),
+            cleanup=CleanupConfig(boilerplate_file=args.boilerplate, min_words=args.min_words),
             minhash=MinHashConfig(
                 threshold=args.threshold,
                 containment=args.containment,

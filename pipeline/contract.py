@@ -49,6 +49,7 @@ LOAD_REASONS = (
     "not_a_file",  # a FIFO, socket or device: never opened
     "parse_error",  # a JSON line or file that does not parse, or a record with no text field
     "no_main_text",  # HTML with no main text, or text that is all boilerplate
+    "too_short",  # a clean text of fewer than --min-words words (10) and no sentence: a menu, one word
     "language",  # detected in a language --languages does not keep (the detail: which, and its score)
     "internal_error",  # a bug of ours met this document; the run goes on, the detail names the exception
 )

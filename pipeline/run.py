@@ -33,7 +33,7 @@ import xxhash
 
 from pipeline import contract
 from pipeline.bands import band_keys
-from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_document
+from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_document, require_min_words
 from pipeline.contract import Document, Rejection, record_json
 from pipeline.dedup import PREFIX_TOKENS, Deduplicator, SignedBatch, Verdict
 from pipeline.extract import extract_main_text, tidy_metadata
@@ -431,6 +431,12 @@ def clean_chunk(
     rules = _rules(config.cleanup.boilerplate_file)
     languages = detector()  # the parent's, forked with the worker (see _clean); loaded here otherwise
     documents = 0
+
+    def cleaned(doc: Document) -> Document | Rejection:
+        """Stripped of its boilerplate, and long enough to be an article."""
+        result = clean_document(doc, rules, learned.get(doc.group, frozenset()), config.cleanup)
+        return result if isinstance(result, Rejection) else require_min_words(result, config.cleanup)
+
     with (
         open(spool_out, "wb", buffering=BUFFER) as out,
         _Spool(f"{spool_out}.signed", batch=1) as signed,  # one per batch of records, written at once
@@ -441,20 +447,8 @@ def clean_chunk(
             records: list[dict[str, Any]] = []
             keys: list[bytes] = []
             removed_here: Counter[tuple[str, str]] = Counter()
-            cleaned = [
-                _guarded(
-                    partial(
-                        clean_document,
-                        rules=rules,
-                        learned=learned.get(doc.group, frozenset()),
-                        config=config.cleanup,
-                    ),
-                    doc,
-                    "cleanup",
-                )
-                for doc in batch
-            ]
-            for result in _identify_languages(cleaned, config.language, languages):
+            results = [_guarded(cleaned, doc, "cleanup") for doc in batch]
+            for result in _identify_languages(results, config.language, languages):
                 if isinstance(result, Rejection):
                     rejected.add(result)
                     continue

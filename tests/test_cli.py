@@ -128,6 +128,7 @@ def test_invalid_threshold_is_a_one_line_error(in_process: CliRunner, tmp_path: 
         pytest.param(["--chunk-size", "0"], id="chunk-size"),
         pytest.param(["--boilerplate", "no-such-rules.txt"], id="boilerplate-file"),
         pytest.param(["--languages", "de,german"], id="languages"),
+        pytest.param(["--min-words", "-1"], id="min-words"),
     ],
 )
 def test_invalid_options_are_one_line_errors(
@@ -227,6 +228,29 @@ def test_a_run_with_other_languages_asks_for_rebuild(
     result = in_process("clean", seed_folder, "--out", out, "--languages", "de", "--rebuild")
     assert result.code == 0 and "1 rejected" not in result.stdout  # the seed (en) and its copy: rejected
     assert contract.validate_output(out) == {"records": 0, "duplicates": 0, "rejected": 3}
+
+
+def test_a_menu_left_alone_is_too_short_unless_min_words_is_zero(
+    in_process: CliRunner, seed_folder: Path, tmp_path: Path
+) -> None:
+    (seed_folder / "menu.txt").write_text("Politics | Business | Culture | Travel\n", encoding="utf-8")
+    (seed_folder / "records.jsonl").write_text('{"title": "A brief", "body": "Short."}\n', encoding="utf-8")
+
+    result = in_process("clean", seed_folder, "--out", tmp_path / "out", "--workers", "1")
+
+    assert result.code == 0, result.stderr
+    rejected = {r["source"]: r for r in contract.read_jsonl(tmp_path / "out" / contract.REJECTED)}
+    assert {s: (r["reason"], r["stage"]) for s, r in rejected.items()} == {
+        "empty.txt": ("empty", "load"),
+        "menu.txt": ("too_short", "cleanup"),
+        "records.jsonl#1": ("too_short", "cleanup"),
+    }
+    assert rejected["menu.txt"]["detail"] == "4 words and no sentence: not an article (--min-words 10)"
+    everything = tmp_path / "everything"
+    assert in_process("clean", seed_folder, "--out", everything, "--min-words", "0").code == 0
+    assert contract.validate_output(everything) == {"records": 3, "duplicates": 1, "rejected": 1}
+    line = assert_one_line_error(in_process("clean", seed_folder, "--out", everything))
+    assert "minwords0 -> " in line and "minwords10" in line
 
 
 # ---------------------------------------------------------------------------------------------------

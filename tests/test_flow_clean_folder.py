@@ -166,7 +166,7 @@ def test_cli_missing_input_folder_is_a_one_line_error(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_unknown_language_is_a_one_line_error_and_languages_reach_the_run_config(tmp_path: Path) -> None:
+def test_cli_unknown_language_is_a_one_line_error_and_the_options_reach_the_run_config(tmp_path: Path) -> None:
     from flows.clean_folder import run_config
 
     (tmp_path / "raw").mkdir()
@@ -181,8 +181,8 @@ def test_cli_unknown_language_is_a_one_line_error_and_languages_reach_the_run_co
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("python -m flows.clean_folder: error: unknown language code(s) xx")
-    config = run_config(0.8, 5, 128, 200, languages=["EN", "de"])
-    assert config.language.keep == ("de", "en")
+    config = run_config(0.8, 5, 128, 200, languages=["EN", "de"], min_words=3)
+    assert (config.language.keep, config.cleanup.min_words) == (("de", "en"), 3)
 
 
 def test_flow_waits_for_another_run_on_its_output_then_fails_naming_it(
