@@ -166,7 +166,7 @@ def test_cli_missing_input_folder_is_a_one_line_error(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_unknown_language_is_a_one_line_error_and_the_options_reach_the_run_config(tmp_path: Path) -> None:
+def test_cli_unknown_language_is_a_one_line_error_and_options_reach_the_config(tmp_path: Path) -> None:
     from flows.clean_folder import run_config
 
     (tmp_path / "raw").mkdir()
