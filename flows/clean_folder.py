@@ -35,6 +35,7 @@ from pipeline import report, run
 from pipeline.cleanup import CleanupConfig
 from pipeline.cli import EXIT_BUSY, format_summary
 from pipeline.contract import Rejection
+from pipeline.language import LanguageConfig, parse_languages
 from pipeline.lock import DEFAULT_WAIT, OutputBusy
 from pipeline.run import CleanedChunk, LoadedChunk, Run, RunConfig, Summary, UsageError
 from pipeline.signature import MinHashConfig, Signer
@@ -95,14 +96,20 @@ def clean_folder(
     scan: str = "full",
     follow_symlinks: bool = False,
     wait: float = DEFAULT_WAIT,
+    languages: list[str] | None = None,
+    min_words: int = CleanupConfig().min_words,
 ) -> Summary:
     """Clean every input under ``input_dir`` into ``out`` (same output as ``pipeline clean``).
 
     ``scan="folders"`` looks only into folders whose modification time changed since the last run (see
     ``pipeline clean --scan``); ``follow_symlinks`` reads links that resolve outside ``input_dir`` (see
     ``pipeline clean --follow-symlinks``); ``wait``: seconds to wait for another run on ``out`` before
-    the flow run fails (see ``pipeline clean --wait``)."""
-    config = run_config(threshold, shingle_size, num_perm, chunk_size, scan, follow_symlinks, wait)
+    the flow run fails (see ``pipeline clean --wait``); ``languages``: keep only records in these
+    languages (``["de", "en"]``; see ``pipeline clean --languages``), default every language;
+    ``min_words``: see ``pipeline clean --min-words``."""
+    config = run_config(
+        threshold, shingle_size, num_perm, chunk_size, scan, follow_symlinks, wait, languages or (), min_words
+    )
     on_wait = get_run_logger().warning if FlowRunContext.get() is not None else None
     with run.open_run(Path(input_dir), Path(out), config, on_wait=on_wait) as context:
         t0 = time.perf_counter()
@@ -127,10 +134,14 @@ def run_config(
     scan: str = "full",
     follow_symlinks: bool = False,
     wait: float = DEFAULT_WAIT,
+    languages: Iterable[str] = (),
+    min_words: int = CleanupConfig().min_words,
 ) -> RunConfig:
     """The run settings of the flow's parameters (raises ``ValueError`` for a bad value)."""
     return RunConfig(
+        cleanup=CleanupConfig(min_words=min_words),
         minhash=MinHashConfig(threshold=threshold, shingle_size=shingle_size, num_perm=num_perm),
+        language=LanguageConfig(keep=parse_languages(",".join(languages))),
         chunk_size=chunk_size,
         scan=scan,
         follow_symlinks=follow_symlinks,
@@ -270,6 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait this long for another run on OUTPUT to finish, then fail (default: %(default)g)",
     )
+    parser.add_argument(
+        "--min-words",
+        type=int,
+        default=DEFAULTS["min_words"],
+        metavar="N",
+        help="reject as too_short a clean text of fewer words with no sentence (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--languages",
+        default="",
+        metavar="CODES",
+        help="keep only records in these languages (comma-separated: de,en); others are rejected as "
+        "language (default: every language)",
+    )
     return parser
 
 
@@ -285,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             args.scan,
             args.follow_symlinks,
             args.wait,
+            parse_languages(args.languages),
+            args.min_words,
         )
         run.check_request(Path(args.input), Path(args.out), config)
         summary = clean_folder(
@@ -297,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             args.scan,
             follow_symlinks=args.follow_symlinks,
             wait=args.wait,
+            languages=list(config.language.keep),
+            min_words=args.min_words,
         )
     except (UsageError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -18,6 +18,7 @@ from pipeline.cleanup import CleanupConfig
 from pipeline.fetch import add_fetch_arguments, run_fetch
 from pipeline.index import INDEX_FILE
 from pipeline.interrupt import exit_status, signal_name, terminate_as_interrupt
+from pipeline.language import LanguageConfig, parse_languages
 from pipeline.lock import OutputBusy
 from pipeline.report import ReportError, add_report_arguments, run_report
 from pipeline.run import SCAN_MODES, RunConfig, Stopped, Summary, UsageError, WorkerLost, clean_folder
@@ -90,6 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="boilerplate rule file replacing the shipped pipeline/boilerplate.txt",
+    )
+    clean.add_argument(
+        "--min-words",
+        type=int,
+        default=CleanupConfig().min_words,
+        metavar="N",
+        help="reject as too_short a clean text of fewer words than this with no sentence in it (a menu, "
+        "one word); 0 keeps every text (default: %(default)s)",
+    )
+    clean.add_argument(
+        "--languages",
+        default="",
+        metavar="CODES",
+        help="keep only records in these languages, comma-separated ISO 639-1 codes as the detector "
+        "(py3langid) gives them: de,en,fr; the others are rejected as language (default: every language)",
     )
     clean.add_argument(
         "--rebuild",
@@ -176,13 +192,14 @@ def main(argv: list[str] | None = None) -> int:
             return exit_status(err)
     try:
         config = RunConfig(
-            cleanup=CleanupConfig(boilerplate_file=args.boilerplate),
+            cleanup=CleanupConfig(boilerplate_file=args.boilerplate, min_words=args.min_words),
             minhash=MinHashConfig(
                 threshold=args.threshold,
                 containment=args.containment,
                 shingle_size=args.shingle_size,
                 num_perm=args.num_perm,
             ),
+            language=LanguageConfig(keep=parse_languages(args.languages)),
             workers=args.workers,
             chunk_size=args.chunk_size,
             report=args.report,

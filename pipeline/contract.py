@@ -23,7 +23,18 @@ DUPLICATES = "duplicates.jsonl"
 REJECTED = "rejected.jsonl"
 STATS = "stats.json"
 
-RECORD_FIELDS = ("id", "source", "url", "title", "author", "text", "date", "hostname", "content_hash")
+RECORD_FIELDS = (
+    "id",
+    "source",
+    "url",
+    "title",
+    "author",
+    "text",
+    "date",
+    "hostname",
+    "language",
+    "content_hash",
+)
 DUPLICATE_FIELDS = ("id", "source", "duplicate_of", "kind", "similarity")
 REJECTION_FIELDS = ("source", "reason", "detail")
 
@@ -38,6 +49,8 @@ LOAD_REASONS = (
     "not_a_file",  # a FIFO, socket or device: never opened
     "parse_error",  # a JSON line or file that does not parse, or a record with no text field
     "no_main_text",  # HTML with no main text, or text that is all boilerplate
+    "too_short",  # a clean text of fewer than --min-words words (10) and no sentence: a menu, one word
+    "language",  # detected in a language --languages does not keep (the detail: which, and its score)
     "internal_error",  # a bug of ours met this document; the run goes on, the detail names the exception
 )
 # Why `pipeline fetch` could not store a page (written into the page's sidecar, reported by `clean`).
@@ -81,6 +94,7 @@ class Document:
     author: str | None = None
     date: str | None = None
     hostname: str | None = None
+    language: str | None = None  # ISO 639-1 code of the clean text (pipeline.language)
     group: str = ""
     removed: list[str] = field(default_factory=list)
     credits: list[str] = field(default_factory=list)  # closing credit lines, also in the text (see cleanup)
@@ -118,6 +132,7 @@ def record_json(doc: Document) -> dict[str, Any]:
         "text": doc.body,
         "date": doc.date,
         "hostname": doc.hostname,
+        "language": doc.language,
         "content_hash": content_hash(doc.body),
         "removed_lines": doc.removed,
         "credits": doc.credits,

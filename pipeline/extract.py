@@ -1,13 +1,16 @@
 """Extraction: HTML pages to main text and metadata (trafilatura); metadata of every document tidied.
 
 After this stage every document is plain text (``kind == "text"``) with paragraphs separated by blank
-lines, and ``url``, ``hostname``, ``date`` and ``group`` filled where the input allows.
+lines, and ``url``, ``hostname``, ``date`` and ``group`` filled where the input allows. ``url`` is the
+fetched URL (a sidecar's, a record's field), else the page's own (canonical link, ``og:url``) unless that
+names no page (:func:`names_a_page`); ``hostname`` is always the host of ``url`` when there is one.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from posixpath import splitext
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -36,8 +39,42 @@ TRAFILATURA_OPTIONS: dict[str, Any] = {
 }
 
 
+# What a page's own URL never ends in: og:url and canonical links sometimes name the page's image, video or
+# player instead of the page. A host whose first label says it serves files is not a page's either (an
+# ardmediathek.de page's og:url is on img.ardmediathek.de).
+ASSET_SUFFIXES = frozenset(
+    ".jpg .jpeg .png .gif .webp .avif .svg .ico .bmp .tif .tiff .mp4 .m4v .webm .mov .avi .mp3 .m4a .ogg "
+    ".wav .flac .js .css .pdf .zip .woff .woff2".split()
+)
+ASSET_HOST_LABELS = frozenset({"img", "images", "static", "cdn"})
+
+
+def names_a_page(url: str | None) -> bool:
+    """Whether ``url`` can be a page's URL: absolute ``http(s)``, not a file of another kind by its path's
+    suffix (``ASSET_SUFFIXES``) or its host (``ASSET_HOST_LABELS``)."""
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    return (
+        host.split(".", 1)[0] not in ASSET_HOST_LABELS
+        and splitext(parts.path)[1].lower() not in ASSET_SUFFIXES
+    )
+
+
 def extract_main_text(doc: Document) -> Document | Rejection:
-    """Replace an HTML body by its main text and fill title, author, date, hostname and URL from the page.
+    """Replace an HTML body by its main text and fill title, author, date and URL from the page.
+
+    A fetched URL (``doc.url``, from a sidecar or a record's field) is kept: it is what was fetched, and the
+    page's own URL names another host or scheme often enough (8 of the 168 article-extraction-benchmark
+    pages that have one: ``http://`` for an ``https://`` page, ``social.techcrunch.com``,
+    ``businessinsider.de`` for ``.com``). Without one, the page's own URL is taken when it
+    :func:`names_a_page`.
 
     The page is parsed once: :func:`page_metadata` reads the metadata from the tree, then trafilatura
     extracts the text from a copy of it (with ``TRAFILATURA_OPTIONS``). trafilatura's own
@@ -55,8 +92,9 @@ def extract_main_text(doc: Document) -> Document | Rejection:
                 doc.source, "no_main_text", "trafilatura found no main text in the page", stage="extract"
             )
         meta = page_metadata(tree, doc.url)
-        # The same URL trafilatura's metadata pass would hand to its extractor (it resolves relative links).
-        result = trafilatura.bare_extraction(tree, url=doc.url or meta.url, **TRAFILATURA_OPTIONS)
+        url = doc.url or (meta.url if names_a_page(meta.url) else None)
+        # The URL trafilatura's metadata pass would hand to its extractor (it resolves relative links).
+        result = trafilatura.bare_extraction(tree, url=url, **TRAFILATURA_OPTIONS)
     except Exception as err:  # trafilatura/lxml raise many types on hostile markup
         return Rejection(
             doc.source, "parse_error", f"HTML extraction failed: {type(err).__name__}: {err}", stage="extract"
@@ -72,8 +110,7 @@ def extract_main_text(doc: Document) -> Document | Rejection:
     doc.title = doc.title or meta.title
     doc.author = doc.author or meta.author
     doc.date = doc.date or meta.date
-    doc.url = doc.url or meta.url
-    doc.hostname = doc.hostname or meta.hostname
+    doc.url = url
     return doc
 
 
@@ -111,12 +148,14 @@ def flatten_tables(lines: list[str]) -> list[str]:
 
 
 def page_metadata(tree: HtmlElement, url: str | None = None) -> ExtractedPage:
-    """Title, author, date, URL and hostname of a parsed page, as trafilatura's ``extract_metadata`` finds
-    them, without the fields we do not keep.
+    """Title, author, date and URL of a parsed page, as trafilatura's ``extract_metadata`` finds them,
+    without the fields we do not keep (the hostname too: trafilatura's is the registered domain, which
+    makes every ``*.wordpress.com`` blog one ``wordpress.com``; ours is the URL's host, see
+    :func:`tidy_metadata`).
 
     ``extract_metadata`` also looks for the site name, categories, tags and licence, which we do not keep:
     about 40% of its time on the article-extraction-benchmark pages (1.1 s against 0.7 s for 181 pages).
-    This runs its steps in its order for the five fields of our output contract;
+    This runs its steps in its order for the four fields of our output contract;
     ``tests/test_extract.py`` checks that they agree with ``extract_metadata`` on real pages. The tree is
     not modified.
     """
@@ -143,10 +182,6 @@ def page_metadata(tree: HtmlElement, url: str | None = None) -> ExtractedPage:
         metadata.author = extract_author(tree)
     if not metadata.url:
         metadata.url = extract_url(tree, url)
-    if metadata.url:
-        from courlan import extract_domain  # noqa: PLC0415 - see tidy_metadata
-
-        metadata.hostname = extract_domain(metadata.url, fast=True)
     # What trafilatura's own metadata pass uses for htmldate (``Extractor.date_params``).
     date_params = set_date_params(DEFAULT_CONFIG.getboolean("DEFAULT", "EXTENSIVE_DATE_SEARCH"))
     date_params["url"] = metadata.url
@@ -156,15 +191,20 @@ def page_metadata(tree: HtmlElement, url: str | None = None) -> ExtractedPage:
 
 
 def tidy_metadata(doc: Document) -> Document:
-    """Normalise URL, hostname and date, and set the source group used to learn boilerplate."""
+    """Normalise URL, hostname and date, and set the source group used to learn boilerplate.
+
+    The hostname of a document with an ``http(s)`` URL is that URL's host (lower-cased, ``www.`` dropped),
+    whatever a record's field or the page said: ``alice.wordpress.com`` and ``bob.wordpress.com`` are two
+    sources, each learning its own boilerplate.
+    """
     if doc.url:
         try:
             parts = urlsplit(doc.url)
-            if parts.scheme in ("http", "https"):
+            if parts.scheme in ("http", "https") and parts.hostname:
                 from courlan import normalize_url  # noqa: PLC0415 - 0.05 s: only for documents with a URL
 
                 doc.url = normalize_url(doc.url)  # lower-cased host, tracking parameters dropped
-                doc.hostname = doc.hostname or parts.hostname
+                doc.hostname = urlsplit(doc.url).hostname or parts.hostname
         except ValueError:
             pass
     if doc.hostname:

@@ -76,6 +76,16 @@ _HTML_START = re.compile(
     rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S
 )
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w:.-]+)""", re.I)
+# A record's text field holding HTML (a "body" of <p> paragraphs), told conservatively: the text starts
+# with a tag and closes an element somewhere, or block-level markup runs through it (at least
+# MIN_BLOCK_MARKS ends of a paragraph, list item, heading, cell, block or a <br>, one per 1,000 characters
+# or more of its first 20,000). A plain text that quotes a tag or two stays text.
+_LEADING_TAG = re.compile(r"\s*<(?:[a-zA-Z][\w:-]*|!--)[\s/>]")
+_CLOSING_TAG = re.compile(r"</[a-zA-Z][\w:-]*\s*>")
+_BLOCK_MARK = re.compile(
+    r"</(?:p|div|li|h[1-6]|blockquote|td|tr|table|ul|ol|section|article|figure|pre)\s*>|<br\s*/?>", re.I
+)
+MIN_BLOCK_MARKS = 3
 
 TEXT_KEYS = (
     "text",
@@ -980,6 +990,17 @@ def _as_text(value: Any, depth: int = 0) -> str | None:
 _TEXT_DEPTH = 4
 
 
+def holds_html(text: str) -> bool:
+    """Whether a record's text field is HTML rather than text (see ``_BLOCK_MARK``)."""
+    sample = text[:20_000]
+    if "<" not in sample:
+        return False
+    if _LEADING_TAG.match(sample) and _CLOSING_TAG.search(sample):
+        return True
+    marks = len(_BLOCK_MARK.findall(sample))
+    return marks >= MIN_BLOCK_MARKS and marks * 1000 >= len(sample)
+
+
 def document_from_json(item: Any, source: str) -> Document | Rejection:
     """A document from one scraped JSON object, or a ``parse_error`` rejection when it has no text."""
     if not isinstance(item, dict):
@@ -998,6 +1019,12 @@ def document_from_json(item: Any, source: str) -> Document | Rejection:
         return _too_long(source, f"{len(text)} characters")
     if kind == "text" and _HTML_START.match(text[:2048].encode("utf-8", "replace")):
         kind = "html"
+    elif kind == "text" and holds_html(text):
+        # The record's body in markup: extracted as a page whose article it is. Without the <article>
+        # element trafilatura takes a fragment for a page and drops what looks thin in one (a short body
+        # is "no main text"; a <br> line after the paragraphs is lost); with it, it keeps the text and
+        # still drops scripts, share rows and the like (tests/test_load.py).
+        text, kind = f"<html><body><article>{text}</article></body></html>", "html"
     url = _as_text(_first(item, URL_KEYS))
     hostname = _as_text(_first(item, HOST_KEYS))
     return Document(

@@ -595,3 +595,71 @@ def test_join_paragraphs_shortcut_equals_the_plain_join(text: str, drop: set[int
     lines = cleanup.paragraph_lines(normalize_text(text))
     content = [i for i, line in enumerate(lines) if line]
     assert cleanup._join_paragraphs(lines, drop, content) == cleanup._join_blocks(lines, drop)
+
+
+# ---------------------------------------------------------------------------------------------------
+# too short to be an article
+
+BRIEF = (
+    "Firefighters were called to a warehouse on Harbour Road shortly after midnight. Nobody was hurt, "
+    "the fire service said, but the road will stay closed until noon while investigators work out how "
+    "the fire started and whether the building is safe."
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Home About",
+        "Short.",
+        "Home | About | Contact",
+        "404 Not Found",
+        "Page not found.",
+        "Menu\n\nSearch\n\nLog in",
+    ],
+)
+def test_menus_and_lone_words_are_too_short(text: str) -> None:
+    result = cleanup.require_min_words(Document("a.txt", text), CONFIG)
+    assert isinstance(result, Rejection)
+    assert (result.reason, result.stage) == ("too_short", "cleanup")
+    assert result.detail.endswith("and no sentence: not an article (--min-words 10)")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        BRIEF,  # a 40-word news brief
+        "Police closed the road after the crash.",  # one sentence of 7 words
+        "„Das war knapp“, sagte der Bürgermeister.",
+        "东京今天发生了六级地震。",  # Chinese has no spaces: each character counts as a word
+        "one two three four five six seven eight nine ten",
+    ],
+)
+def test_a_brief_or_a_sentence_is_kept(text: str) -> None:
+    doc = Document("a.txt", text)
+    assert cleanup.require_min_words(doc, CONFIG) is doc
+
+
+def test_min_words_zero_keeps_every_text_and_is_validated() -> None:
+    doc = Document("a.txt", "Short.")
+    assert cleanup.require_min_words(doc, CleanupConfig(min_words=0)) is doc
+    assert isinstance(cleanup.require_min_words(doc, CleanupConfig(min_words=2)), Rejection)
+    with pytest.raises(ValueError, match="min_words"):
+        CleanupConfig(min_words=-1)
+    assert CleanupConfig(min_words=5).fingerprint(RULES).endswith("-minwords5")
+
+
+def test_no_real_article_here_is_too_short() -> None:
+    """The article bodies of the benchmark sample (80), the cleanup pages in nine languages, the seed."""
+    import json
+
+    truth = json.loads(
+        (DATA.parent / "article-extraction-benchmark" / "ground-truth.json").read_text("utf-8")
+    )
+    texts = [page["articleBody"] for page in truth.values()] + [SEED.read_text(encoding="utf-8")]
+    texts += [path.read_text(encoding="utf-8") for path in sorted(DATA.glob("*.out.txt"))]
+    rejected = [
+        t[:60] for t in texts if isinstance(cleanup.require_min_words(Document("a", t), CONFIG), Rejection)
+    ]
+    assert rejected == []
+    assert len(texts) == 80 + 1 + 10

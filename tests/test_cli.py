@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -15,7 +16,7 @@ import pytest
 
 from pipeline import contract
 from pipeline.cli import main
-from tests.corpus import OUTPUT_NAMES, SEED
+from tests.corpus import DATA, OUTPUT_NAMES, SEED
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_ARTICLE = SEED
@@ -126,6 +127,8 @@ def test_invalid_threshold_is_a_one_line_error(in_process: CliRunner, tmp_path: 
         pytest.param(["--workers", "-1"], id="workers"),
         pytest.param(["--chunk-size", "0"], id="chunk-size"),
         pytest.param(["--boilerplate", "no-such-rules.txt"], id="boilerplate-file"),
+        pytest.param(["--languages", "de,german"], id="languages"),
+        pytest.param(["--min-words", "-1"], id="min-words"),
     ],
 )
 def test_invalid_options_are_one_line_errors(
@@ -181,6 +184,73 @@ def test_clean_quiet_in_process_prints_nothing(
 
     assert (result.code, result.stdout, result.stderr) == (0, "", "")
     assert contract.validate_output(tmp_path / "out")["records"] == 1
+
+
+def test_every_record_has_its_language_and_languages_keeps_only_those(
+    in_process: CliRunner, seed_folder: Path, tmp_path: Path
+) -> None:
+    for name in ("german", "french"):
+        shutil.copyfile(DATA / "cleanup" / f"{name}.in.txt", seed_folder / f"{name}.txt")
+    everything, only = tmp_path / "all", tmp_path / "de-en"
+
+    assert in_process("clean", seed_folder, "--out", everything, "--workers", "1").code == 0
+    result = in_process("clean", seed_folder, "--out", only, "--languages", "de,EN", "--workers", "1")
+
+    assert result.code == 0, result.stderr
+    assert "language 1" in result.stdout
+    languages = {
+        r["source"]: r["language"]
+        for name in (contract.RECORDS, contract.DUPLICATES)
+        for r in contract.read_jsonl(everything / name)
+    }
+    assert languages == {"atacms.txt": "en", "atacms-copy.txt": "en", "german.txt": "de", "french.txt": "fr"}
+    assert contract.validate_output(only) == {"records": 2, "duplicates": 1, "rejected": 2}
+    [rejected] = [r for r in contract.read_jsonl(only / contract.REJECTED) if r["reason"] == "language"]
+    assert rejected == {
+        "source": "french.txt",
+        "reason": "language",
+        "detail": "detected fr (score 1.00), not one of --languages de,en",
+        "stage": "language",
+    }
+    stats = json.loads((only / contract.STATS).read_text(encoding="utf-8"))
+    assert stats["config"]["language"] == {"keep": ["de", "en"], "prefix_chars": 2000}
+
+
+def test_a_run_with_other_languages_asks_for_rebuild(
+    in_process: CliRunner, seed_folder: Path, tmp_path: Path
+) -> None:
+    """Rejections by language are final: a changed --languages would leave the earlier ones standing."""
+    out = tmp_path / "out"
+    assert in_process("clean", seed_folder, "--out", out, "--workers", "1").code == 0
+
+    line = assert_one_line_error(in_process("clean", seed_folder, "--out", out, "--languages", "de"))
+    assert "languages=all/2000 -> languages=de/2000" in line and "--rebuild" in line
+    result = in_process("clean", seed_folder, "--out", out, "--languages", "de", "--rebuild")
+    assert result.code == 0 and "1 rejected" not in result.stdout  # the seed (en) and its copy: rejected
+    assert contract.validate_output(out) == {"records": 0, "duplicates": 0, "rejected": 3}
+
+
+def test_a_menu_left_alone_is_too_short_unless_min_words_is_zero(
+    in_process: CliRunner, seed_folder: Path, tmp_path: Path
+) -> None:
+    (seed_folder / "menu.txt").write_text("Politics | Business | Culture | Travel\n", encoding="utf-8")
+    (seed_folder / "records.jsonl").write_text('{"title": "A brief", "body": "Short."}\n', encoding="utf-8")
+
+    result = in_process("clean", seed_folder, "--out", tmp_path / "out", "--workers", "1")
+
+    assert result.code == 0, result.stderr
+    rejected = {r["source"]: r for r in contract.read_jsonl(tmp_path / "out" / contract.REJECTED)}
+    assert {s: (r["reason"], r["stage"]) for s, r in rejected.items()} == {
+        "empty.txt": ("empty", "load"),
+        "menu.txt": ("too_short", "cleanup"),
+        "records.jsonl#1": ("too_short", "cleanup"),
+    }
+    assert rejected["menu.txt"]["detail"] == "4 words and no sentence: not an article (--min-words 10)"
+    everything = tmp_path / "everything"
+    assert in_process("clean", seed_folder, "--out", everything, "--min-words", "0").code == 0
+    assert contract.validate_output(everything) == {"records": 3, "duplicates": 1, "rejected": 1}
+    line = assert_one_line_error(in_process("clean", seed_folder, "--out", everything))
+    assert "minwords0 -> " in line and "minwords10" in line
 
 
 # ---------------------------------------------------------------------------------------------------

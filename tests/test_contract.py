@@ -18,6 +18,7 @@ RECORD = {
     "text": "x",
     "date": None,
     "hostname": None,
+    "language": "en",
     "content_hash": "h",
 }
 DUPLICATE = {"id": "b1", "source": "b.txt", "duplicate_of": "a1", "kind": "exact", "similarity": 1.0}
@@ -40,6 +41,7 @@ def test_valid_output_is_counted(tmp_path: Path):
     ("change", "message"),
     [
         ({"records": ({k: v for k, v in RECORD.items() if k != "text"},)}, "lacks"),
+        ({"records": ({k: v for k, v in RECORD.items() if k != "language"},)}, "lacks"),
         ({"duplicates": ({**DUPLICATE, "duplicate_of": "zz"},)}, "not a kept record"),
         ({"duplicates": ({**DUPLICATE, "kind": "fuzzy"},)}, "bad kind"),
         ({"duplicates": ({**DUPLICATE, "source": "a.txt"},)}, "more than once"),

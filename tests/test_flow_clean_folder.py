@@ -166,6 +166,25 @@ def test_cli_missing_input_folder_is_a_one_line_error(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_unknown_language_is_a_one_line_error_and_options_reach_the_config(tmp_path: Path) -> None:
+    from flows.clean_folder import run_config
+
+    (tmp_path / "raw").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.clean_folder", str(tmp_path / "raw"), "--languages", "en,xx"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("python -m flows.clean_folder: error: unknown language code(s) xx")
+    config = run_config(0.8, 5, 128, 200, languages=["EN", "de"], min_words=3)
+    assert (config.language.keep, config.cleanup.min_words) == (("de", "en"), 3)
+
+
 def test_flow_waits_for_another_run_on_its_output_then_fails_naming_it(
     prefect_harness: None, raw: Path, tmp_path: Path
 ) -> None:

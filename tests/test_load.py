@@ -413,6 +413,67 @@ def test_json_record_with_html_field_is_an_html_document(tmp_path: Path) -> None
     assert (doc.kind, doc.body, doc.url) == ("html", page, "https://example.com/p")
 
 
+HTML_BODY = (
+    "<p>The city council voted on Tuesday to build protected cycle lanes along four streets in the centre, "
+    "after a two-year consultation.</p>\n<p>Work on the first section is due to start in the spring, and the "
+    "council expects the whole network to be finished within three years.</p>"
+    "<script>trackPageView();</script>"
+    '<div class="share">Share this: Facebook Twitter</div><br>Opponents said they would ask for a review.'
+)
+
+
+def test_a_jsonl_record_whose_body_is_html_is_extracted(tmp_path: Path) -> None:
+    """A scraper's export with the article body in markup: extracted, not taken for text."""
+    from pipeline.run import prepare_document  # noqa: PLC0415 - extraction, after loading
+
+    line = json.dumps({"title": "Cycle lanes", "body": HTML_BODY, "url": "https://example.com/lanes"})
+    doc = only_document(load(tmp_path, "export.jsonl", line + "\n"))
+    assert doc.kind == "html"
+
+    prepared = prepare_document(doc)
+
+    assert isinstance(prepared, Document)
+    assert prepared.body.split("\n\n") == [
+        "The city council voted on Tuesday to build protected cycle lanes along four streets in the centre, "
+        "after a two-year consultation.",
+        "Work on the first section is due to start in the spring, and the council expects the whole network "
+        "to be finished within three years.",
+        "Opponents said they would ask for a review.",
+    ]
+    assert (prepared.title, prepared.url) == ("Cycle lanes", "https://example.com/lanes")
+
+
+def test_a_short_html_body_keeps_its_text() -> None:
+    """trafilatura finds no main text in a bare fragment this short; as the page's article it does."""
+    from pipeline.load import document_from_json  # noqa: PLC0415
+    from pipeline.run import prepare_document  # noqa: PLC0415
+
+    doc = document_from_json({"content": "<p>One short paragraph.</p>"}, "a.json")
+    prepared = prepare_document(doc)  # type: ignore[arg-type]
+    assert isinstance(prepared, Document) and prepared.body == "One short paragraph."
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("<p>One.</p>", "html"),
+        ("  <div>Starts with markup</div> and goes on", "html"),
+        ("Intro<br>second line<br>third line<br>", "html"),
+        ("Use the <p> tag for a paragraph and <br> for a line break.", "text"),  # quotes a tag or two
+        ("<alice> hi there, <bob> hello", "text"),  # a chat log: no element is closed
+        ("A long article " * 300 + "</p> </p> </p>", "text"),  # three marks in 4,500 characters
+        ("I <3 this.", "text"),
+    ],
+)
+def test_html_in_a_text_field_is_told_conservatively(text: str, kind: str) -> None:
+    from pipeline.load import document_from_json  # noqa: PLC0415
+
+    doc = document_from_json({"text": text}, "a.json")
+    assert isinstance(doc, Document) and doc.kind == kind
+    if kind == "text":
+        assert doc.body == text
+
+
 def test_json_record_prefers_text_over_html(tmp_path: Path) -> None:
     record = {"text": "Already extracted.", "raw_html": "<html><body><p>Raw.</p></body></html>"}
 

@@ -333,7 +333,7 @@ def worker_peak_mb(folder: Path, records: int) -> int:
     folder.mkdir()
     path = folder / "tiny.jsonl.gz"
     with gzip.open(path, "wb", compresslevel=1) as handle:
-        handle.write(b'{"text": "a b"}\n' * records)
+        handle.write(b'{"text": "a b c d e f g h i j"}\n' * records)  # 10 words: --min-words keeps it
     done = subprocess.run(
         [sys.executable, "-c", WORKER, str(path), str(folder)],
         capture_output=True,

@@ -423,16 +423,19 @@ def test_an_interrupt_stops_the_run_cleanly_and_a_rerun_completes(
     for group in range(max(1, rounds(3, 0.25) // 3)):
         out = tmp_path / f"out-{group}"
         for moment in ("importing", "workers up", "anywhere"):
-            run = start(pages.input, out, tmp_path)
+            run, started = start(pages.input, out, tmp_path), time.monotonic()
             if moment == "importing":  # numpy's extension mapped: the command is importing its modules
                 began, delay = time.monotonic(), 0.0
                 while not maps(run.pid, b"_multiarray_umath") and run.proc.poll() is None:
                     assert time.monotonic() - began < pages.seconds, "numpy never loaded: pick another marker"
                     time.sleep(0.002)
-            elif moment == "workers up":  # seen in /proc, then a random share of a run: mid-pool for sure
+            elif moment == "workers up":  # seen in /proc, then a random share of the rest: mid-pool for sure
                 while len(session_members(run.pid)) < 2 and run.proc.poll() is None:
                     time.sleep(0.01)
-                delay = rng.uniform(0.0, 0.5) * pages.seconds
+                # Of what remains of the run, not of all of it: the parent loads the kernels and the
+                # language model (about 1.1 s) before it forks the workers.
+                rest = max(pages.seconds - (time.monotonic() - started), 0.1)
+                delay = rng.uniform(0.0, 0.5) * rest
             else:
                 # Never before a quarter of a second: the interpreter itself may still be starting (a
                 # KeyboardInterrupt raised in site.py, before any code of ours runs, is not ours to handle).
