@@ -598,6 +598,33 @@ def _title_anchor(
     return None
 
 
+# Link labels of navigation and share widgets, in the languages of the rules: a scraper that glues a widget's
+# links into one line ("Home News Sport Share Facebook Twitter WhatsApp Email") leaves a line of these.
+WIDGET_WORDS = frozenset(
+    "home menu search login log sign subscribe newsletter share shares tweet facebook twitter x"
+    " whatsapp email e-mail mail print linkedin pinterest reddit telegram tumblr flipboard messenger"
+    " copy link comments comment instagram youtube tiktok rss startseite suche teilen drucken"
+    " kommentare accueil rechercher partager imprimer inicio buscar compartir imprimir início"
+    " pesquisar compartilhar partilhar cerca condividi stampa zoeken delen szukaj udostępnij drukuj"
+    " главная поиск поделиться".split()
+)
+WIDGET_ROW_WORDS = 8
+
+
+def widget_row(line: str) -> bool:
+    """Whether a line is a widget's link labels glued together (known by its shape, whatever its length): at
+    least ``WIDGET_ROW_WORDS`` words, no sentence punctuation, every word capitalised or not a word, and at
+    least four distinct widget labels (``WIDGET_WORDS``) making up two words in five (a headline in title case
+    that names three networks is not one)."""
+    words = line.split()
+    if len(words) < WIDGET_ROW_WORDS or any(mark in line for mark in ".,;!?"):
+        return False
+    if not all(not word[0].isalpha() or word[0].isupper() for word in words):
+        return False
+    labels = [word.casefold() for word in words if word.casefold() in WIDGET_WORDS]
+    return len(set(labels)) >= 4 and len(labels) * 5 >= 2 * len(words)
+
+
 def clean_document(
     doc: Document, rules: BoilerplateRules, learned: frozenset[int], config: CleanupConfig
 ) -> Document | Rejection:
@@ -661,6 +688,8 @@ def clean_document(
             and i not in credits
             and (rules.matches("anywhere", line) or bool(learned) and line_key(line) in learned)
         ):
+            drop.add(i)
+        elif i not in drop and widget_row(line):
             drop.add(i)
     doc.credits.extend(lines[i] for i in credits)
     body = _join_paragraphs(lines, drop, non_empty)

@@ -678,3 +678,20 @@ def test_no_line_of_the_reference_bodies_is_removed_between_paragraphs():
                 if not (line == lines[-1] or RULES.matches("credit", line)):
                     hits.append((key, line))
     assert hits == []
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("Home Issues Politics World Business Share Facebook Twitter WhatsApp Email Print", True),
+        ("Startseite Politik Wirtschaft Sport Kultur Teilen Facebook Twitter Drucken", True),
+        ("Share Facebook Twitter WhatsApp", False),  # short: the [edge] rules' business
+        ("Users can share posts on Facebook, Twitter and WhatsApp or send them by email to friends.", False),
+        ("The Facebook Twitter And WhatsApp Outage That Took Down Messaging For Millions", False),
+    ],
+)
+def test_widget_rows_are_known_by_their_shape(line: str, expected: bool):
+    assert cleanup.widget_row(line) is expected
+    doc = clean("\n\n".join(["Title of the story", BODY.split("\n\n")[0], line, BODY.split("\n\n")[1]]))
+    assert isinstance(doc, Document)
+    assert (line not in doc.body) is expected
