@@ -209,6 +209,7 @@ class LineCounts:
         fingerprint = line_key(max(lines, key=len))
         longest = config.max_boilerplate_words - 1  # spaces in a line of that many words (see _words)
         keys = set(line_keys([ln for ln in lines if ln.count(" ") <= longest]))
+        keys.update(map(affix_key, title_affixes(doc.title)))
         self.keys.extend(keys)
         self.group_of.extend([self._group_id(doc.group)] * len(keys))
         self.articles.extend([fingerprint] * len(keys))
@@ -339,6 +340,85 @@ def same_title(line: str, title: str) -> bool:
     ) and folded_title in title_variants(line)
 
 
+def title_affixes(title: str | None) -> tuple[str, ...]:
+    """The parts of a title before its first and after its last separator ("Opinion | Title – Site" gives
+    "Opinion" and "Site"): where sites put their name and section."""
+    if not title:
+        return ()
+    seps = list(_TITLE_SEPARATOR.finditer(title))
+    if not seps:
+        return ()
+    head, tail = title[: seps[0].start()].strip(), title[seps[-1].end() :].strip()
+    return tuple(part for part in (head, tail) if part and len(part) <= _SITE_NAME_CHARS)
+
+
+def affix_key(part: str) -> int:
+    """The key under which a title affix is counted with a source's lines (it never equals a line's key:
+    no normalised line holds a NUL)."""
+    return line_key("\0title affix\0" + _fold(part))
+
+
+def _squeezed(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def _names_the_site(
+    part: str, site_name: str | None, hostname: str | None, learned: frozenset[int], by_host: bool = True
+) -> bool:
+    """Whether a title affix is the site's name or a section of it: the page's og:site_name, the host's
+    name ("TechCrunch" on techcrunch.com, "SpaceNews.com", "The GiveWell Blog" on blog.givewell.org), or an
+    affix that the source's titles share across distinct articles (learned like its boilerplate lines)."""
+    if site_name and _fold(part) == _fold(site_name):
+        return True
+    if learned and affix_key(part) in learned:
+        return True
+    if hostname and by_host:
+        squeezed = _squeezed(part)
+        labels = [label for label in hostname.split(".")[:-1] if len(label) >= 4 and label != "blog"]
+        if squeezed and any(_squeezed(label) in squeezed for label in labels):
+            return True
+        if squeezed == _squeezed(hostname):
+            return True
+    return False
+
+
+def strip_title_affixes(
+    title: str, site_name: str | None, hostname: str | None, learned: frozenset[int] = frozenset()
+) -> str:
+    """The title without the site name and section a site adds before or after it ("Title – TechCrunch",
+    "Opinion | Title"), one affix at a time from either end, as long as what stays is the longer part.
+    A head before a colon is taken for the site's only when it is the site name or learned."""
+    while True:
+        seps = list(_TITLE_SEPARATOR.finditer(title))
+        if not seps:
+            return title
+        head, tail = title[: seps[0].start()].strip(), title[seps[-1].end() :].strip()
+        before, after = title[: seps[-1].start()].strip(), title[seps[0].end() :].strip()
+        if (
+            tail
+            and len(tail) <= _SITE_NAME_CHARS
+            and len(before) > len(tail)
+            and _names_the_site(tail, site_name, hostname, learned)
+        ):
+            title = before
+        elif (
+            head
+            and len(head) <= _SITE_NAME_CHARS
+            and len(after) > len(head)
+            and _names_the_site(
+                # "Apple: ..." on apple.com is a headline about the company, not its name put before a title
+                head,
+                site_name,
+                hostname,
+                learned,
+                by_host=seps[0].group().strip() != ":",
+            )
+        ):
+            title = after
+        else:
+            return title
+
+
 def _looks_like_title(line: str) -> bool:
     words = line.split()
     return (
@@ -350,9 +430,16 @@ def _looks_like_title(line: str) -> bool:
 
 
 _YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
-_NAME_WORD = re.compile(r"^(?:[A-ZÀ-ÖØ-Þ][\w'’.-]*|[A-Z]\.|and|&|de|van|von|der|da|di|del|la|le|bin|al-\w+)$")
+_NAME_WORD = re.compile(
+    r"^(?:[A-ZÀ-ÖØ-ÞА-Я][\w'’.-]*|[A-Z]\.|and|&|/|y|e|und|et|de|van|von|der|da|di|del|la|le|bin|al-\w+)$"
+)
 _BYLINE_SPLIT = re.compile(r"\s+[|•·–—-]\s+|\s*[|•·]\s*")
-_BY = re.compile(r"^(?:by|written by|words by|story by|posted by|reporting by|author:)\s+(?P<rest>.+)$", re.I)
+# "By NAME" in the languages of the rules: von, par, por, di, door, przez, автор.
+_BY = re.compile(
+    r"^(?:by|written by|words by|story by|posted by|reporting by|author:|von|verfasst von|autor(?:in)?:"
+    r"|par|auteur ?:|por:?|escrito por|di|a cura di|door|przez|autor:|автор:?)\s+(?P<rest>.+)$",
+    re.I,
+)
 _POSTED = re.compile(
     r"^(?:posted|published|updated|last updated|first published)(?: on| at)?:?\s+"
     r"(?P<date>.+?)(?:\s+by\s+(?P<author>.+))?$",
@@ -385,6 +472,31 @@ _MONTHS = {
     )
     for name in names
 }
+# The same months in the other languages of the rules (de, fr, es, pt, it, nl; pl and ru in the genitive a
+# date takes): "19. November 2024", "3 mars 2021", "12 de enero de 2022", "19 listopada 2024".
+_MONTHS.update(
+    {
+        name: number
+        for number, names in enumerate(
+            (
+                "januar janvier enero janeiro gennaio januari stycznia января jänner",
+                "februar février fevrier febrero fevereiro febbraio februari lutego февраля",
+                "märz mars marzo março marzo maart marca марта",
+                "april avril abril aprile kwietnia апреля",
+                "mai mai mayo maio maggio mei maja мая",
+                "juni juin junio junho giugno czerwca июня",
+                "juli juillet julio julho luglio lipca июля",
+                "august août agosto agosto augustus sierpnia августа",
+                "september septembre septiembre setembro settembre września сентября",
+                "oktober octobre octubre outubro ottobre października октября",
+                "november novembre noviembre novembro novembre listopada ноября",
+                "dezember décembre decembre diciembre dezembro dicembre december grudnia декабря",
+            ),
+            start=1,
+        )
+        for name in names.split()
+    }
+)
 _CLOCK = r"(?:,? (?P<hour>\d{1,2}):(?P<minute>\d{2})(?: ?(?P<half>am|pm))?)?"
 _QUICK_DATES = (
     re.compile(
@@ -392,6 +504,12 @@ _QUICK_DATES = (
     ),
     re.compile(rf"(?P<name>[a-z]{{3,9}})\.? (?P<day>\d{{1,2}}), (?P<year>\d{{4}}){_CLOCK}", re.I),
     re.compile(rf"(?P<day>\d{{1,2}}) (?P<name>[a-z]{{3,9}}) (?P<year>\d{{4}}){_CLOCK}", re.I),
+    # "19. November 2024", "12 de enero de 2022", "3 mars 2021", "19 listopada 2024" (the other languages)
+    re.compile(
+        rf"(?:(?:le|el|am|il|dnia) )?(?P<day>\d{{1,2}})\.? (?:de )?(?P<name>[^\W\d_]{{3,11}}) (?:de )?"
+        rf"(?P<year>\d{{4}}){_CLOCK}",
+        re.I,
+    ),
 )
 
 
@@ -455,11 +573,21 @@ _ROLE_WORDS = {
     "contributor",
     "our",
     "the",
+    "report",
+    "reports",
+    "redacción",
+    "redaktion",
+    "rédaction",
+    "redazione",
+    "redactie",
+    "redakcja",
+    "redação",
+    "редакция",
 }
 
 
 def _author_name(text: str) -> str | None:
-    text = text.strip().rstrip(",;")
+    text = text.strip().rstrip(",;-–—| ")
     text = re.split(r",\s*(?:reuters|ap|afp|associated press|staff|bloomberg)\b", text, flags=re.I)[0]
     words = text.replace(",", " , ").split()
     names = [w for w in words if w != ","]
@@ -489,6 +617,9 @@ def parse_byline(line: str) -> tuple[str | None, str | None] | None:
             if parse_date(tail):
                 author_part, date = head, parse_date(tail)
         author = _author_name(author_part)
+        handle = by.group("rest")
+        if author is None and date is None and re.fullmatch(r"[\w.-]{3,40}", handle):
+            author = handle  # "von zahlenzauberin": a blogger's handle after the word for "by"
         return (author, date) if author or date else None
     posted = _POSTED.match(line)
     if posted:
@@ -510,6 +641,10 @@ def parse_byline(line: str) -> tuple[str | None, str | None] | None:
 _DATE_WORDS = re.compile(
     r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun|updated|published"
     r"|am|pm|gmt|utc|[ecmp][sd]t|at|on|of|the)\w*"
+    # the months of the other languages, and their words for "on", "of", "the"
+    r"|\b(?:"
+    + "|".join(sorted((m for m in _MONTHS if not m.isascii() or len(m) > 3), key=len, reverse=True))
+    + r"|le|el|de|am|il|dnia)\b"
 )
 _OTHER_WORD = re.compile(r"[a-z]{3,}")
 
@@ -702,6 +837,8 @@ def clean_document(
             stage="cleanup",
         )
     doc.body = body
+    if doc.title:
+        doc.title = strip_title_affixes(doc.title, doc.site_name, doc.hostname, learned)
     return doc
 
 

@@ -98,6 +98,7 @@ class Document:
     group: str = ""
     removed: list[str] = field(default_factory=list)
     credits: list[str] = field(default_factory=list)  # closing credit lines, also in the text (see cleanup)
+    site_name: str | None = None  # the page's og:site_name: a title affix equal to it is removed (not output)
 
     @property
     def id(self) -> str:

@@ -108,6 +108,7 @@ def extract_main_text(doc: Document) -> Document | Rejection:
     doc.body = "\n\n".join(flatten_tables([line for line in text.split("\n") if line.strip()]))
     doc.kind = "text"
     doc.title = doc.title or meta.title
+    doc.site_name = meta.sitename
     doc.author = doc.author or meta.author
     doc.date = doc.date or meta.date
     doc.url = url
@@ -211,6 +212,24 @@ def tidy_metadata(doc: Document) -> Document:
         doc.hostname = doc.hostname.lower().removeprefix("www.")
     if doc.date:
         doc.date = parse_date(doc.date) or doc.date
+    if doc.author:
+        doc.author = join_credentials(doc.author)
     if doc.hostname:
         doc.group = doc.hostname
     return doc
+
+
+# A degree or suffix that follows a name after a comma ("Ilana Muhlstein, MS, RDN", "John Doe, Jr.").
+_CREDENTIAL = re.compile(r"[A-Z]{2,6}|(?:[A-Z][a-z]?\.){1,3}[A-Z]?[a-z]?\.?|Ph\.?D\.?|Jr\.?|Sr\.?|I{2,3}|IV")
+
+
+def join_credentials(author: str) -> str:
+    """Authors as ``"Name; Name"`` with a name's degrees kept on it: trafilatura splits authors at commas,
+    which makes "Ilana Muhlstein, MS, RDN" three authors ("Ilana Muhlstein; MS; RDN")."""
+    names: list[str] = []
+    for part in author.split("; "):
+        if names and _CREDENTIAL.fullmatch(part.strip()):
+            names[-1] += ", " + part.strip()
+        else:
+            names.append(part)
+    return "; ".join(names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -695,3 +696,73 @@ def test_widget_rows_are_known_by_their_shape(line: str, expected: bool):
     doc = clean("\n\n".join(["Title of the story", BODY.split("\n\n")[0], line, BODY.split("\n\n")[1]]))
     assert isinstance(doc, Document)
     assert (line not in doc.body) is expected
+
+
+@pytest.mark.parametrize(
+    ("title", "site_name", "hostname", "expected"),
+    [
+        ("New York State reportedly investigating WeWork – TechCrunch", None, "social.techcrunch.com", None),
+        ("Meal Prep for A Little More Obsessed | The Beachbody Blog", "The Beachbody Blog", "x.com", None),
+        ("September 2018 open thread - The GiveWell Blog", None, "blog.givewell.org", None),
+        ("Olympische Spiele in Paris - Lebensmittelpraxis.de", None, "lebensmittelpraxis.de", None),
+        (
+            "Star Wars Jedi review - shoots for the moon - VG247",
+            None,
+            "vg247.com",
+            "Star Wars Jedi review - shoots for the moon",
+        ),
+        (
+            "Apple: The iPhone maker reports its sales",
+            None,
+            "apple.com",
+            "Apple: The iPhone maker reports its sales",
+        ),
+        ("Bubonic plague: Third case in China", None, "express.co.uk", "Bubonic plague: Third case in China"),
+    ],
+)
+def test_title_affixes_naming_the_site_are_removed(title, site_name, hostname, expected):
+    wanted = expected or re.split(r" [-–|] ", title)[0]
+    assert cleanup.strip_title_affixes(title, site_name, hostname) == wanted
+
+
+def test_title_affix_shared_by_a_sources_titles_is_learned():
+    docs = [
+        Document(
+            f"s/{i}.txt",
+            normalize_text(f"Paragraph {i} says something distinct about item {i} and more."),
+            title=f"Opinion | Headline number {i} of the day",
+            group="site.example",
+            hostname="site.example",
+        )
+        for i in range(5)
+    ]
+    counts = LineCounts()
+    for doc in docs:
+        counts.add(doc, CONFIG)
+    cleaned = clean_document(docs[0], RULES, counts.learned(CONFIG)["site.example"], CONFIG)
+    assert cleaned.title == "Headline number 0 of the day"
+    alone = clean_document(
+        Document("t.txt", docs[1].body, title="Opinion | Headline", group="other.example"),
+        RULES,
+        frozenset(),
+        CONFIG,
+    )
+    assert alone.title == "Opinion | Headline"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("Por: Redacción / Crítica -", ("Redacción / Crítica", None)),
+        ("von zahlenzauberin", ("zahlenzauberin", None)),
+        ("Staff Reports", None),  # names nobody: the AEB annotators keep it as the body's first line
+        ("Von Anna Müller", ("Anna Müller", None)),
+        ("Par Jean Dupont, le 3 mars 2021", ("Jean Dupont", "2021-03-03")),
+        ("Por Juan Pérez | 12 de enero de 2022", ("Juan Pérez", "2022-01-12")),
+        ("19. November 2024", (None, "2024-11-19")),
+        ("19 listopada 2024", (None, "2024-11-19")),
+        ("Von der Leyen kündigte an, dass die Kommission handeln wird", None),
+    ],
+)
+def test_bylines_in_the_other_languages(line: str, expected):
+    assert parse_byline(line) == expected

@@ -14,6 +14,7 @@ from pipeline.extract import (
     TRAFILATURA_OPTIONS,
     extract_main_text,
     flatten_tables,
+    join_credentials,
     names_a_page,
     page_metadata,
     tidy_metadata,
@@ -212,3 +213,9 @@ def test_data_tables_keep_their_rows():
         "| Lions | 12 |",
         "| Tigers | 9 |",
     ]
+
+
+def test_an_authors_degrees_stay_with_the_name():
+    assert join_credentials("Ilana Muhlstein; MS; RDN") == "Ilana Muhlstein, MS, RDN"
+    assert join_credentials("Jane Doe; John Roe") == "Jane Doe; John Roe"
+    assert join_credentials("Mary Lee; M.D.") == "Mary Lee, M.D."
