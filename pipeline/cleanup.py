@@ -842,14 +842,17 @@ def clean_document(
     return doc
 
 
+CLOSING_LINES = 3  # a credit among the body's last lines closes it
+
+
 def _closing_credits(
     lines: list[str], content: list[int], drop: set[int], rules: BoilerplateRules
 ) -> list[int]:
     """Credit lines that close the article ("Originally published on ...", "© Reuters", "Copyright 2019
-    ... All rights reserved.", "Reporting by ..."): the run of ``[credit]`` lines that ends the body, and
-    those right after it before any other removed line. They are the article's, not the site's: taken
-    back from ``drop`` (the tail strip took them as edge boilerplate) and returned, to be listed in the
-    record's ``credits`` as well as kept in its text.
+    ... All rights reserved.", "Reporting by ..."): the ``[credit]`` lines among the body's last
+    ``CLOSING_LINES`` lines, and those right after it before any other removed line. They are the
+    article's, not the site's: taken back from ``drop`` (the tail strip took them as edge boilerplate) and
+    returned, to be listed in the record's ``credits`` as well as kept in its text.
 
     A credit line after site chrome (a newsletter prompt, a share row) is the site's footer and stays
     removed; one at the head or between paragraphs (a photo credit by an image) is not a closing credit.
@@ -857,10 +860,8 @@ def _closing_credits(
     kept = [i for i in content if i not in drop]
     if not kept:
         return []
-    last = len(kept) - 1
-    while last > 0 and rules.matches("credit", lines[kept[last]]):  # never the whole body
-        last -= 1
-    credits = kept[last + 1 :]
+    # Among the body's last lines (a copy may add a sentence after the credit), never its first line.
+    credits = [i for i in kept[1:][-CLOSING_LINES:] if rules.matches("credit", lines[i])]
     for i in content:
         if i <= kept[-1]:
             continue

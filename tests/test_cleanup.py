@@ -134,6 +134,13 @@ def test_credits_that_close_the_article_stay_in_the_text_and_are_listed(credits:
     assert doc.removed == ["Title of the story", "Exit mobile version"]
 
 
+def test_a_credit_followed_by_a_sentence_a_copy_added_still_closes_the_article():
+    added = "This story has been updated with the council's response."
+    doc = clean("Title of the story\n\n" + BODY + "\n\n© Reuters\n\n" + added)
+    assert isinstance(doc, Document)
+    assert (doc.body, doc.credits) == (BODY + "\n\n© Reuters\n\n" + added, ["© Reuters"])
+
+
 @pytest.mark.parametrize(
     "chrome",
     [
@@ -157,9 +164,10 @@ def test_image_credits_between_paragraphs_are_removed():
         "Crédits photos : Bestimage",
         "(Credit: Jane Doe)",
     ):
-        doc = clean("\n\n".join(["Title of the story", first, credit, second, third]))
+        # a credit by an image, not among the body's last CLOSING_LINES lines (there it closes the article)
+        doc = clean("\n\n".join(["Title of the story", first, credit, second, third, BODY]))
         assert isinstance(doc, Document)
-        assert doc.body == BODY, credit
+        assert doc.body == "\n\n".join([first, second, third, BODY]), credit
 
 
 def test_inline_advertisement_and_related_lines_are_removed_between_paragraphs():
