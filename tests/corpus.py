@@ -7,6 +7,10 @@ blocks, site-specific footers that no shipped list knows), and perturbs copies t
 exact copies, a few edited words plus an added line, typographic variants, mojibake, and copies cut short
 with "Continue reading". Distinct short articles written from one template are mixed in; they must stay
 apart. Every file's true cluster and expected clean body are returned.
+
+``rewrite_corpus`` pairs each real article, and each templated brief, with a light rewrite of it: one word
+in forty replaced by another word of the corpus's vocabulary (``light_rewrite``). The rewrites are copies;
+the briefs must still stay apart from each other.
 """
 
 from __future__ import annotations
@@ -312,6 +316,57 @@ def distinct_short_articles(rng: random.Random, count: int) -> list[str]:
             f"on the details is scheduled for next month at the {town} community center.\n"
         )
     return sorted(briefs)
+
+
+_WORD = re.compile(r"\S+")
+
+
+def vocabulary(texts: list[str]) -> list[str]:
+    """The distinct words (runs of non-space, punctuation attached, as written) of ``texts``, sorted."""
+    return sorted({word for text in texts for word in text.split()})
+
+
+def light_rewrite(text: str, rng: random.Random, words: list[str], every: int = 40) -> str:
+    """``text`` with one word in ``every`` replaced by another word drawn from ``words``: the words are cut
+    into ``round(n / every)`` (at least one) runs of equal length and one random word of each run is
+    replaced, so the changes are spread as a light rewrite spreads them. Spacing and paragraphs stay."""
+    spans = [match.span() for match in _WORD.finditer(text)]
+    count = max(1, round(len(spans) / every))
+    picked = [rng.randrange(k * len(spans) // count, (k + 1) * len(spans) // count) for k in range(count)]
+    parts, last = [], 0
+    for i in picked:
+        start, end = spans[i]
+        replacement = text[start:end]
+        while replacement == text[start:end]:
+            replacement = rng.choice(words)
+        parts += [text[last:start], replacement]
+        last = end
+    return "".join(parts) + text[last:]
+
+
+def rewrite_corpus(
+    root: Path, limit: int | None = None, seed: int = 11, benchmark: Path = SAMPLE_BENCHMARK
+) -> dict[str, str]:
+    """Write each benchmark article and each of 40 templated briefs (``distinct_short_articles``) with a
+    light rewrite of it (``light_rewrite``, over the vocabulary of all of them) under ``root``; return each
+    file's true cluster (``{source: cluster}``): an original and its rewrite share one, briefs are apart.
+
+    Files: ``article/NNNN.txt``, ``article-rewrite/NNNN.txt``, ``brief/NNNN.txt``, ``brief-rewrite/NNNN.txt``
+    (each file the body alone, as a scraper saves a page's text).
+    """
+    rng = random.Random(seed)
+    bodies = [article.body for article in benchmark_articles(limit, benchmark)]
+    briefs = distinct_short_articles(rng, 40)
+    words = vocabulary(bodies + briefs)
+    truth: dict[str, str] = {}
+    for kind, texts in (("article", bodies), ("brief", briefs)):
+        for n, text in enumerate(texts):
+            for folder, body in ((kind, text), (f"{kind}-rewrite", light_rewrite(text, rng, words))):
+                source = f"{folder}/{n:04d}.txt"
+                (root / folder).mkdir(parents=True, exist_ok=True)
+                (root / source).write_text(body + "\n", encoding="utf-8")
+                truth[source] = f"{kind}/{n:04d}"
+    return truth
 
 
 # What an OUTPUT folder holds after a run with reports: no spool or temporary file left behind.
