@@ -84,15 +84,19 @@ def evaluate_rewrites(limit: int | None = None, workers: int = 0, benchmark: Pat
         wanted = {p for p in true_pairs if truth[p[0]].startswith(f"{kind}/")}
         return round(len(wanted & found_pairs) / len(wanted), 4)
 
-    briefs = {s for s in truth if s.startswith(("brief/", "brief-rewrite/"))}
+    def merged(kind: str) -> int:
+        return len({truth[s] for p in wrong for s in p if truth[s].startswith(f"{kind}/")})
+
     return {
         "documents": len(truth),
         "rewrite_pairs": len(true_pairs),
         "recall": round(len(true_pairs & found_pairs) / len(true_pairs), 4),
         "article_recall": recall("article"),
         "brief_recall": recall("brief"),
+        "police_recall": recall("police"),
         "wrong_pairs": len(wrong),
-        "distinct_briefs_merged": len({truth[s] for p in wrong for s in p if s in briefs}),
+        "distinct_briefs_merged": merged("brief") + merged("police"),
+        "articles_merged": merged("article"),
         "how": dict(sorted(Counter(d.get("how") or d["kind"] for d in duplicates).items())),
         "seconds": round(summary.seconds, 2),
     }
