@@ -139,6 +139,7 @@ def _member_view(dup: dict[str, Any]) -> dict[str, Any]:
         "similarity": round(float(dup["similarity"]), 4),
         "containment": round(float(dup.get("containment", dup["similarity"])), 4),
         "kind": dup["kind"],
+        "how": dup.get("how"),  # exact, jaccard, containment, rewrite (None in outputs of older releases)
         "reason": dup.get("reason", ""),
         "matched": dup.get("matched", dup["duplicate_of"]),
         "length": len(dup.get("text") or ""),
@@ -853,7 +854,10 @@ def print_cluster(console: Console, detail: dict[str, Any]) -> None:
         console.print(
             Text.assemble(
                 (member["kind"], "bold"),
-                f" copy, similarity {member['similarity']:.3f}, containment {member['containment']:.3f}, "
+                " copy (a light rewrite: its names and figures agree)"
+                if member.get("how") == "rewrite"
+                else " copy",
+                f", similarity {member['similarity']:.3f}, containment {member['containment']:.3f}, "
                 f"{_n(member['length'])} characters; lost: {member['reason']}",
                 f"\nlinked through {member['matched']}" if member["matched"] != detail["id"] else "",
             )
