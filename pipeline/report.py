@@ -612,6 +612,8 @@ def render_html(report: dict[str, Any], diffs: dict[str, dict[str, Any]], config
         ("shingle size (words)", minhash.get("shingle_size")),
         ("permutations", minhash.get("num_perm")),
         ("min. shingles for containment", minhash.get("min_containment_shingles")),
+        ("rewrites: from Jaccard, if names and figures agree", minhash.get("rewrite_threshold")),
+        ("rewrites: names and figures in one text only, at most", minhash.get("names_tolerance")),
         ("fingerprint", report["config"].get("minhash_fingerprint")),
     ]
     settings_html = "".join(
