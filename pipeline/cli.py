@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {defaults.containment})",
     )
     clean.add_argument(
+        "--rewrite-threshold",
+        type=float,
+        default=defaults.rewrite_threshold,
+        help="Jaccard from which a pair below --threshold is a near duplicate when the two texts' names and "
+        f"figures agree (a light rewrite; default: {defaults.rewrite_threshold}; >= --threshold: off)",
+    )
+    clean.add_argument(
         "--shingle-size",
         type=int,
         default=defaults.shingle_size,
@@ -196,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             minhash=MinHashConfig(
                 threshold=args.threshold,
                 containment=args.containment,
+                rewrite_threshold=args.rewrite_threshold,
                 shingle_size=args.shingle_size,
                 num_perm=args.num_perm,
             ),

@@ -65,6 +65,8 @@ FETCH_REASONS = (
     "fetch_error",  # anything else
 )
 REASONS = LOAD_REASONS + FETCH_REASONS
+# How a duplicate's link to ``matched`` was verified (pipeline.dedup); None: it joined through others.
+HOWS = ("exact", "jaccard", "containment", "rewrite")
 
 
 def document_id(source: str) -> str:
@@ -175,6 +177,8 @@ def validate_output(out: Path) -> dict[str, int]:
             )
         if dup["kind"] not in ("exact", "near") or not 0.0 <= dup["similarity"] <= 1.0:
             raise ValueError(f"{dup['source']!r}: bad kind or similarity")
+        if dup.get("how") not in (None, *HOWS):
+            raise ValueError(f"{dup['source']!r}: unknown how {dup['how']!r}")
     for rej in rejected:
         if rej["reason"] not in REASONS:
             raise ValueError(f"{rej['source']!r}: unknown reason {rej['reason']!r}")

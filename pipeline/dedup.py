@@ -4,7 +4,7 @@ union-find clusters and a deterministic choice of the record each cluster keeps.
 Documents are added one at a time in a fixed order (sorted input paths), so the result does not depend on
 the number of workers. Memory holds per document only a few scalars and the LSH band keys; the shingle
 sets used to measure similarity live in append-only files next to the index
-(:class:`~pipeline.index.ShingleFiles`).
+(:class:`~pipeline.index.SetFiles`).
 
 Candidates come from two indexes:
 
@@ -15,7 +15,19 @@ Candidates come from two indexes:
   the full article but its Jaccard with it is low, so LSH alone would miss it.
 
 Every candidate pair is verified on the real shingle sets: Jaccard >= ``threshold``, or containment >=
-``containment`` with the shorter side holding at least ``min_containment_shingles`` shingles.
+``containment`` with the shorter side holding at least ``min_containment_shingles`` shingles, or, for a
+pair just below the threshold (Jaccard >= ``rewrite_threshold``), the second check of light rewrites.
+
+Light rewrites: a copy with one word in forty changed differs in about five word 5-shingles of forty, so
+its Jaccard is about 0.78, under the threshold. Lowering the threshold would merge distinct short articles
+written from one template ("Police in Springfield arrested 3 people on Tuesday ..." and the same brief of
+another town, figure and day), which share most of their shingles too. What tells them apart is what
+differs: a rewrite changes ordinary words and keeps the story's names and figures; two stories from one
+template share the template's words and differ in the names and figures. So a pair with Jaccard in
+[``rewrite_threshold``, ``threshold``) is a near duplicate ("rewrite") when the two texts' names and
+figures (:func:`pipeline.normalize.name_key`: words with a digit, capitalised words that do not open a
+sentence; stored per document like the shingle sets) agree: at least ``min_names`` of them in the two
+together, and at most ``names_tolerance`` of them (of their union; at least one) in one text only.
 
 Which record a cluster keeps (the representative policy): the longest clean text; on a tie the earliest
 date (documents without a date come last); on a tie the smallest ``source``.
@@ -23,13 +35,16 @@ date (documents without a date come last); on a tie the smallest ``source``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from pipeline.index import Index
 from pipeline.signature import MinHashConfig, containment, jaccard, pack_sets
+
+_NONE = np.empty(0, dtype=np.uint32)
 
 PREFIX_TOKENS = 25
 MAX_PREFIX_BUCKET = 64  # candidates per prefix; beyond this a prefix is a template, not an article
@@ -49,6 +64,7 @@ class Signed:
     shingles: np.ndarray  # sorted unique uint32 shingle hashes
     bands: np.ndarray  # int64 LSH band keys of its MinHash signature (see Signer.hashranges)
     prefix: int | None  # hash of the first PREFIX_TOKENS dedup tokens, when the text has that many
+    names: np.ndarray = field(default_factory=lambda: _NONE)  # sorted unique uint32 hashes of its names
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +81,8 @@ class SignedBatch:
     shingles: np.ndarray  # every document's shingle set, concatenated
     offsets: np.ndarray  # document i's set is shingles[offsets[i] : offsets[i + 1]]
     bands: np.ndarray  # (documents, bands) int64
+    names: np.ndarray  # every document's name set (see pipeline.normalize.name_key), concatenated
+    name_offsets: np.ndarray  # document i's names are names[name_offsets[i] : name_offsets[i + 1]]
 
     @classmethod
     def of(cls, docs: list[Signed]) -> SignedBatch:
@@ -77,13 +95,14 @@ class SignedBatch:
             [doc.prefix for doc in docs],
             *pack_sets([doc.shingles for doc in docs]),
             np.stack([doc.bands for doc in docs]) if docs else np.empty((0, 0), np.int64),
+            *pack_sets([doc.names for doc in docs]),
         )
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def documents(self) -> Iterator[Signed]:
-        bounds = self.offsets.tolist()
+        bounds, name_bounds = self.offsets.tolist(), self.name_offsets.tolist()
         for i in range(len(self.ids)):
             yield Signed(
                 self.ids[i],
@@ -94,6 +113,7 @@ class SignedBatch:
                 self.shingles[bounds[i] : bounds[i + 1]],
                 self.bands[i],
                 self.prefixes[i],
+                self.names[name_bounds[i] : name_bounds[i + 1]],
             )
 
 
@@ -107,6 +127,9 @@ class Verdict:
     containment: float  # share of the smaller shingle set found in the other
     matched: str  # id of the document it was linked to (the kept one, or a copy of it)
     reason: str
+    # how that link was verified: "exact", "jaccard", "containment" or "rewrite" (the second check of
+    # light rewrites); None for a copy linked only by others to its cluster
+    how: str | None = None
 
 
 class Deduplicator:
@@ -131,9 +154,12 @@ class Deduplicator:
         self._docs: list[tuple[str, str, str, int, str | None]] = []  # id, source, hash, length, date
         self._prefixes: list[int | None] = []
         # doc -> (what it was linked to, how): ("new", i) or ("old", idx) and "exact"/"jaccard"/"containment"
+        # /"rewrite"
         self._link: dict[int, tuple[str, int, str]] = {}
         self.pairs_checked = 0
         self.pairs_verified = 0
+        self.rewrite_pairs = 0  # pairs verified by the second check (names and figures agree)
+        self.rewrite_refused = 0  # pairs in [rewrite_threshold, threshold) whose names and figures differ
         self.bridges_refused = 0
 
     def __len__(self) -> int:
@@ -150,6 +176,7 @@ class Deduplicator:
             return
         first = len(self._docs)
         self.index.shingle_files.extend(batch.shingles, np.diff(batch.offsets).tolist())
+        self.index.name_files.extend(batch.names, np.diff(batch.name_offsets).tolist())
         # A copy of a text this run has seen is settled by its hash (see _add): its band keys would add
         # nothing and its look-up find what its first copy found (a file of a million identical records
         # would otherwise cost a million look-ups of the fullest buckets).
@@ -188,6 +215,7 @@ class Deduplicator:
         if first is not None:
             if self._union(first, index):
                 self._link[index] = ("new", first, "exact")
+                self._link.setdefault(first, ("new", index, "exact"))
             return
         self._exact[doc.content_hash] = index
         if doc.prefix is not None:
@@ -198,18 +226,24 @@ class Deduplicator:
             if has_old:
                 old_candidates.update(self.index.prefix_candidates(doc.prefix, MAX_PREFIX_BUCKET))
         if old_candidates:
-            best_old = self._best_old_match(doc.shingles, old_candidates)
+            best_old = self._best_old_match(doc, old_candidates)
             if best_old is not None:
                 self._anchor_to(index, best_old[1], best_old[2])
         if not candidates:
             return  # most documents: nothing of this run to compare with
         candidates = self._few_per_cluster(candidates)
+        verified: dict[int, str] = {}
         best = self._best_match(
-            doc.shingles, {c for c in candidates if self._find(c) != self._find(index)}, self._shingles
+            doc,
+            {c for c in candidates if self._find(c) != self._find(index)},
+            self._shingles,
+            self._names,
+            verified=verified,
         )
-        for other in sorted(candidates):
-            if self._find(other) != self._find(index) and self._verify(doc.shingles, self._shingles(other)):
-                self._union(other, index)
+        for other in sorted(verified):
+            if self._find(other) != self._find(index) and self._union(other, index):
+                # an earlier document that matched nothing when it came is linked to this one
+                self._link.setdefault(other, ("new", index, verified[other]))
         if best is not None and index not in self._link:
             self._link[index] = ("new", best[1], best[2])
 
@@ -228,31 +262,39 @@ class Deduplicator:
         return kept
 
     def _best_match(
-        self, shingles: np.ndarray, candidates: Iterable[int], get, first: bool = False
+        self,
+        doc: Signed,
+        candidates: Iterable[int],
+        shingles_of: Callable[[int], np.ndarray],
+        names_of: Callable[[int], np.ndarray],
+        first: bool = False,
+        verified: dict[int, str] | None = None,
     ) -> tuple[float, int, str] | None:
-        """The verified candidate with the highest Jaccard (or the first verified), and how."""
+        """The verified candidate with the highest Jaccard (or the first verified), and how; each verified
+        candidate and how into ``verified``."""
         best: tuple[float, int, str] | None = None
         for other in candidates if first else sorted(candidates):
             self.pairs_checked += 1
-            theirs = get(other)
-            how = self._verify(shingles, theirs)
-            if how:
+            found = self._verify(doc, shingles_of(other), partial(names_of, other))
+            if found is not None:
                 self.pairs_verified += 1
-                score = jaccard(shingles, theirs)
+                how, score = found
+                if verified is not None:
+                    verified[other] = how
                 if best is None or score > best[0]:
                     best = (score, other, how)
                 if first:
                     break
         return best
 
-    def _best_old_match(self, shingles: np.ndarray, candidates: set[int]) -> tuple[float, int, str] | None:
+    def _best_old_match(self, doc: Signed, candidates: set[int]) -> tuple[float, int, str] | None:
         """The best verified match among earlier documents, checking each earlier cluster through its kept
         record first and at most ``OLD_MEMBERS_CHECKED`` other members: a run's cost then grows with the
         clusters its documents touch, not with how many copies those clusters hold."""
         best: tuple[float, int, str] | None = None
         for rep, members in sorted(self.index.reps(candidates).items()):
             order = [rep] + [m for m in members if m != rep][:OLD_MEMBERS_CHECKED]
-            found = self._best_match(shingles, order, self.index.shingles, first=True)
+            found = self._best_match(doc, order, self.index.shingles, self.index.names, first=True)
             if found is not None and (best is None or found[0] > best[0]):
                 best = found
         return best
@@ -266,14 +308,25 @@ class Deduplicator:
         self._anchor[root] = rep
         self._link[index] = ("old", old_idx, how)
 
-    def _verify(self, a: np.ndarray, b: np.ndarray) -> str | None:
-        if jaccard(a, b) >= self.config.threshold:
-            return "jaccard"
+    def _verify(
+        self, doc: Signed, theirs: np.ndarray, their_names: Callable[[], np.ndarray]
+    ) -> tuple[str, float] | None:
+        """How ``doc`` and a candidate with shingle set ``theirs`` are near duplicates, and their Jaccard;
+        None when they are not. The candidate's names are read only for the second check."""
+        config, ours = self.config, doc.shingles
+        score = jaccard(ours, theirs)
+        if score >= config.threshold:
+            return "jaccard", score
         if (
-            min(a.size, b.size) >= self.config.min_containment_shingles
-            and containment(a, b) >= self.config.containment
+            min(ours.size, theirs.size) >= config.min_containment_shingles
+            and containment(ours, theirs) >= config.containment
         ):
-            return "containment"
+            return "containment", score
+        if score >= config.rewrite_threshold:
+            if names_agree(doc.names, their_names(), config):
+                self.rewrite_pairs += 1
+                return "rewrite", score
+            self.rewrite_refused += 1
         return None
 
     def _find(self, i: int) -> int:
@@ -326,7 +379,7 @@ class Deduplicator:
             for m in losers:
                 exact = self._docs[m][2] == kept_view[2]
                 shingles = self._shingles(m)
-                where, matched, _ = self._link.get(m, ("new", m, ""))
+                where, matched, how = self._link.get(m, ("new", m, ""))
                 matched_id = self.index.doc(matched).id if where == "old" else self._docs[matched][0]
                 result[self._docs[m][0]] = Verdict(
                     duplicate_of=kept_view[0],
@@ -335,6 +388,7 @@ class Deduplicator:
                     containment=1.0 if exact else round(containment(shingles, kept_shingles), 4),
                     matched=matched_id,
                     reason=_why_lost(self._docs[m], kept_view, earlier=anchor is not None),
+                    how=how or None,
                 )
         return result
 
@@ -356,9 +410,25 @@ class Deduplicator:
         """The shingle set of this run's ``i``-th document."""
         return self.index.shingles(self.base + i)
 
+    def _names(self, i: int) -> np.ndarray:
+        """The name set of this run's ``i``-th document."""
+        return self.index.names(self.base + i)
+
     def close(self) -> None:
         if self._owns_index:
             self.index.close()
+
+
+def names_agree(a: np.ndarray, b: np.ndarray, config: MinHashConfig) -> bool:
+    """Whether two texts' names and figures (sorted unique hashes) agree enough for the second check: at
+    least ``min_names`` in the two together, at most ``names_tolerance`` of them (at least one) in one
+    text only. A random word put in by a rewrite is a name now and then; the town, the figures and the
+    day of another story written from the same template are most of its names."""
+    from pipeline.signature_kernels import common  # noqa: PLC0415 - numba: 0.2 s to import
+
+    shared = common(a, b)
+    union = a.size + b.size - shared
+    return union >= config.min_names and union - shared <= max(1, config.names_tolerance * union)
 
 
 def _why_lost(doc: tuple, kept: tuple, earlier: bool) -> str:

@@ -6,7 +6,9 @@ One SQLite file (``OUTPUT/index.sqlite``, no server) holds
   a stat and a renamed or re-fetched identical file by its hash;
 - ``documents``: every document that reached dedup (id, source, content hash, length, date, the index of
   the record its cluster keeps and the prefix key); their shingle sets are in one append-only file per
-  run (``index.data/shingles/``, see :class:`ShingleFiles`), listed in ``shingle_runs``;
+  run (``index.data/shingles/``, see :class:`SetFiles`), listed in ``shingle_runs``, and their name
+  sets (names and figures, for the second check of light rewrites) in a file of the same name in
+  ``index.data/names/``;
 - ``segments``: the files of LSH band keys (``index.data/bands/``, see :mod:`pipeline.bands`), so a run looks
   up candidates for its new documents only;
 - ``lines`` and ``groups``: per-source counts of head/tail lines, for learned boilerplate;
@@ -41,7 +43,8 @@ from pipeline.writer import write_array_atomic
 INDEX_FILE = "index.sqlite"
 STAGED_SUFFIX = ".next"  # an output rewritten beside itself, renamed into place after the index commits
 DATA_DIR = "index.data"  # the index's files besides the SQLite one: band-key segments and shingle sets
-FORMAT_VERSION = 2  # 2: band keys and shingle sets in files under index.data/; files by folder; folders
+FORMAT_VERSION = 3  # 2: band keys and shingle sets in files under index.data/; files by folder; folders
+# 3: the name sets of documents in index.data/names/
 _MASK63 = (1 << 63) - 1  # SQLite integers are signed 64-bit
 _NONE = np.empty(0, dtype=np.uint32)
 RACY_NS = 2_000_000_000  # folder times this close to the listing are not trusted (FAT counts in 2 s)
@@ -134,7 +137,12 @@ class Index:
         data = path.parent / DATA_DIR if path is not None else None
         try:
             self.bands = BandTable(data / "bands" if data else None, names)
-            self.shingle_files = ShingleFiles(data / "shingles" if data else None, runs, self.next_idx)
+            self.shingle_files = SetFiles(data / "shingles" if data else None, runs, self.next_idx)
+            try:
+                self.name_files = SetFiles(data / "names" if data else None, runs, self.next_idx)
+            except BaseException:
+                self.shingle_files.close()
+                raise
         except (OSError, ValueError) as err:
             self.db.close()
             if isinstance(err, OSError) and not isinstance(err, FileNotFoundError):
@@ -152,6 +160,7 @@ class Index:
 
     def close(self) -> None:
         self.shingle_files.close()
+        self.name_files.close()
         self.db.close()
 
     # -- files -------------------------------------------------------------------------------------
@@ -222,6 +231,10 @@ class Index:
         """The shingle set of a document (of an earlier run or of this one)."""
         return self.shingle_files.get(idx)
 
+    def names(self, idx: int) -> np.ndarray:
+        """The name set of a document (see :func:`pipeline.normalize.name_key`)."""
+        return self.name_files.get(idx)
+
     def doc(self, idx: int) -> IndexedDoc:
         row = self.db.execute(
             "SELECT idx, id, source, content_hash, length, date, rep FROM documents WHERE idx = ?", (idx,)
@@ -229,8 +242,8 @@ class Index:
         return IndexedDoc(*row)
 
     def add_documents(self, rows: Iterable[tuple]) -> None:
-        """Insert documents: (idx, id, source, content_hash, length, date, rep, prefix); their shingle sets
-        are added with ``shingle_files.extend`` in the same order."""
+        """Insert documents: (idx, id, source, content_hash, length, date, rep, prefix); their shingle and
+        name sets are added with ``shingle_files.extend`` and ``name_files.extend`` in the same order."""
         self.db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def set_reps(self, reps: Iterable[tuple[int, int]]) -> None:
@@ -238,10 +251,12 @@ class Index:
         self.db.executemany("UPDATE documents SET rep = ? WHERE idx = ?", ((rep, idx) for idx, rep in reps))
 
     def save_run_files(self) -> None:
-        """Put this run's shingle and band-key files in place and list them (committed by ``commit``)."""
+        """Put this run's shingle, name and band-key files in place and list them (committed by
+        ``commit``)."""
         if self.path is None:
             return
         saved = self.shingle_files.save()
+        self.name_files.save()  # listed by the same row: the same documents, the same name
         if saved is not None:
             self.db.execute("INSERT INTO shingle_runs VALUES (?, ?)", saved)
         names = self.bands.save(f"seg-{self.next_idx:012d}")
@@ -350,8 +365,9 @@ class Index:
         self.db.commit()
 
 
-class ShingleFiles:
-    """Shingle sets of documents: one append-only file of uint32 per run, with the offsets of its documents.
+class SetFiles:
+    """Sets of uint32 hashes per document (shingle sets, name sets): one append-only file per run, with the
+    offsets of its documents.
 
     This run's sets go to a temporary file as dedup adds them; ``save`` renames it into place, and the index
     lists it in the same transaction as the run's documents. Earlier runs' files are memory-mapped, so a

@@ -242,16 +242,43 @@ def dedup_key(text: str) -> bytes:
 
     The same steps as the plain definition (NFKC, ``casefold``, apostrophes dropped, ``[\\W_]+`` to a
     space), each done the cheap way: NFKC only where ``is_normalized`` says it changes something (after
-    "…", common in news text, has become the spaces its NFKC form "..." would give); the non-word
-    characters in two halves (see ``NON_ASCII_NON_WORD``). A property test checks it against the plain
-    definition on any Unicode text.
+    "…", common in news text, has become a ".", which the key makes a space as it does NFKC's "..."); the
+    non-word characters in two halves (see ``NON_ASCII_NON_WORD``). A property test checks it against the
+    plain definition on any Unicode text.
     """
     if text.isascii():
-        return text.replace("'", "").lower().encode("ascii").translate(ASCII_SEPARATORS)
+        return _ascii_key(text)
+    return _folded_key(_nfkc(text))
+
+
+def signature_keys(text: str) -> tuple[bytes, bytes]:
+    """:func:`dedup_key` and :func:`name_key` of one text: one NFKC step and one compiled pass for both."""
+    if text.isascii():
+        return _ascii_key(text), _name_key(text)
+    text = _nfkc(text)
+    from pipeline import signature_kernels  # noqa: PLC0415 - numba: not for the CLI's start-up
+
+    table, lengths = _fold_table()
+    key, n, names, m = signature_kernels.fold_key_and_names(_utf8(text), table, lengths, _name_kinds())
+    if n >= 0:
+        return key[:n].tobytes(), names[:m].tobytes()
+    return _folded_key(text), _name_key(text)
+
+
+def _ascii_key(text: str) -> bytes:
+    return text.replace("'", "").lower().encode("ascii").translate(ASCII_SEPARATORS)
+
+
+def _nfkc(text: str) -> str:
+    """NFKC, where it changes something, with "…" as "." first (cheaper than NFKC's "...", and the same
+    to both keys: neither is a word character, both end a sentence)."""
     if "\u2026" in text:
-        text = text.replace("\u2026", " ")
-    if not unicodedata.is_normalized("NFKC", text):
-        text = unicodedata.normalize("NFKC", text)
+        text = text.replace("\u2026", ".")
+    return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
+
+
+def _folded_key(text: str) -> bytes:
+    """The dedup key of NFKC text that is not ASCII."""
     folded = _compiled_key(text)
     if folded is not None:
         return folded
@@ -260,3 +287,95 @@ def dedup_key(text: str) -> bytes:
         if char in text:
             text = text.replace(char, "")
     return NON_ASCII_NON_WORD.sub(" ", text).encode("utf-8").translate(ASCII_SEPARATORS)
+
+
+# -- names and figures ------------------------------------------------------------------------------------
+# The words that two stories written from one template differ in, and that a light rewrite keeps: a word
+# that carries a figure ("3", "$850,000", "2024") or a capitalised word that does not open a sentence
+# ("Springfield", "Tuesday", "NASA"). See pipeline.dedup ("light rewrites").
+NAMES_VERSION = 1  # bumped whenever name_key's output changes (it names the stored name sets)
+_SENTENCE_ENDS = ".!?\u2026\u3002\uff01\uff1f"
+# The kinds of character name_key tells apart (bits of _name_kinds; the kernel reads the same).
+NAME_SPACE, NAME_DIGIT, NAME_UPPER, NAME_WORD, NAME_END, NAME_CLOSER = 1, 2, 4, 8, 16, 32
+_WORDS = re.compile(r"\S+")
+
+
+def _name_kind(char: str) -> int:
+    """The :data:`NAME_SPACE` ... bits of one character; none for a character beyond the Basic
+    Multilingual Plane (after NFKC: emoji, rare scripts; no name or figure is spelt with them)."""
+    if ord(char) > 0xFFFF:
+        return 0
+    kind = NAME_SPACE if char.isspace() else 0
+    kind |= NAME_DIGIT if char.isdigit() else 0
+    kind |= NAME_UPPER if char.isupper() else 0
+    kind |= NAME_WORD if not _NON_WORD_CHAR.match(char) else 0
+    kind |= NAME_END if char in _SENTENCE_ENDS else 0
+    # closing brackets and quotes: "He left." and "(He left.)" both end a sentence
+    kind |= NAME_CLOSER if char in "\"'" or unicodedata.category(char) in ("Pe", "Pf") else 0
+    return kind
+
+
+@lru_cache(maxsize=1)
+def _name_kinds() -> np.ndarray:
+    """:func:`_name_kind` of every character of the Basic Multilingual Plane (0 for the surrogates), each
+    predicate mapped over all of them at once (15 ms, where a loop of :func:`_name_kind` takes 140;
+    checked against it for every character)."""
+    chars = "".join(map(chr, range(0xD800))) + " " * 0x800 + "".join(map(chr, range(0xE000, 0x10000)))
+    kinds = np.zeros(0x10000, dtype=np.uint8)
+    for bit, test in (
+        (NAME_SPACE, str.isspace),
+        (NAME_DIGIT, str.isdigit),
+        (NAME_UPPER, str.isupper),
+        (NAME_END, _SENTENCE_ENDS.__contains__),
+        (NAME_CLOSER, lambda char: char in "\"'" or unicodedata.category(char) in ("Pe", "Pf")),
+    ):
+        kinds |= np.fromiter(map(test, chars), dtype=bool, count=len(chars)).astype(np.uint8) * np.uint8(bit)
+    kinds[[m.start() for m in re.finditer(f"[^\\W_{_PIECE}]", chars)]] |= NAME_WORD
+    kinds[0xD800:0xE000] = 0  # the surrogates (stand-ins above): no text holds them
+    return kinds
+
+
+def name_tokens(text: str) -> list[bytes]:
+    """The names and figures of ``text``, in order (the plain definition :func:`name_key` computes).
+
+    Words are runs of non-space characters of the NFKC text. A word is kept when it holds a digit, or when
+    its first word character is upper case and it does not open a sentence: the first word of the text or
+    of a paragraph, or a word after one that ends in . ! ? … once closing quotes and brackets are set
+    aside. A kept word is its characters as the dedup key folds them, separators left out
+    (``"O’Brien's"`` -> ``obriens``, ``"$850,000"`` -> ``850000``), and so are characters beyond the Basic
+    Multilingual Plane.
+    """
+    text = _nfkc(text)
+    tokens = []
+    opens, end = True, 0
+    for match in _WORDS.finditer(text):
+        word = match.group()
+        if text.count("\n", end, match.start()) >= 2:
+            opens = True  # a paragraph's first word
+        end = match.end()
+        kinds = [_name_kind(char) for char in word]
+        lead = next((kind for kind in kinds if kind & NAME_WORD), 0)
+        if any(kind & NAME_DIGIT for kind in kinds) or (lead & NAME_UPPER and not opens):
+            # each character as the dedup key folds it (case-fold, apostrophes and non-word characters out)
+            folded = (_APOSTROPHES.sub("", char.casefold()) for char in word if ord(char) <= 0xFFFF)
+            token = "".join(_NON_WORD.sub("", piece) for piece in folded)
+            if token:
+                tokens.append(token.encode("utf-8"))
+        last = [kind for kind in kinds if not kind & NAME_CLOSER]
+        if last:  # a word of closing quotes alone leaves the sentence as it was
+            opens = bool(last[-1] & NAME_END)
+    return tokens
+
+
+def name_key(text: str) -> bytes:
+    """:func:`name_tokens` separated by spaces, in one compiled pass over the text's UTF-8 (a property
+    test checks the two agree on any text)."""
+    return _name_key(text if text.isascii() else _nfkc(text))
+
+
+def _name_key(text: str) -> bytes:
+    """:func:`name_key` of NFKC text."""
+    from pipeline import signature_kernels  # noqa: PLC0415 - numba: not for the CLI's start-up
+
+    found, length = signature_kernels.fold_names(_utf8(text), _name_kinds(), *_fold_table())
+    return found[:length].tobytes() if length >= 0 else b" ".join(name_tokens(text))

@@ -139,6 +139,7 @@ def _member_view(dup: dict[str, Any]) -> dict[str, Any]:
         "similarity": round(float(dup["similarity"]), 4),
         "containment": round(float(dup.get("containment", dup["similarity"])), 4),
         "kind": dup["kind"],
+        "how": dup.get("how"),  # exact, jaccard, containment, rewrite (None in outputs of older releases)
         "reason": dup.get("reason", ""),
         "matched": dup.get("matched", dup["duplicate_of"]),
         "length": len(dup.get("text") or ""),
@@ -611,6 +612,8 @@ def render_html(report: dict[str, Any], diffs: dict[str, dict[str, Any]], config
         ("shingle size (words)", minhash.get("shingle_size")),
         ("permutations", minhash.get("num_perm")),
         ("min. shingles for containment", minhash.get("min_containment_shingles")),
+        ("rewrites: from Jaccard, if names and figures agree", minhash.get("rewrite_threshold")),
+        ("rewrites: names and figures in one text only, at most", minhash.get("names_tolerance")),
         ("fingerprint", report["config"].get("minhash_fingerprint")),
     ]
     settings_html = "".join(
@@ -853,7 +856,10 @@ def print_cluster(console: Console, detail: dict[str, Any]) -> None:
         console.print(
             Text.assemble(
                 (member["kind"], "bold"),
-                f" copy, similarity {member['similarity']:.3f}, containment {member['containment']:.3f}, "
+                " copy (a light rewrite: its names and figures agree)"
+                if member.get("how") == "rewrite"
+                else " copy",
+                f", similarity {member['similarity']:.3f}, containment {member['containment']:.3f}, "
                 f"{_n(member['length'])} characters; lost: {member['reason']}",
                 f"\nlinked through {member['matched']}" if member["matched"] != detail["id"] else "",
             )

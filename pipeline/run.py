@@ -50,8 +50,8 @@ from pipeline.load import (
     walk_inputs,
 )
 from pipeline.lock import DEFAULT_WAIT, output_lock
-from pipeline.normalize import dedup_key, normalize_text
-from pipeline.signature import MinHashConfig, Signer, key_shingles
+from pipeline.normalize import normalize_text, signature_keys
+from pipeline.signature import MinHashConfig, Signer, key_shingles, name_sets
 from pipeline.writer import (
     BUFFER,
     AtomicJsonl,
@@ -446,6 +446,7 @@ def clean_chunk(
         for batch in _read_batches(spool_in):
             records: list[dict[str, Any]] = []
             keys: list[bytes] = []
+            names: list[bytes] = []
             removed_here: Counter[tuple[str, str]] = Counter()
             results = [_guarded(cleaned, doc, "cleanup") for doc in batch]
             for result in _identify_languages(results, config.language, languages):
@@ -456,7 +457,7 @@ def clean_chunk(
                 try:
                     record = record_json(result)
                     serialised = orjson.dumps(record) + b"\n"
-                    key = dedup_key(record["text"])
+                    key, name_key = signature_keys(record["text"])
                 except Exception as err:  # noqa: BLE001 - (a string no UTF-8 can hold ...) this document only
                     log.warning("cleanup failed on %s: %s: %s", doc.source, type(err).__name__, err)
                     detail = f"{type(err).__name__}: {err}"
@@ -466,8 +467,9 @@ def clean_chunk(
                 out.write(serialised)
                 records.append(record)
                 keys.append(key)
+                names.append(name_key)
             if records:
-                signed.add(sign(records, signer, keys))
+                signed.add(sign(records, signer, keys, names))
                 documents += len(records)
             if removed_here:
                 removed.add(removed_here)
@@ -494,9 +496,10 @@ def _identify_languages(
     return results
 
 
-def sign(records: list[dict[str, Any]], signer: Signer, keys: list[bytes]) -> SignedBatch:
-    """The compact dedup view of clean records, computed as one batch (see :func:`key_shingles`); ``keys``:
-    their texts' :func:`dedup_key` (the caller computes them under each record's own guard)."""
+def sign(records: list[dict[str, Any]], signer: Signer, keys: list[bytes], names: list[bytes]) -> SignedBatch:
+    """The compact dedup view of clean records, computed as one batch (see :func:`key_shingles`); ``keys``
+    and ``names``: their texts' dedup keys and name keys (:func:`signature_keys`: the caller computes them
+    under each record's own guard)."""
     config = signer.config
     shingles, offsets, words = key_shingles(keys, config.shingle_size)
     short = max(PREFIX_TOKENS, config.min_containment_shingles + config.shingle_size - 1)
@@ -516,6 +519,7 @@ def sign(records: list[dict[str, Any]], signer: Signer, keys: list[bytes]) -> Si
         shingles,
         offsets,
         band_keys(signer.packed_signatures(shingles, offsets), signer.hashranges),
+        *name_sets(names),
     )
 
 
@@ -808,7 +812,10 @@ def index_fingerprint(config: RunConfig) -> str:
     boilerplate rules is refused like one with other MinHash settings, never mixed in silently."""
     m = config.minhash
     cleanup = config.cleanup.fingerprint(_rules(config.cleanup.boilerplate_file))
-    minhash = f"{m.fingerprint()}-t{m.threshold}-c{m.containment}-m{m.min_containment_shingles}"
+    minhash = (
+        f"{m.fingerprint()}-t{m.threshold}-c{m.containment}-m{m.min_containment_shingles}"
+        f"-r{m.rewrite_threshold}-n{m.names_tolerance}-{m.min_names}"
+    )
     return f"{minhash} {cleanup} {config.language.fingerprint()}"
 
 
@@ -914,7 +921,7 @@ def finish(
             run.index.set_replacing(None)
             run.index.commit()
         timings["write"] = time.perf_counter() - t2
-        pairs = (dedup.pairs_checked, dedup.pairs_verified)
+        pairs = (dedup.pairs_checked, dedup.pairs_verified, dedup.rewrite_pairs, dedup.rewrite_refused)
     finally:
         dedup.close()
     timings["total"] = time.perf_counter() - run.started
@@ -934,6 +941,10 @@ def finish(
         "dedup": {
             "candidate_pairs_checked": pairs[0],
             "pairs_verified": pairs[1],
+            # the second check of light rewrites (see pipeline.dedup): pairs it accepted, pairs it refused
+            "rewrite_pairs": pairs[2],
+            "rewrite_pairs_refused": pairs[3],
+            "rewrite_duplicates": sum(1 for v in verdicts.values() if v.how == "rewrite"),
             "clusters": len({v.duplicate_of for v in verdicts.values()}),
         },
         "boilerplate": {

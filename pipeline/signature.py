@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xxhash
 
-from pipeline.normalize import NORMALIZATION_VERSION
+from pipeline.normalize import NAMES_VERSION, NORMALIZATION_VERSION
 
 if TYPE_CHECKING:
     from datasketch import MinHash
@@ -39,6 +39,14 @@ class MinHashConfig:
             shorter is a copy cut short (a truncated page is the same article to a reader).
         min_containment_shingles: a copy cut short must have at least this many shingles, so a one-line
             snippet is never folded into every article that quotes it.
+        rewrite_threshold: Jaccard at or above which a pair below ``threshold`` is still a near duplicate
+            when the two texts' names and figures agree (a light rewrite, see :mod:`pipeline.dedup`); at
+            or above ``threshold`` the second check is off. LSH bands are tuned for
+            ``threshold - LSH_MARGIN`` (0.6 by default), so a lower value finds few more pairs.
+        names_tolerance: share of the two texts' names and figures (their union) that may be in one text
+            only for that check (at least one is always allowed).
+        min_names: the check needs at least this many names and figures in the two texts together (texts
+            without them give it nothing to go on).
         shingle_size: words per shingle.
         num_perm: MinHash permutations.
         seed: permutation seed.
@@ -47,6 +55,9 @@ class MinHashConfig:
     threshold: float = 0.8
     containment: float = 0.9
     min_containment_shingles: int = 20
+    rewrite_threshold: float = 0.6
+    names_tolerance: float = 0.25
+    min_names: int = 3
     shingle_size: int = 5
     num_perm: int = 128
     seed: int = 1
@@ -56,6 +67,12 @@ class MinHashConfig:
             raise ValueError("threshold must be in (0, 1]")
         if not 0.0 < self.containment <= 1.0:
             raise ValueError("containment must be in (0, 1]")
+        if not 0.0 < self.rewrite_threshold <= 1.0:
+            raise ValueError("rewrite threshold must be in (0, 1]")
+        if not 0.0 <= self.names_tolerance < 1.0:
+            raise ValueError("names tolerance must be in [0, 1)")
+        if self.min_names < 1:
+            raise ValueError("min names must be at least 1")
         if self.shingle_size < 1:
             raise ValueError("shingle size must be at least 1")
         if not 16 <= self.num_perm <= 1024:
@@ -65,7 +82,7 @@ class MinHashConfig:
         """Names everything a stored signature depends on, so an index never mixes configurations."""
         return (
             f"minhash-{SCHEME}-xxh32words-n{self.shingle_size}-p{self.num_perm}-s{self.seed}"
-            f"-norm{NORMALIZATION_VERSION}"
+            f"-norm{NORMALIZATION_VERSION}-names{NAMES_VERSION}"
         )
 
 
@@ -110,6 +127,13 @@ def key_shingles(keys: list[bytes], size: int) -> tuple[np.ndarray, np.ndarray, 
     words, starts = kernels.word_hashes(data, np.concatenate(([0], ends)))
     shingles, offsets = kernels.shingle_sets(words, starts, size, _POSITION)
     return shingles, offsets, np.diff(starts)
+
+
+def name_sets(keys: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The name sets of many name keys (:func:`pipeline.normalize.name_key`): each set's sorted unique
+    32-bit token hashes (its one-word shingles), concatenated, and each set's offsets in that array."""
+    names, offsets, _ = key_shingles(keys, 1)
+    return names, offsets
 
 
 def pack_sets(sets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -6,9 +6,10 @@
   builds a Python object per word or per shingle, which is where the time of the numpy version went (a
   dictionary look-up per word, and a ``num_perm`` x shingles work array that did not fit in the cache);
 - :func:`common`: the size of the intersection of two sorted shingle sets (Jaccard, containment);
-- :func:`fold_key` and :func:`text_flags`: one pass over a text's UTF-8 with a table per character of the
-  Basic Multilingual Plane, for :func:`pipeline.normalize.dedup_key` and
-  :func:`pipeline.normalize.normalize_text`;
+- :func:`fold_key`, :func:`text_flags`, :func:`fold_key_and_names` and :func:`fold_names`: one pass over a
+  text's UTF-8 with a table per character of the Basic Multilingual Plane, for
+  :func:`pipeline.normalize.dedup_key`, :func:`pipeline.normalize.normalize_text` and
+  :func:`pipeline.normalize.signature_keys` (the dedup key and the names and figures at once);
 - :func:`language_features`: the walk of py3langid's byte automaton over a text, for
   :mod:`pipeline.language` (py3langid walks it in a Python loop: 0.4 us a byte).
 
@@ -217,13 +218,15 @@ def warm_up() -> None:
     shingles, offsets = shingle_sets(words, starts, 5, np.ones(5, dtype=np.uint32))
     minhash(shingles, offsets, np.ones(2, dtype=np.uint32), np.ones(2, dtype=np.uint32))
     common(shingles, shingles)
-    from pipeline.normalize import dedup_key, normalize_text  # noqa: PLC0415 - builds the tables they read
+    from pipeline.normalize import dedup_key, normalize_text, signature_keys  # noqa: PLC0415 - their tables
 
     dedup_key("warm\u00e9")
     normalize_text("warm\u00e9")
     # the dtypes of pipeline.language's arrays: another dtype would compile another version of the loop
     nowhere = np.zeros(256, dtype=np.uint32), np.zeros(1, dtype=np.int64), np.full(1, -1, dtype=np.int32)
     language_features(data, *nowhere, 1)
+    signature_keys("Warm \u00c9")  # fold_key_and_names
+    signature_keys("Warm")  # fold_names (ASCII text)
 
 
 @njit(cache=True, inline="always")
@@ -320,3 +323,140 @@ def language_features(
     for k in range(found):
         counts[k] = seen[order[k]]
     return order[:found], counts
+
+
+# The bits of pipeline.normalize._name_kinds (NAME_SPACE ...).
+_N_SPACE, _N_DIGIT, _N_UPPER, _N_WORD, _N_END, _N_CLOSER = 1, 2, 4, 8, 16, 32
+
+
+@njit(cache=True, inline="always")
+def _keep_word(rows: np.ndarray, start: int, end: int, names: np.ndarray, m: int) -> int:
+    """Append a kept word's dedup-key rows ``rows[start:end]``, without their spaces, and a space to
+    ``names`` at ``m``; return the new length."""
+    first = m
+    for k in range(start, end):
+        if rows[k] != _SPACE:
+            names[m] = rows[k]
+            m += 1
+    if m > first:
+        names[m] = _SPACE
+        m += 1
+    return m
+
+
+@njit(cache=True)
+def fold_key_and_names(
+    data: np.ndarray, table: np.ndarray, lengths: np.ndarray, kinds: np.ndarray
+) -> tuple[np.ndarray, int, np.ndarray, int]:
+    """:func:`fold_key` of NFKC text as UTF-8 and its names and figures (see
+    :func:`pipeline.normalize.name_tokens`) in one pass: the key and its length, then the names separated
+    by spaces (each kept word as its rows of the key without the spaces in them) and their length.
+
+    ``kinds`` holds each character's bits (space, digit, upper case, word character, sentence end,
+    closing quote or bracket). Both lengths are -1 when a character lies outside the tables (beyond the
+    Basic Multilingual Plane: the caller takes the plain paths)."""
+    key = np.empty(data.size * 5 + 1, dtype=np.uint8)  # 2 bytes in -> at most 3 characters of 3 bytes
+    names = np.empty(data.size * 5 + 1, dtype=np.uint8)
+    n = m = 0
+    i = 0
+    opens = True  # the next word opens a sentence
+    newlines = 0  # line breaks since the last word
+    inside = digit = upper = seen = False
+    start = 0  # where the current word's rows begin in the key
+    ends = -1  # whether its last character that is not a closing quote or bracket ends a sentence
+    while i < data.size:
+        code, i = _decode(data, i)
+        if code >= 0x10000 or lengths[code] < 0:
+            return key, -1, names, -1
+        kind = kinds[code]
+        if kind & _N_SPACE:
+            if inside:
+                if digit or (upper and not opens):
+                    m = _keep_word(key, start, n, names, m)
+                if ends >= 0:
+                    opens = ends == 1
+                inside = False
+                newlines = 0
+            if code == 10:
+                newlines += 1
+        else:
+            if not inside:
+                if newlines >= 2:
+                    opens = True  # a paragraph's first word
+                inside = True
+                start = n
+                digit = upper = seen = False
+                ends = -1
+            if kind & _N_DIGIT:
+                digit = True
+            if not seen and kind & _N_WORD:
+                seen = True
+                upper = (kind & _N_UPPER) != 0
+            if not kind & _N_CLOSER:
+                ends = 1 if kind & _N_END else 0
+        for k in range(lengths[code]):
+            key[n + k] = table[code, k]
+        n += lengths[code]
+    if inside and (digit or (upper and not opens)):
+        m = _keep_word(key, start, n, names, m)
+    return key, n, names, m - 1 if m else 0
+
+
+@njit(cache=True)
+def fold_names(
+    data: np.ndarray, kinds: np.ndarray, table: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """The names and figures of NFKC text as UTF-8, as :func:`fold_key_and_names` finds them, where a
+    character beyond the Basic Multilingual Plane has no kind and is left out (its dedup key needs the
+    plain path; its names do not). The length is -1 when the text holds a lone surrogate."""
+    out = np.empty(data.size * 5 + 1, dtype=np.uint8)
+    m = 0
+    i = 0
+    opens = True
+    newlines = 0
+    while i < data.size:
+        code, after = _decode(data, i)
+        if code < 0x10000 and lengths[code] < 0:
+            return out, -1
+        if code < 0x10000 and kinds[code] & _N_SPACE:
+            if code == 10:
+                newlines += 1
+            i = after
+            continue
+        if newlines >= 2:
+            opens = True  # a paragraph's first word
+        newlines = 0
+        start = i
+        digit = upper = seen = False
+        ends = -1
+        while i < data.size:
+            code, after = _decode(data, i)
+            if code < 0x10000 and lengths[code] < 0:
+                return out, -1
+            kind = kinds[code] if code < 0x10000 else 0
+            if kind & _N_SPACE:
+                break
+            if kind & _N_DIGIT:
+                digit = True
+            if not seen and kind & _N_WORD:
+                seen = True
+                upper = (kind & _N_UPPER) != 0
+            if not kind & _N_CLOSER:
+                ends = 1 if kind & _N_END else 0
+            i = after
+        if digit or (upper and not opens):  # a kept word: its rows, read again (most words are not kept)
+            first = m
+            j = start
+            while j < i:
+                code, j = _decode(data, j)
+                if code < 0x10000:
+                    for k in range(lengths[code]):
+                        if table[code, k] != _SPACE:
+                            out[m] = table[code, k]
+                            m += 1
+            if m > first:
+                out[m] = _SPACE
+                m += 1
+        if ends >= 0:
+            opens = ends == 1
+    return out, m - 1 if m else 0

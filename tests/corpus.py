@@ -7,6 +7,11 @@ blocks, site-specific footers that no shipped list knows), and perturbs copies t
 exact copies, a few edited words plus an added line, typographic variants, mojibake, and copies cut short
 with "Continue reading". Distinct short articles written from one template are mixed in; they must stay
 apart. Every file's true cluster and expected clean body are returned.
+
+``rewrite_corpus`` pairs each real article, and each templated brief, with a light rewrite of it: one word
+in forty replaced by another word of the corpus's vocabulary (``light_rewrite``). The rewrites are copies;
+the briefs must still stay apart from each other, also police briefs that differ only in their names and
+figures (``police_briefs``).
 """
 
 from __future__ import annotations
@@ -272,20 +277,22 @@ def syndicated_corpus(
     return truth
 
 
+TOWNS = (
+    "Harbor Point",
+    "Gull Bay",
+    "Elm Grove",
+    "Cedar Falls",
+    "Stone Ridge",
+    "Maple Hollow",
+    "Fox Run",
+    "Iron Bridge",
+    "Willow Creek",
+    "Pine Bluff",
+)
+
+
 def distinct_short_articles(rng: random.Random, count: int) -> list[str]:
     """Short local-news briefs from one template with different facts: distinct articles, alike in form."""
-    towns = [
-        "Harbor Point",
-        "Gull Bay",
-        "Elm Grove",
-        "Cedar Falls",
-        "Stone Ridge",
-        "Maple Hollow",
-        "Fox Run",
-        "Iron Bridge",
-        "Willow Creek",
-        "Pine Bluff",
-    ]
     things = [
         "a new library wing",
         "repairs to the Main Street bridge",
@@ -299,7 +306,7 @@ def distinct_short_articles(rng: random.Random, count: int) -> list[str]:
     briefs = set()
     # Each brief is about its own (town, measure): two briefs that differ only in a figure would be a
     # correction of one story, which a reader calls the same article.
-    pairs = rng.sample([(t, m) for t in towns for m in things], count)
+    pairs = rng.sample([(t, m) for t in TOWNS for m in things], count)
     for town, thing in pairs:
         yes, no = rng.randint(4, 9), rng.randint(0, 3)
         cost = rng.randint(2, 90) * 10_000
@@ -312,6 +319,82 @@ def distinct_short_articles(rng: random.Random, count: int) -> list[str]:
             f"on the details is scheduled for next month at the {town} community center.\n"
         )
     return sorted(briefs)
+
+
+def police_briefs(rng: random.Random, count: int) -> list[str]:
+    """Short police briefs from one template that differ only in their names and figures (the town, how
+    many were arrested, the day, the street), any two in at least two of them: distinct stories that share
+    most of their words (Jaccard up to about 0.75), which only their names and figures tell apart."""
+    days = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+    streets = ("Main Street", "Harbor Road", "Mill Lane", "Church Street", "Oak Avenue")
+    chosen: list[tuple[str, int, str, str]] = []
+    options = [(t, n, d, s) for t in TOWNS for n in range(2, 10) for d in days for s in streets]
+    rng.shuffle(options)
+    for option in options:
+        if all(sum(a != b for a, b in zip(option, other, strict=True)) >= 2 for other in chosen):
+            chosen.append(option)
+        if len(chosen) == count:
+            break
+    return [
+        f"{town} police arrest {number} after break-ins\n\n"
+        f"Police in {town} arrested {number} people on {day} after a series of break-ins at shops on "
+        f"{street}. Officers said the arrests followed reports from residents over the past two weeks, "
+        "and that stolen goods had been found in a garage nearby. The suspects are expected to appear in "
+        f"court later this month. Police asked anyone with information to call the {town} police station.\n"
+        for town, number, day, street in chosen
+    ]
+
+
+_WORD = re.compile(r"\S+")
+
+
+def vocabulary(texts: list[str]) -> list[str]:
+    """The distinct words (runs of non-space, punctuation attached, as written) of ``texts``, sorted."""
+    return sorted({word for text in texts for word in text.split()})
+
+
+def light_rewrite(text: str, rng: random.Random, words: list[str], every: int = 40) -> str:
+    """``text`` with one word in ``every`` replaced by another word drawn from ``words``: the words are cut
+    into ``round(n / every)`` (at least one) runs of equal length and one random word of each run is
+    replaced, so the changes are spread as a light rewrite spreads them. Spacing and paragraphs stay."""
+    spans = [match.span() for match in _WORD.finditer(text)]
+    count = max(1, round(len(spans) / every))
+    picked = [rng.randrange(k * len(spans) // count, (k + 1) * len(spans) // count) for k in range(count)]
+    parts, last = [], 0
+    for i in picked:
+        start, end = spans[i]
+        replacement = text[start:end]
+        while replacement == text[start:end]:
+            replacement = rng.choice(words)
+        parts += [text[last:start], replacement]
+        last = end
+    return "".join(parts) + text[last:]
+
+
+def rewrite_corpus(
+    root: Path, limit: int | None = None, seed: int = 11, benchmark: Path = SAMPLE_BENCHMARK
+) -> dict[str, str]:
+    """Write each benchmark article, each of 40 templated briefs (``distinct_short_articles``) and each of
+    40 police briefs (``police_briefs``) with a light rewrite of it (``light_rewrite``, over the vocabulary
+    of all of them) under ``root``; return each file's true cluster (``{source: cluster}``): an original
+    and its rewrite share one, briefs are apart.
+
+    Files: ``KIND/NNNN.txt`` and ``KIND-rewrite/NNNN.txt`` for KIND ``article``, ``brief`` and ``police``
+    (each file the body alone, as a scraper saves a page's text).
+    """
+    rng = random.Random(seed)
+    bodies = [article.body for article in benchmark_articles(limit, benchmark)]
+    briefs, police = distinct_short_articles(rng, 40), police_briefs(rng, 40)
+    words = vocabulary(bodies + briefs + police)
+    truth: dict[str, str] = {}
+    for kind, texts in (("article", bodies), ("brief", briefs), ("police", police)):
+        for n, text in enumerate(texts):
+            for folder, body in ((kind, text), (f"{kind}-rewrite", light_rewrite(text, rng, words))):
+                source = f"{folder}/{n:04d}.txt"
+                (root / folder).mkdir(parents=True, exist_ok=True)
+                (root / source).write_text(body + "\n", encoding="utf-8")
+                truth[source] = f"{kind}/{n:04d}"
+    return truth
 
 
 # What an OUTPUT folder holds after a run with reports: no spool or temporary file left behind.

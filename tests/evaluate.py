@@ -2,6 +2,11 @@
 
 - dedup: pairwise precision/recall/F1 of the clusters on ``corpus.syndicated_corpus``, and how many
   distinct short articles were merged;
+- light rewrites: recall of the pairs (a real article or a templated brief, and a copy of it with one
+  word in forty replaced, ``corpus.rewrite_corpus``), and how many distinct briefs were merged;
+- text reuse: on the Clough-Stevenson corpus (answers written from a Wikipedia article: copied, lightly
+  or heavily revised, or written independently), which answers are clustered with what; an answer
+  written independently must stay alone;
 - cleanup: share of scraped text files whose clean ``text`` equals the expected body exactly;
 - extraction: word 4-gram precision/recall/F1 of our ``text`` on the article-extraction-benchmark pages,
   against a bare ``trafilatura.extract`` loop, computed as the benchmark's ``evaluate.py`` computes them
@@ -13,6 +18,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import itertools
 import json
@@ -34,9 +40,12 @@ from tests.corpus import (
     FULL_SNIPPETS,
     SAMPLE_BENCHMARK,
     SAMPLE_SNIPPETS,
+    rewrite_corpus,
     snippet_pages,
     syndicated_corpus,
 )
+
+CLOUGH_STEVENSON = FULL_BENCHMARK.parent / "clough-stevenson"
 
 
 def pairs(clusters: dict[str, str]) -> set[tuple[str, str]]:
@@ -45,6 +54,84 @@ def pairs(clusters: dict[str, str]) -> set[tuple[str, str]]:
     for source, label in clusters.items():
         members[label].append(source)
     return {tuple(sorted(p)) for m in members.values() for p in itertools.combinations(m, 2)}  # type: ignore[misc]
+
+
+def _clusters(out: Path) -> tuple[dict[str, str], list[dict]]:
+    """Each source's predicted cluster (the source of the record its cluster keeps), and the duplicates."""
+    records = read_jsonl(out / "records.jsonl")
+    duplicates = read_jsonl(out / "duplicates.jsonl")
+    by_id = {r["id"]: r["source"] for r in records}
+    predicted = {r["source"]: r["source"] for r in records}
+    predicted.update({d["source"]: by_id[d["duplicate_of"]] for d in duplicates})
+    return predicted, duplicates
+
+
+def evaluate_rewrites(limit: int | None = None, workers: int = 0, benchmark: Path = SAMPLE_BENCHMARK) -> dict:
+    """Light rewrites of real articles and of templated briefs: recall of the (original, rewrite) pairs,
+    pairs found that are not true (briefs merged with other briefs above all), and how the copies were
+    linked (``how`` of each duplicate)."""
+    work = Path(tempfile.mkdtemp(prefix="eval-rewrites-"))
+    try:
+        truth = rewrite_corpus(work / "raw", limit=limit, benchmark=benchmark)
+        summary = clean_folder(work / "raw", work / "out", RunConfig(workers=workers, report=False))
+        predicted, duplicates = _clusters(work / "out")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    true_pairs, found_pairs = pairs(truth), pairs(predicted)
+    wrong = found_pairs - true_pairs
+
+    def recall(kind: str) -> float:
+        wanted = {p for p in true_pairs if truth[p[0]].startswith(f"{kind}/")}
+        return round(len(wanted & found_pairs) / len(wanted), 4)
+
+    def merged(kind: str) -> int:
+        return len({truth[s] for p in wrong for s in p if truth[s].startswith(f"{kind}/")})
+
+    return {
+        "documents": len(truth),
+        "rewrite_pairs": len(true_pairs),
+        "recall": round(len(true_pairs & found_pairs) / len(true_pairs), 4),
+        "article_recall": recall("article"),
+        "brief_recall": recall("brief"),
+        "police_recall": recall("police"),
+        "wrong_pairs": len(wrong),
+        "distinct_briefs_merged": merged("brief") + merged("police"),
+        "articles_merged": merged("article"),
+        "how": dict(sorted(Counter(d.get("how") or d["kind"] for d in duplicates).items())),
+        "seconds": round(summary.seconds, 2),
+    }
+
+
+def evaluate_text_reuse(source: Path = CLOUGH_STEVENSON, workers: int = 0) -> dict:
+    """The Clough-Stevenson answers and their five source articles in one run: per category (``cut``,
+    ``light``, ``heavy``, ``non``), how many answers were clustered with their task's source article and
+    how many with anything at all; clusters that mix tasks."""
+    with (source / "file_information.csv").open(encoding="utf-8") as handle:
+        labels = {row["File"]: (row["Task"], row["Category"]) for row in csv.DictReader(handle)}
+    work = Path(tempfile.mkdtemp(prefix="eval-reuse-"))
+    try:
+        (work / "raw").mkdir()
+        for name in labels:
+            shutil.copyfile(source / name, work / "raw" / name)
+        clean_folder(work / "raw", work / "out", RunConfig(workers=workers, report=False))
+        predicted, _ = _clusters(work / "out")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    members: dict[str, list[str]] = defaultdict(list)
+    for name, cluster in predicted.items():
+        members[cluster].append(name)
+    result: dict = {}
+    for category in ("cut", "light", "heavy", "non"):
+        answers = [name for name, (_, c) in labels.items() if c == category and name in predicted]
+        result[category] = {
+            "answers": len(answers),
+            "with_source": sum(1 for a in answers if f"orig_task{labels[a][0]}.txt" in members[predicted[a]]),
+            "merged": sum(1 for a in answers if len(members[predicted[a]]) > 1),
+        }
+    result["clusters_across_tasks"] = sum(
+        1 for m in members.values() if len({labels[name][0] for name in m}) > 1
+    )
+    return result
 
 
 def evaluate_syndicated(
@@ -204,6 +291,8 @@ def evaluate_snippets(limit: int | None = None, source: Path = SAMPLE_SNIPPETS, 
 def main() -> None:
     result = {
         "syndicated": evaluate_syndicated(benchmark=FULL_BENCHMARK),
+        "rewrites": evaluate_rewrites(benchmark=FULL_BENCHMARK),
+        "text_reuse": evaluate_text_reuse(),
         "extraction": evaluate_extraction(benchmark=FULL_BENCHMARK),
         "snippets": evaluate_snippets(source=FULL_SNIPPETS),
     }

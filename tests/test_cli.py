@@ -96,7 +96,14 @@ def test_clean_help(in_process: CliRunner) -> None:
     result = in_process("clean", "--help")
 
     assert result.code == 0
-    for option in ("--out", "--threshold", "--workers", "--chunk-size", "--boilerplate"):
+    for option in (
+        "--out",
+        "--threshold",
+        "--rewrite-threshold",
+        "--workers",
+        "--chunk-size",
+        "--boilerplate",
+    ):
         assert option in result.stdout
 
 
@@ -122,6 +129,7 @@ def test_invalid_threshold_is_a_one_line_error(in_process: CliRunner, tmp_path: 
     [
         pytest.param(["--threshold", "0"], id="threshold-zero"),
         pytest.param(["--containment", "1.01"], id="containment"),
+        pytest.param(["--rewrite-threshold", "0"], id="rewrite-threshold"),
         pytest.param(["--shingle-size", "0"], id="shingle-size"),
         pytest.param(["--num-perm", "8"], id="num-perm"),
         pytest.param(["--workers", "-1"], id="workers"),

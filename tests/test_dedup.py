@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 from pipeline.bands import band_keys
 from pipeline.contract import document_id, read_jsonl, validate_output
-from pipeline.dedup import Deduplicator, Signed
-from pipeline.normalize import dedup_token_bytes
+from pipeline.dedup import Deduplicator, Signed, names_agree
+from pipeline.normalize import dedup_token_bytes, name_key
 from pipeline.run import RunConfig, clean_folder
-from pipeline.signature import MinHashConfig, Signer, lsh_bands, shingle_hashes
-from tests.corpus import _mojibake, _typographic_variant, benchmark_articles
+from pipeline.signature import MinHashConfig, Signer, jaccard, lsh_bands, name_sets, shingle_hashes
+from tests.corpus import _mojibake, _typographic_variant, benchmark_articles, light_rewrite
 
 # Articles of a usual length (400+ words): on a 60-word brief, three edited words already move Jaccard
 # below 0.8, which is what the threshold means, not a miss.
@@ -115,7 +115,8 @@ SIGNER = Signer(MinHashConfig())
 def _signed(source: str, text: str, date: str | None = None) -> Signed:
     hashes = shingle_hashes(dedup_token_bytes(text), 5)
     bands = band_keys(SIGNER.signature(hashes), lsh_bands(SIGNER.config))[0]
-    return Signed(document_id(source), source, str(hash(text)), len(text), date, hashes, bands, None)
+    names = name_sets([name_key(text)])[0]
+    return Signed(document_id(source), source, str(hash(text)), len(text), date, hashes, bands, None, names)
 
 
 def test_representative_policy_longest_then_earliest_then_source():
@@ -169,16 +170,16 @@ def test_exactly_one_kept_per_cluster(choices: list[int]):
 
 
 def test_shingle_files_round_trip_across_runs(tmp_path: Path):
-    from pipeline.index import ShingleFiles
+    from pipeline.index import SetFiles
 
     folder = tmp_path / "shingles"
     arrays = [np.arange(n, dtype=np.uint32) * 7 for n in (0, 3, 1000, 1)]
-    first = ShingleFiles(folder, [], 0)
+    first = SetFiles(folder, [], 0)
     first.extend(np.concatenate(arrays[:2]), [a.size for a in arrays[:2]])
     saved = first.save()
     first.close()
     (folder / "run-000000000002.u32").write_bytes(b"left by a run that died")
-    second = ShingleFiles(folder, [saved], 2)
+    second = SetFiles(folder, [saved], 2)
     assert not (folder / "run-000000000002.u32").exists()
     second.extend(arrays[2], [arrays[2].size])
     second.extend(arrays[3], [arrays[3].size])
@@ -209,3 +210,78 @@ def test_a_flood_of_identical_and_near_identical_records_costs_linear_work(tmp_p
     checked = summary.stats["dedup"]["candidate_pairs_checked"]
     assert checked <= 3_000 * 8 * 2, checked  # at most NEW_MEMBERS_CHECKED per cluster, per document
     validate_output(tmp_path / "out")
+
+
+# -- light rewrites: the second check on names and figures --------------------------------------------------
+
+# Ordinary words a light rewrite puts in (no name, no figure): what a copy editor's synonyms look like.
+ORDINARY = ["also", "said", "however", "several", "recently", "largely", "new", "local", "major", "early"]
+BRIEF = (
+    "Police in {town} arrested {n} people on {day} after a series of break-ins at shops on {street}. "
+    "Officers said the arrests followed reports from residents over the past two weeks, and that stolen "
+    "goods had been found in a garage nearby. The suspects are expected to appear in court later this "
+    "month. Police asked anyone with information to call the {town} police station."
+)
+
+
+def _verdict(first: str, second: str) -> tuple[float, object]:
+    """The Jaccard of two texts and the verdict on the second when both go through one dedup."""
+    dedup = Deduplicator(MinHashConfig())
+    a, b = _signed("a.txt", first), _signed("b.txt", second)
+    dedup.add(a)
+    dedup.add(b)
+    verdicts = dedup.verdicts()
+    dedup.close()
+    verdict = verdicts.get(document_id("b.txt"), verdicts.get(document_id("a.txt")))
+    return jaccard(a.shingles, b.shingles), verdict
+
+
+def test_a_light_rewrite_of_a_real_article_is_a_near_duplicate_by_its_names_and_figures():
+    article = ARTICLES[2].body
+    rewrite = light_rewrite(article, random.Random(1), ORDINARY)
+    score, verdict = _verdict(article, rewrite)
+    assert 0.6 <= score < 0.8  # under the threshold: only the second check can find it
+    assert verdict is not None and verdict.kind == "near" and verdict.how == "rewrite", verdict
+    assert verdict.similarity == round(score, 4)
+
+
+def test_briefs_from_one_template_with_other_names_and_figures_stay_apart():
+    one = BRIEF.format(town="Springfield", n=3, day="Tuesday", street="Main Street")
+    other = BRIEF.format(town="Shelbyville", n=5, day="Friday", street="Main Street")
+    score, verdict = _verdict(one, other)
+    assert 0.6 <= score < 0.8, score  # as alike as a light rewrite by their shingles
+    assert verdict is None
+    # ... while a light rewrite of the brief itself is found (two ordinary words of 70 changed)
+    rewrite = one.replace("series", "spate").replace("nearby", "close by")
+    score, verdict = _verdict(one, rewrite)
+    assert 0.6 <= score < 0.8 and verdict is not None and verdict.how == "rewrite", (score, verdict)
+
+
+def test_names_agree_within_the_tolerance_and_only_with_enough_names():
+    config = MinHashConfig()  # names_tolerance 0.25, min_names 3
+    names = np.arange(12, dtype=np.uint32)
+    assert names_agree(names, names, config)
+    assert names_agree(names, names[:-1], config)  # one name only on one side: always allowed
+    assert names_agree(names, np.append(names[:-1], [100, 101]).astype(np.uint32), config)  # 3 of 14
+    assert not names_agree(names, np.append(names[:-2], [100, 101]).astype(np.uint32), config)  # 4 of 14
+    assert not names_agree(names[:2], names[:2], config)  # two names: too little to go on
+    assert not names_agree(names[:0], names[:0], config)
+
+
+def test_a_rewrite_of_a_record_kept_by_an_earlier_run_is_found(tmp_path: Path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    article = ARTICLES[3]
+    _write(raw, "first/original.txt", _page(article.title, article.body, "Site A", ""))
+    _write(raw, "first/other.txt", _page(ARTICLES[4].title, ARTICLES[4].body, "Site A", ""))
+    first = clean_folder(raw, out, RunConfig(workers=1, report=False))
+    assert first.kept == 2
+    rewrite = light_rewrite(article.body, random.Random(2), ORDINARY)
+    _write(raw, "second/rewrite.txt", _page(article.title, rewrite, "Site B", ""))
+    second = clean_folder(raw, out, RunConfig(workers=1, report=False))
+    assert (second.kept, second.near_duplicates) == (0, 1)
+    (dup,) = read_jsonl(out / "duplicates.jsonl")
+    assert dup["source"] == "second/rewrite.txt" and dup["duplicate_of"] == document_id("first/original.txt")
+    assert dup["how"] == "rewrite" and dup["similarity"] < 0.8
+    assert "kept by an earlier run" in dup["reason"]
+    assert second.stats["dedup"]["rewrite_pairs"] == 1 and second.stats["dedup"]["rewrite_duplicates"] == 1
+    validate_output(out)

@@ -140,14 +140,31 @@ def test_rebuild_starts_over_and_matches_a_fresh_run(tmp_path: Path):
         ).read_bytes()
 
 
-def test_changed_minhash_configuration_refuses_the_old_index(tmp_path: Path):
+@pytest.mark.parametrize(
+    "changed",
+    [{"num_perm": 64}, {"rewrite_threshold": 0.7}, {"names_tolerance": 0.1}],
+    ids=["num-perm", "rewrite-threshold", "names-tolerance"],
+)
+def test_changed_minhash_configuration_refuses_the_old_index(tmp_path: Path, changed: dict):
     raw = tmp_path / "raw"
     syndicated_corpus(raw, limit=3)
     clean_folder(raw, tmp_path / "out", CONFIG)
-    other = RunConfig(workers=1, minhash=MinHashConfig(num_perm=64))
+    other = RunConfig(workers=1, minhash=MinHashConfig(**changed))
     with pytest.raises(UsageError, match="--rebuild"):
         clean_folder(raw, tmp_path / "out", other)
     assert clean_folder(raw, tmp_path / "out", other, rebuild=True).documents > 0
+
+
+def test_an_index_without_name_sets_asks_for_rebuild(tmp_path: Path):
+    """An index of format 2 (before the second check of light rewrites) has no index.data/names/."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    syndicated_corpus(raw, limit=3)
+    clean_folder(raw, out, CONFIG)
+    with sqlite3.connect(out / INDEX_FILE) as db:
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'format'")
+    shutil.rmtree(out / "index.data" / "names")
+    with pytest.raises(UsageError, match="format2 -> format3.*--rebuild"):
+        clean_folder(raw, out, CONFIG)
 
 
 def test_changed_boilerplate_rules_refuse_the_old_index(tmp_path: Path):

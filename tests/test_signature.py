@@ -66,7 +66,19 @@ def test_jaccard_and_containment():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"threshold": 0}, {"threshold": 1.5}, {"shingle_size": 0}, {"num_perm": 8}, {"containment": 0}]
+    "kwargs",
+    [
+        {"threshold": 0},
+        {"threshold": 1.5},
+        {"shingle_size": 0},
+        {"num_perm": 8},
+        {"containment": 0},
+        {"rewrite_threshold": 0},
+        {"rewrite_threshold": 1.2},
+        {"names_tolerance": 1.0},
+        {"names_tolerance": -0.1},
+        {"min_names": 0},
+    ],
 )
 def test_config_validation(kwargs):
     with pytest.raises(ValueError):
@@ -76,6 +88,7 @@ def test_config_validation(kwargs):
 def test_fingerprint_names_the_configuration():
     assert MinHashConfig().fingerprint() != MinHashConfig(num_perm=256).fingerprint()
     assert "affine32" in MinHashConfig().fingerprint()
+    assert "-names1" in MinHashConfig().fingerprint()  # the stored name sets' definition (NAMES_VERSION)
 
 
 def test_short_documents_and_word_order():
