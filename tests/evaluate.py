@@ -208,6 +208,25 @@ def _benchmark_scores(counts: list[tuple[int, int, int]]) -> dict:
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4)}
 
 
+def _ours_and_bare(work: Path, config: RunConfig, names: list[str]) -> tuple[dict, dict, dict]:
+    """The text of each page of ``work/raw`` by our ``pipeline clean`` (records and duplicates, by source)
+    and by a bare ``trafilatura.extract`` of its bytes (by name), and the seconds each took."""
+    started = time.perf_counter()
+    clean_folder(work / "raw", work / "out", config)
+    ours_seconds = time.perf_counter() - started
+    rows = read_jsonl(work / "out" / "records.jsonl") + read_jsonl(work / "out" / "duplicates.jsonl")
+    started = time.perf_counter()
+    bare = {
+        name: trafilatura.extract(
+            (work / "raw" / name).read_bytes(), deduplicate=False, include_comments=False
+        )
+        or ""
+        for name in names
+    }
+    seconds = {"pipeline": round(ours_seconds, 2), "trafilatura": round(time.perf_counter() - started, 2)}
+    return {r["source"]: r["text"] for r in rows}, bare, seconds
+
+
 def evaluate_extraction(limit: int | None = None, benchmark: Path = SAMPLE_BENCHMARK) -> dict:
     """Our pipeline vs bare trafilatura on the article-extraction-benchmark pages."""
     truth = json.loads((benchmark / "ground-truth.json").read_text(encoding="utf-8"))
@@ -218,26 +237,20 @@ def evaluate_extraction(limit: int | None = None, benchmark: Path = SAMPLE_BENCH
             html = gzip.decompress((benchmark / "html" / f"{key}.html.gz").read_bytes())
             (work / "raw").mkdir(exist_ok=True)
             (work / "raw" / f"{key}.html").write_bytes(html)
-        started = time.perf_counter()
-        clean_folder(work / "raw", work / "out", RunConfig(workers=1, chunk_size=50))
-        ours_seconds = time.perf_counter() - started
-        rows = read_jsonl(work / "out" / "records.jsonl") + read_jsonl(work / "out" / "duplicates.jsonl")
-        ours = {r["source"].removesuffix(".html"): r["text"] for r in rows}
-        started = time.perf_counter()
-        bare = {}
-        for key in keys:
-            page = (work / "raw" / f"{key}.html").read_text(encoding="utf-8", errors="replace")
-            bare[key] = trafilatura.extract(page, deduplicate=False, include_comments=False) or ""
-        bare_seconds = time.perf_counter() - started
+        ours, bare, seconds = _ours_and_bare(
+            work, RunConfig(workers=1, chunk_size=50), [f"{k}.html" for k in keys]
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    ours = {name.removesuffix(".html"): text for name, text in ours.items()}
+    bare = {name.removesuffix(".html"): text for name, text in bare.items()}
     scores: dict = {}
     for name, texts in (("pipeline", ours), ("trafilatura", bare)):
         scores[name] = _benchmark_scores(
             [_page_counts(texts.get(k, ""), truth[k]["articleBody"]) for k in keys]
         )
     scores["pages"] = len(keys)
-    scores["seconds"] = {"pipeline": round(ours_seconds, 2), "trafilatura": round(bare_seconds, 2)}
+    scores["seconds"] = seconds
     return scores
 
 
@@ -265,17 +278,7 @@ def evaluate_snippets(limit: int | None = None, source: Path = SAMPLE_SNIPPETS, 
     work = Path(tempfile.mkdtemp(prefix="eval-snippets-"))
     try:
         items = snippet_pages(source, work / "raw", limit)
-        started = time.perf_counter()
-        clean_folder(work / "raw", work / "out", RunConfig(workers=workers))
-        ours_seconds = time.perf_counter() - started
-        rows = read_jsonl(work / "out" / "records.jsonl") + read_jsonl(work / "out" / "duplicates.jsonl")
-        ours = {r["source"]: r["text"] for r in rows}
-        started = time.perf_counter()
-        bare = {}
-        for name in items:
-            page = (work / "raw" / name).read_bytes()
-            bare[name] = trafilatura.extract(page, deduplicate=False, include_comments=False) or ""
-        bare_seconds = time.perf_counter() - started
+        ours, bare, seconds = _ours_and_bare(work, RunConfig(workers=workers), list(items))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     scores: dict = {}
@@ -284,7 +287,7 @@ def evaluate_snippets(limit: int | None = None, source: Path = SAMPLE_SNIPPETS, 
             [_snippet_counts(texts.get(n, ""), item) for n, item in items.items()]
         )
     scores["pages"] = len(items)
-    scores["seconds"] = {"pipeline": round(ours_seconds, 2), "trafilatura": round(bare_seconds, 2)}
+    scores["seconds"] = seconds
     return scores
 
 
