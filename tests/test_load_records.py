@@ -351,11 +351,14 @@ def worker_peak_mb(folder: Path, records: int) -> int:
 def test_a_worker_does_not_hold_a_files_records(tmp_path: Path) -> None:
     # Before: every document of a chunk was held, then pickled at once (~800 bytes a tiny record in pass 1,
     # ~3 KB in pass 2: +160 MB from 5,000 to 60,000 records). Now one batch at a time.
+    # A first run compiles the kernels when their cache is cold (a fresh clone): 50 MB more of LLVM at its
+    # peak, which is not the records' cost. The measured runs find them compiled.
+    worker_peak_mb(tmp_path / "warm", 100)
     small = worker_peak_mb(tmp_path / "small", 5_000)
     large = worker_peak_mb(tmp_path / "large", 60_000)
 
     assert large - small < 25, (small, large)
-    assert large < 300
+    assert large < 300, (small, large)  # 270 MB here: Python, numpy, the kernels, the language model
 
 
 # ---------------------------------------------------------------------------------------------------
