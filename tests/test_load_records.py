@@ -358,7 +358,10 @@ def test_a_worker_does_not_hold_a_files_records(tmp_path: Path) -> None:
     large = worker_peak_mb(tmp_path / "large", 60_000)
 
     assert large - small < 25, (small, large)
-    assert large < 300, (small, large)  # 270 MB here: Python, numpy, the kernels, the language model
+    # A worker's fixed cost: Python, numpy, the kernels, the language model. Measured 271 MB in one checkout
+    # and 309 MB in a fresh clone on the same machine, warm both times (the cause is not pinned down); the
+    # bound is about the records, which the difference above measures, so it leaves room for that.
+    assert large < 360, (small, large)
 
 
 # ---------------------------------------------------------------------------------------------------
