@@ -751,8 +751,11 @@ def widget_row(line: str) -> bool:
     least ``WIDGET_ROW_WORDS`` words, no sentence punctuation, every word capitalised or not a word, and at
     least four distinct widget labels (``WIDGET_WORDS``) making up two words in five (a headline in title case
     that names three networks is not one)."""
+    # the punctuation first: a body line almost always has some, and the test costs less than the split
+    if any(mark in line for mark in ".,;!?"):
+        return False
     words = line.split()
-    if len(words) < WIDGET_ROW_WORDS or any(mark in line for mark in ".,;!?"):
+    if len(words) < WIDGET_ROW_WORDS:
         return False
     if not all(not word[0].isalpha() or word[0].isupper() for word in words):
         return False
