@@ -97,14 +97,15 @@ class BandTable:
                         path.unlink(missing_ok=True)
         self._fresh: list[Segment] = []
 
-    def candidates(self, keys: np.ndarray) -> list[list[int]]:
-        """For each row of ``keys`` (``(n, bands)``), the sorted indexes of documents sharing any key."""
+    def candidates(self, keys: np.ndarray, stored_only: bool = False) -> list[list[int]]:
+        """For each row of ``keys`` (``(n, bands)``), the sorted indexes of documents sharing any key (of
+        earlier runs only, with ``stored_only``)."""
         n, bands = keys.shape
         # Sorted needles: searchsorted then walks each segment once instead of jumping about (3x faster).
         order = np.argsort(keys.ravel())
         flat = keys.ravel()[order]
         found = []
-        for seg_keys, seg_idxs in self._stored + self._fresh:
+        for seg_keys, seg_idxs in self._stored + ([] if stored_only else self._fresh):
             if len(seg_keys) == 0:
                 continue
             lo = np.searchsorted(seg_keys, flat, "left")
@@ -142,6 +143,16 @@ class BandTable:
             newer = self._fresh.pop()
             self._fresh.append(_merge(self._fresh.pop(), newer))
 
+    def fresh_rows(self) -> Segment:
+        """This run's (key, document) rows, sorted by key: its segments merged into one (kept so)."""
+        if not self._fresh:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        segment = self._fresh[0]
+        for newer in self._fresh[1:]:
+            segment = _merge(segment, newer)
+        self._fresh = [segment]
+        return segment
+
     def save(self, run_name: str) -> list[str]:
         """Write this run's keys as a segment file (merged with the newest stored segments while they are
         not much larger) and return the segment names the index should list. Files of merged segments
@@ -150,9 +161,7 @@ class BandTable:
             raise ValueError("an in-memory band table has nothing to save to")
         if not self._fresh:
             return self.names
-        segment = self._fresh[0]
-        for newer in self._fresh[1:]:
-            segment = _merge(segment, newer)
+        segment = self.fresh_rows()
         names = list(self.names)
         while self._stored and len(segment[0]) * 2 >= len(self._stored[-1][0]):
             older = self._stored.pop()

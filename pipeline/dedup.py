@@ -6,13 +6,21 @@ the number of workers. Memory holds per document only a few scalars and the LSH 
 sets used to measure similarity live in append-only files next to the index
 (:class:`~pipeline.index.SetFiles`).
 
-Candidates come from two indexes:
+Candidates come from buckets: documents sharing a key, of two kinds:
 
-- MinHashLSH bands tuned for ``threshold - 0.2`` (``signature.LSH_MARGIN``): datasketch's bands for 0.8
-  itself find only 40% of pairs at Jaccard 0.8 and 69% at 0.85; for 0.6 they find 98.6% and 99.9%, and
-  every candidate is verified exactly anyway, so the extra candidates cost a few set intersections;
+- MinHashLSH band keys, with bands tuned for ``threshold - 0.2`` (``signature.LSH_MARGIN``): datasketch's
+  bands for 0.8 itself find only 40% of pairs at Jaccard 0.8 and 69% at 0.85; for 0.6 they find 98.6% and
+  99.9%, and every candidate is verified exactly anyway, so the extra candidates cost a few set
+  intersections;
 - the first ``PREFIX_TOKENS`` words of the dedup key: a copy cut short ("Continue reading") starts like
   the full article but its Jaccard with it is low, so LSH alone would miss it.
+
+Only the first copy of each exact text (its content hash) enters the buckets; its later copies are settled
+by the hash. The candidate pairs of a run are those of :func:`bucket_pairs`: in each bucket, in document
+order, each document with the bucket's earliest ``BUCKET_HEAD`` documents before it. The rule looks at
+nothing but the buckets, so it gives the same pairs whether one process forms them or a cluster shuffles
+the keys (:mod:`pipeline.cluster`), and a bucket of thousands (one template, one notice repeated with a
+counter) costs ``BUCKET_HEAD`` pairs per document, not a comparison with every earlier copy.
 
 Every candidate pair is verified on the real shingle sets: Jaccard >= ``threshold``, or containment >=
 ``containment`` with the shorter side holding at least ``min_containment_shingles`` shingles, or, for a
@@ -37,7 +45,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 
@@ -47,9 +54,11 @@ from pipeline.signature import MinHashConfig, containment, jaccard, pack_sets
 _NONE = np.empty(0, dtype=np.uint32)
 
 PREFIX_TOKENS = 25
-MAX_PREFIX_BUCKET = 64  # candidates per prefix; beyond this a prefix is a template, not an article
+# Earlier documents of a bucket each document is verified against (see bucket_pairs): a document that
+# resembles a cluster resembles its first members as well as its later ones.
+BUCKET_HEAD = 8
+MAX_PREFIX_BUCKET = 64  # earlier runs' documents of a prefix looked up; beyond, a prefix is a template
 OLD_MEMBERS_CHECKED = 3  # members of an earlier cluster verified besides its kept record
-NEW_MEMBERS_CHECKED = 8  # members of one of this run's clusters verified against a new document
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +141,115 @@ class Verdict:
     how: str | None = None
 
 
+@dataclass(slots=True)
+class PairChecks:
+    """What the verification of candidate pairs did (the run's stats, "dedup")."""
+
+    checked: int = 0
+    verified: int = 0
+    rewrite: int = 0  # pairs verified by the second check (names and figures agree)
+    refused: int = 0  # pairs in [rewrite_threshold, threshold) whose names and figures differ
+
+    def count(self, how: str | None) -> None:
+        self.checked += 1
+        self.verified += how in VERIFIED
+        self.rewrite += how == "rewrite"
+        self.refused += how == REFUSED
+
+    def merge(self, other: PairChecks) -> None:
+        self.checked += other.checked
+        self.verified += other.verified
+        self.rewrite += other.rewrite
+        self.refused += other.refused
+
+
+VERIFIED = ("jaccard", "containment", "rewrite")
+REFUSED = "refused"  # the second check ran and found the names and figures different
+
+Edge = tuple[int, int, str, float]  # (earlier document, later document, how, Jaccard): a verified pair
+
+
+def verify(
+    ours: np.ndarray,
+    theirs: np.ndarray,
+    names: Callable[[], tuple[np.ndarray, np.ndarray]],
+    config: MinHashConfig,
+) -> tuple[str | None, float]:
+    """How two documents with shingle sets ``ours`` and ``theirs`` are near duplicates (one of
+    ``VERIFIED``), ``REFUSED`` or None when they are not, and their Jaccard. ``names`` gives the two name
+    sets, read only for the second check."""
+    score = jaccard(ours, theirs)
+    if score >= config.threshold:
+        return "jaccard", score
+    if (
+        min(ours.size, theirs.size) >= config.min_containment_shingles
+        and containment(ours, theirs) >= config.containment
+    ):
+        return "containment", score
+    if score >= config.rewrite_threshold:
+        return ("rewrite" if names_agree(*names(), config) else REFUSED), score
+    return None, score
+
+
+def bucket_pairs(keys: np.ndarray, docs: np.ndarray, head: int = BUCKET_HEAD) -> np.ndarray:
+    """The candidate pairs of (key, document) rows: in each bucket (the documents sharing a key), in
+    document order, each document with the bucket's earliest ``head`` documents before it.
+
+    Returns:
+        ``(n, 2)`` int64, unique (earlier, later) pairs sorted.
+
+    Example:
+        keys ``[7, 7, 7]``, documents ``[2, 0, 1]``, head 1: ``[[0, 1], [0, 2]]``.
+    """
+    if keys.size == 0:
+        return np.empty((0, 2), np.int64)
+    order = np.lexsort((docs, keys))
+    keys, docs = keys[order], docs[order]
+    distinct = np.ones(keys.size, bool)
+    distinct[1:] = (keys[1:] != keys[:-1]) | (docs[1:] != docs[:-1])
+    keys, docs = keys[distinct], docs[distinct]
+    opens = np.ones(keys.size, bool)
+    opens[1:] = keys[1:] != keys[:-1]
+    group_start = np.flatnonzero(opens)[np.cumsum(opens) - 1]
+    counts = np.minimum(np.arange(keys.size) - group_start, head)
+    later = np.repeat(np.arange(keys.size), counts)
+    step = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    earlier = np.repeat(group_start, counts) + step
+    return np.unique(np.stack((docs[earlier], docs[later]), axis=1).astype(np.int64), axis=0)
+
+
+def verify_pairs(
+    pairs: np.ndarray,
+    shingles_of: Callable[[int], np.ndarray],
+    names_of: Callable[[int], np.ndarray],
+    config: MinHashConfig,
+    checks: PairChecks,
+) -> list[Edge]:
+    """The verified ones of sorted candidate ``pairs`` (see :func:`verify`), counted into ``checks``."""
+    edges: list[Edge] = []
+    last, ours = -1, _NONE
+    for a, b in pairs.tolist():
+        if a != last:  # pairs come sorted: one read of each earlier document's set
+            last, ours = a, shingles_of(a)
+        how, score = verify(ours, shingles_of(b), lambda a=a, b=b: (names_of(a), names_of(b)), config)
+        checks.count(how)
+        if how in VERIFIED:
+            edges.append((a, b, how, score))
+    return edges
+
+
 class Deduplicator:
     """Streams signed documents in, and says at the end which are kept and which duplicate what.
 
-    With an :class:`~pipeline.index.Index`, documents of earlier runs are candidates too. Their clusters
-    are settled: a new copy of an article kept earlier becomes a duplicate of that kept record, even when
-    it would rank first, because a record already handed out is never withdrawn (ids stay stable for
-    whoever consumed the earlier output). For the same reason two clusters kept apart earlier are not
-    merged when a new document resembles both: it joins the one it is most similar to.
+    Adding a document settles what needs no other document of this run: an exact copy of an earlier text
+    (by its hash), and, with an :class:`~pipeline.index.Index` of earlier runs, the earlier cluster it
+    belongs to. The run's own near duplicates are joined at the end (:meth:`verdicts`), from the verified
+    pairs of :func:`bucket_pairs` over this run's keys, found here or by a cluster (the same pairs).
+
+    Earlier runs' clusters are settled: a new copy of an article kept earlier becomes a duplicate of that
+    kept record, even when it would rank first, because a record already handed out is never withdrawn
+    (ids stay stable for whoever consumed the earlier output). For the same reason two clusters kept apart
+    earlier are not merged when a new document resembles both: it joins the one it is most similar to.
     """
 
     def __init__(self, config: MinHashConfig, index: Index | None = None) -> None:
@@ -148,7 +258,9 @@ class Deduplicator:
         self.index: Index = index if index is not None else Index(None, config.fingerprint())
         self.base: int = self.index.next_idx  # documents of this run get idx base, base + 1, ...
         self._exact: dict[str, int] = {}
-        self._prefix: dict[int, list[int]] = {}
+        self._first_copy: dict[int, int] = {}  # first copy of a text -> its next exact copy
+        self._prefix_keys: list[int] = []  # prefix buckets of this run's first copies ...
+        self._prefix_docs: list[int] = []  # ... and their documents
         self._parent: list[int] = []
         self._anchor: dict[int, int] = {}  # cluster root -> idx of the record an earlier run kept
         self._docs: list[tuple[str, str, str, int, str | None]] = []  # id, source, hash, length, date
@@ -156,136 +268,102 @@ class Deduplicator:
         # doc -> (what it was linked to, how): ("new", i) or ("old", idx) and "exact"/"jaccard"/"containment"
         # /"rewrite"
         self._link: dict[int, tuple[str, int, str]] = {}
-        self.pairs_checked = 0
-        self.pairs_verified = 0
-        self.rewrite_pairs = 0  # pairs verified by the second check (names and figures agree)
-        self.rewrite_refused = 0  # pairs in [rewrite_threshold, threshold) whose names and figures differ
+        self.checks = PairChecks()
         self.bridges_refused = 0
 
     def __len__(self) -> int:
         return len(self._docs)
 
     def add(self, doc: Signed) -> None:
-        """Add one document: link it to the earlier documents it duplicates."""
+        """Add one document."""
         self.add_chunk(SignedBatch.of([doc]))
 
     def add_chunk(self, batch: SignedBatch) -> None:
-        """Add documents in order: link each to the earlier documents it duplicates. Their LSH look-ups
-        run as one batch (see :class:`~pipeline.bands.BandTable`)."""
+        """Add documents in order. Their look-ups among earlier runs' documents run as one batch (see
+        :class:`~pipeline.bands.BandTable`)."""
         if not len(batch):
             return
         first = len(self._docs)
         self.index.shingle_files.extend(batch.shingles, np.diff(batch.offsets).tolist())
         self.index.name_files.extend(batch.names, np.diff(batch.name_offsets).tolist())
-        # A copy of a text this run has seen is settled by its hash (see _add): its band keys would add
-        # nothing and its look-up find what its first copy found (a file of a million identical records
-        # would otherwise cost a million look-ups of the fullest buckets).
+        # A copy of a text this run has seen is settled by its hash: its band keys would add nothing.
         fresh = np.ones(len(batch), dtype=bool)
         in_batch: set[str] = set()
         for pos, content_hash in enumerate(batch.content_hashes):
             if content_hash in self._exact or content_hash in in_batch:
                 fresh[pos] = False
             in_batch.add(content_hash)
-        # The chunk's own keys go in first, so its documents find each other; each keeps the earlier ones.
+        has_old = self.base > 0
+        if has_old:
+            found = iter(self.index.bands.candidates(batch.bands[fresh], stored_only=True))
         self.index.bands.add(batch.bands, self.base + first, fresh)
-        found = iter(self.index.bands.candidates(batch.bands[fresh]))
-        banded_all = [next(found) if is_fresh else [] for is_fresh in fresh]
-        for pos, (doc, banded) in enumerate(zip(batch.documents(), banded_all, strict=True)):
-            index = first + pos
-            own = self.base + index
-            old_candidates = {c for c in banded if c < self.base}
-            candidates = {c - self.base for c in banded if self.base <= c < own}
-            self._add(index, doc, candidates, old_candidates)
+        for pos, doc in enumerate(batch.documents()):
+            old_candidates = set(next(found)) if has_old and fresh[pos] else set()
+            self._add(first + pos, doc, old_candidates, has_old)
         # Rows now, while the workers clean the next chunks; a duplicate's rep is set by ``save``.
         self.index.add_documents(
             (self.base + i, *self._docs[i], self.base + i, self._prefixes[i])
             for i in range(first, len(self._docs))
         )
 
-    def _add(self, index: int, doc: Signed, candidates: set[int], old_candidates: set[int]) -> None:
+    def _add(self, index: int, doc: Signed, old_candidates: set[int], has_old: bool) -> None:
         self._docs.append((doc.id, doc.source, doc.content_hash, doc.length, doc.date))
         self._parent.append(index)
         self._prefixes.append(doc.prefix)
-        has_old = self.base > 0  # earlier runs' documents: look them up in the index
-        old = self.index.exact(doc.content_hash) if has_old else None
-        if old is not None:
-            self._anchor_to(index, old, "exact")
-            return
         first = self._exact.get(doc.content_hash)
         if first is not None:
             if self._union(first, index):
                 self._link[index] = ("new", first, "exact")
-                self._link.setdefault(first, ("new", index, "exact"))
+                self._first_copy.setdefault(first, index)
             return
         self._exact[doc.content_hash] = index
         if doc.prefix is not None:
-            bucket = self._prefix.setdefault(doc.prefix, [])
-            candidates.update(bucket)
-            if len(bucket) < MAX_PREFIX_BUCKET:
-                bucket.append(index)
-            if has_old:
-                old_candidates.update(self.index.prefix_candidates(doc.prefix, MAX_PREFIX_BUCKET))
+            self._prefix_keys.append(doc.prefix)
+            self._prefix_docs.append(index)
+        if not has_old:
+            return
+        old = self.index.exact(doc.content_hash)
+        if old is not None:
+            self._anchor_to(index, old, "exact")
+            return
+        if doc.prefix is not None:
+            old_candidates.update(self.index.prefix_candidates(doc.prefix, MAX_PREFIX_BUCKET))
         if old_candidates:
             best_old = self._best_old_match(doc, old_candidates)
             if best_old is not None:
                 self._anchor_to(index, best_old[1], best_old[2])
-        if not candidates:
-            return  # most documents: nothing of this run to compare with
-        candidates = self._few_per_cluster(candidates)
-        verified: dict[int, str] = {}
-        best = self._best_match(
-            doc,
-            {c for c in candidates if self._find(c) != self._find(index)},
-            self._shingles,
-            self._names,
-            verified=verified,
-        )
-        for other in sorted(verified):
-            if self._find(other) != self._find(index) and self._union(other, index):
-                # an earlier document that matched nothing when it came is linked to this one
-                self._link.setdefault(other, ("new", index, verified[other]))
-        if best is not None and index not in self._link:
-            self._link[index] = ("new", best[1], best[2])
 
-    def _few_per_cluster(self, candidates: set[int]) -> set[int]:
-        """The earliest ``NEW_MEMBERS_CHECKED`` candidates of each cluster of this run: a document that
-        resembles a cluster resembles its first members as well as its later ones, and checking them all
-        made a flood of near-identical documents (template pages, one notice repeated with a counter)
-        quadratic (100,000 such records: 32 million comparisons, 6 minutes)."""
-        per_root: dict[int, int] = {}
-        kept = set()
-        for other in sorted(candidates):
-            root = self._find(other)
-            if per_root.get(root, 0) < NEW_MEMBERS_CHECKED:
-                per_root[root] = per_root.get(root, 0) + 1
-                kept.add(other)
-        return kept
+    def candidate_pairs(self) -> np.ndarray:
+        """This run's candidate pairs (run positions, see :func:`bucket_pairs`): band buckets and prefix
+        buckets of the first copies, each kind apart."""
+        keys, idxs = self.index.bands.fresh_rows()
+        bands = bucket_pairs(keys, idxs - self.base)
+        prefixes = bucket_pairs(np.array(self._prefix_keys, np.int64), np.array(self._prefix_docs, np.int64))
+        return np.unique(np.concatenate((bands, prefixes)), axis=0)
 
-    def _best_match(
-        self,
-        doc: Signed,
-        candidates: Iterable[int],
-        shingles_of: Callable[[int], np.ndarray],
-        names_of: Callable[[int], np.ndarray],
-        first: bool = False,
-        verified: dict[int, str] | None = None,
-    ) -> tuple[float, int, str] | None:
-        """The verified candidate with the highest Jaccard (or the first verified), and how; each verified
-        candidate and how into ``verified``."""
-        best: tuple[float, int, str] | None = None
-        for other in candidates if first else sorted(candidates):
-            self.pairs_checked += 1
-            found = self._verify(doc, shingles_of(other), partial(names_of, other))
-            if found is not None:
-                self.pairs_verified += 1
-                how, score = found
-                if verified is not None:
-                    verified[other] = how
-                if best is None or score > best[0]:
-                    best = (score, other, how)
-                if first:
-                    break
-        return best
+    def verified_pairs(self, pairs: np.ndarray) -> list[Edge]:
+        return verify_pairs(pairs, self._shingles, self._names, self.config, self.checks)
+
+    def _join(self, edges: Iterable[Edge]) -> None:
+        """Join this run's clusters along verified pairs (sorted), and link each document to the one it
+        was verified against: its best earlier match (highest Jaccard, then the earliest), else the first
+        later document verified against it or copying it."""
+        best: dict[int, tuple[float, int, str]] = {}
+        first_later: dict[int, tuple[int, str]] = {i: (c, "exact") for i, c in self._first_copy.items()}
+        for a, b, how, score in edges:
+            if not self._union(a, b):
+                continue
+            if b not in best or score > best[b][0]:
+                best[b] = (score, a, how)
+            if a not in first_later or b < first_later[a][0]:
+                first_later[a] = (b, how)
+        for i in range(len(self._docs)):
+            if i in self._link:
+                continue
+            if i in best:
+                self._link[i] = ("new", best[i][1], best[i][2])
+            elif i in first_later:
+                self._link[i] = ("new", *first_later[i])
 
     def _best_old_match(self, doc: Signed, candidates: set[int]) -> tuple[float, int, str] | None:
         """The best verified match among earlier documents, checking each earlier cluster through its kept
@@ -293,10 +371,18 @@ class Deduplicator:
         clusters its documents touch, not with how many copies those clusters hold."""
         best: tuple[float, int, str] | None = None
         for rep, members in sorted(self.index.reps(candidates).items()):
-            order = [rep] + [m for m in members if m != rep][:OLD_MEMBERS_CHECKED]
-            found = self._best_match(doc, order, self.index.shingles, self.index.names, first=True)
-            if found is not None and (best is None or found[0] > best[0]):
-                best = found
+            for other in [rep] + [m for m in members if m != rep][:OLD_MEMBERS_CHECKED]:
+                how, score = verify(
+                    doc.shingles,
+                    self.index.shingles(other),
+                    lambda other=other: (doc.names, self.index.names(other)),
+                    self.config,
+                )
+                self.checks.count(how)
+                if how in VERIFIED:
+                    if best is None or score > best[0]:
+                        best = (score, other, how)
+                    break
         return best
 
     def _anchor_to(self, index: int, old_idx: int, how: str) -> None:
@@ -307,27 +393,6 @@ class Deduplicator:
             return
         self._anchor[root] = rep
         self._link[index] = ("old", old_idx, how)
-
-    def _verify(
-        self, doc: Signed, theirs: np.ndarray, their_names: Callable[[], np.ndarray]
-    ) -> tuple[str, float] | None:
-        """How ``doc`` and a candidate with shingle set ``theirs`` are near duplicates, and their Jaccard;
-        None when they are not. The candidate's names are read only for the second check."""
-        config, ours = self.config, doc.shingles
-        score = jaccard(ours, theirs)
-        if score >= config.threshold:
-            return "jaccard", score
-        if (
-            min(ours.size, theirs.size) >= config.min_containment_shingles
-            and containment(ours, theirs) >= config.containment
-        ):
-            return "containment", score
-        if score >= config.rewrite_threshold:
-            if names_agree(doc.names, their_names(), config):
-                self.rewrite_pairs += 1
-                return "rewrite", score
-            self.rewrite_refused += 1
-        return None
 
     def _find(self, i: int) -> int:
         parent = self._parent
@@ -356,13 +421,15 @@ class Deduplicator:
         _, source, _, length, date = self._docs[i]
         return (-length, date is None, date or "", source)
 
-    def verdicts(self) -> dict[str, Verdict]:
-        """Map each duplicate's id to its verdict; ids not in the map are kept."""
+    def verdicts(self, edges: Iterable[Edge] | None = None) -> dict[str, Verdict]:
+        """Join this run's near duplicates and map each duplicate's id to its verdict; ids not in the map
+        are kept. ``edges``: this run's verified pairs (run positions, sorted), when a cluster found and
+        verified them; by default they are found and verified here."""
+        self._join(self.verified_pairs(self.candidate_pairs()) if edges is None else edges)
         clusters: dict[int, list[int]] = {}
         for i in range(len(self._docs)):
             clusters.setdefault(self._find(i), []).append(i)
         result: dict[str, Verdict] = {}
-        self._reps: dict[int, int] = {}  # new doc -> idx (in the index) of the record its cluster keeps
         for root, members in clusters.items():
             anchor = self._anchor.get(root)
             if anchor is not None:

@@ -921,7 +921,7 @@ def finish(
             run.index.set_replacing(None)
             run.index.commit()
         timings["write"] = time.perf_counter() - t2
-        pairs = (dedup.pairs_checked, dedup.pairs_verified, dedup.rewrite_pairs, dedup.rewrite_refused)
+        checks = dedup.checks
     finally:
         dedup.close()
     timings["total"] = time.perf_counter() - run.started
@@ -939,11 +939,11 @@ def finish(
         "rejected_by_reason": dict(sorted(Counter(r.reason for r in rejections).items())),
         "rejected_by_stage": dict(sorted(Counter(r.stage for r in rejections).items())),
         "dedup": {
-            "candidate_pairs_checked": pairs[0],
-            "pairs_verified": pairs[1],
+            "candidate_pairs_checked": checks.checked,
+            "pairs_verified": checks.verified,
             # the second check of light rewrites (see pipeline.dedup): pairs it accepted, pairs it refused
-            "rewrite_pairs": pairs[2],
-            "rewrite_pairs_refused": pairs[3],
+            "rewrite_pairs": checks.rewrite,
+            "rewrite_pairs_refused": checks.refused,
             "rewrite_duplicates": sum(1 for v in verdicts.values() if v.how == "rewrite"),
             "clusters": len({v.duplicate_of for v in verdicts.values()}),
         },
