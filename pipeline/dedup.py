@@ -333,6 +333,12 @@ class Deduplicator:
             if best_old is not None:
                 self._anchor_to(index, best_old[1], best_old[2])
 
+    def heads(self) -> np.ndarray:
+        """Whether each document of this run is the first copy of its text (those enter the buckets)."""
+        heads = np.zeros(len(self._docs), bool)
+        heads[list(self._exact.values())] = True
+        return heads
+
     def candidate_pairs(self) -> np.ndarray:
         """This run's candidate pairs (run positions, see :func:`bucket_pairs`): band buckets and prefix
         buckets of the first copies, each kind apart."""

@@ -28,6 +28,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import xxhash
 
@@ -151,7 +152,7 @@ class LoadedChunk:
         """The chunk's line counts, merged from the worker's partial counts on first use."""
         if self._counts is None:
             self._counts = LineCounts()
-            for part in _read_batches(f"{self.spool}.counts"):
+            for part in read_batches(f"{self.spool}.counts"):
                 self._counts.merge(part)
         return self._counts
 
@@ -172,7 +173,7 @@ class CleanedChunk:
 
     def signed_batches(self) -> Iterator[SignedBatch]:
         """The chunk's signatures batch by batch, in record order."""
-        for batch in _read_batches(f"{self.spool}.signed"):
+        for batch in read_batches(f"{self.spool}.signed"):
             yield from batch
 
     @property
@@ -184,7 +185,7 @@ class CleanedChunk:
     def removed_lines(self) -> Counter[tuple[str, str]]:
         """How many times each (group, line) was removed from the chunk's documents."""
         total: Counter[tuple[str, str]] = Counter()
-        for batch in _read_batches(f"{self.spool}.removed"):
+        for batch in read_batches(f"{self.spool}.removed"):
             for part in batch:
                 total.update(part)
         return total
@@ -192,7 +193,7 @@ class CleanedChunk:
 
 class _Spool:
     """Items written to a spool file as they come, as pickled lists of at most ``BATCH_DOCUMENTS`` items
-    or ``BATCH_CHARS`` characters (as the caller counts them); :func:`_read_batches` reads them back."""
+    or ``BATCH_CHARS`` characters (as the caller counts them); :func:`read_batches` reads them back."""
 
     def __init__(self, path: str, batch: int = 0) -> None:
         self.handle = open(path, "wb", buffering=BUFFER)  # noqa: SIM115 - closed on leaving the with statement
@@ -229,10 +230,10 @@ class _Spool:
 
 def _spooled_rejections(spool: str) -> list[Rejection]:
     """The rejections a worker spooled beside ``spool`` (``SPOOL.rejected``), in input order."""
-    return [r for batch in _read_batches(f"{spool}.rejected") for r in batch]
+    return [r for batch in read_batches(f"{spool}.rejected") for r in batch]
 
 
-def _read_batches(path: str) -> Iterator[Any]:
+def read_batches(path: str) -> Iterator[Any]:
     """The pickled objects of a spool file (batches, line counts), one at a time."""
     with open(path, "rb") as handle:
         while True:
@@ -443,7 +444,7 @@ def clean_chunk(
         _Spool(f"{spool_out}.rejected") as rejected,
         _Spool(f"{spool_out}.removed", batch=1) as removed,
     ):
-        for batch in _read_batches(spool_in):
+        for batch in read_batches(spool_in):
             records: list[dict[str, Any]] = []
             keys: list[bytes] = []
             names: list[bytes] = []
@@ -839,8 +840,10 @@ def finish(
     cleaned: Iterable[CleanedChunk],
     learned: dict[str, frozenset[int]],
     load_rejections: list[Rejection],
+    client: Any = None,
 ) -> Summary:
     """Dedup the cleaned chunks in order (against the index too), append the outputs, update the index.
+    With a Dask ``client``, the run's candidate pairs are formed and verified on its cluster.
 
     The outputs of a first run are written atomically (temporary file, rename); later runs append, with
     the committed lengths kept in the index, so a run that dies mid-write is rolled back by the next one.
@@ -864,7 +867,16 @@ def finish(
             clean_seconds += chunk.seconds
         timings["clean_and_dedup"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        verdicts = dedup.verdicts()
+        edges = None
+        if client is not None:
+            from pipeline.cluster import cluster_edges  # noqa: PLC0415
+
+            firsts = np.cumsum([0] + [len(ids) for _, ids in spools[:-1]]).tolist() if spools else []
+            edges, checks = cluster_edges(
+                client, [s for s, _ in spools], firsts, dedup.heads(), config.minhash
+            )
+            dedup.checks.merge(checks)
+        verdicts = dedup.verdicts(edges)
         timings["clusters"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         kept = exact = near = 0
@@ -1024,9 +1036,13 @@ def clean_folder(
     progress: Progress | None = None,
     rebuild: bool = False,
     on_wait: Callable[[str], None] | None = None,
+    dask: str | None = None,
 ) -> Summary:
     """Clean the inputs under ``input_dir`` that the index in ``out_dir`` has not seen; dedup them against
     everything seen before (see README, "Output contract" and "Incremental runs").
+
+    ``dask``: run the passes and dedup's pairs on the Dask cluster of this scheduler address, or on a new
+    local one (``"local"``); see :mod:`pipeline.cluster`. The result is the same as without.
 
     Raises:
         UsageError, OutputBusy: see :func:`open_run`.
@@ -1038,40 +1054,55 @@ def clean_folder(
     run: Run | None = None
     try:
         with open_run(input_dir, out_dir, config, rebuild, on_wait) as run:
-            return _clean(run, progress or (lambda stage, done, total: None))
+            report = progress or (lambda stage, done, total: None)
+            if dask is None:
+                return _clean(run, report)
+            from pipeline.cluster import cluster_client  # noqa: PLC0415 - distributed: cluster runs only
+
+            with cluster_client(dask, config.processes) as client:
+                return _clean(run, report, client)
     except KeyboardInterrupt as err:
         raise Stopped(run is not None and run.committed, err) from err
 
 
-def _clean(run: Run, report: Progress) -> Summary:
-    """The body of :func:`clean_folder`, with the run open.
+def _clean(run: Run, report: Progress, client: Any = None) -> Summary:
+    """The body of :func:`clean_folder`, with the run open (on the cluster of ``client``, if given).
 
     The compiled kernels and the language model are loaded here, before the workers are forked: they
     start with them loaded (numba takes ~0.5 s a process to load the kernels, py3langid 0.5-1.5 s to load
     its model). A run with no file to read loads neither.
     """
     config = run.config
-    if run.files:
+    if run.files and client is None:
         from pipeline import signature_kernels  # noqa: PLC0415 - numba: not for the CLI's start-up
 
         signature_kernels.warm_up()
         detector()
-    with _fewer_collections(), _executor(config.processes, len(run.chunks)) as pool:
+    with _fewer_collections(), _executor(config.processes, len(run.chunks), client) as pool:
         t0 = time.perf_counter()
         loaded: list[LoadedChunk] = []
 
-        def counts() -> Iterator[LineCounts]:
-            """Each chunk's line counts as it arrives, released once merged (they are most of the
-            parent's memory at this point: a few entries per document)."""
+        def arrived() -> Iterator[LoadedChunk]:
             done = 0
             for chunk, files in zip(pool.map(load_chunk, *run.load_calls()), run.chunks, strict=True):
                 loaded.append(chunk)
                 done += len(files)
                 report("load", done, run.files)
+                yield chunk
+
+        def counts() -> Iterator[LineCounts]:
+            """Each chunk's line counts as it arrives, released once merged (they are most of the
+            parent's memory at this point: a few entries per document)."""
+            for chunk in arrived():
                 yield chunk.counts
                 chunk.counts = LineCounts()
 
-        learned = run.learn(counts(), loaded)
+        if client is None:
+            learned = run.learn(counts(), loaded)
+        else:  # every chunk loaded, then their counts merged on the cluster (the parent gets the total)
+            from pipeline.cluster import merged_counts  # noqa: PLC0415
+
+            learned = run.learn([merged_counts(client, list(arrived()))], loaded)
         run.timings["load"] = time.perf_counter() - t0
 
         def reported(items: Iterable[CleanedChunk]) -> Iterator[CleanedChunk]:
@@ -1083,7 +1114,7 @@ def _clean(run: Run, report: Progress) -> Summary:
 
         cleaned = pool.map(clean_chunk, *run.clean_calls(loaded, learned))  # submitted: workers start
         run.record_inputs()  # while they clean
-        return finish(run, reported(cleaned), learned, [r for c in loaded for r in c.rejections])
+        return finish(run, reported(cleaned), learned, [r for c in loaded for r in c.rejections], client)
 
 
 @contextmanager
@@ -1230,7 +1261,12 @@ def _signals_held() -> Iterator[None]:
 
 
 @contextmanager
-def _executor(processes: int, chunks: int) -> Iterator[_InProcess | _WorkerPool]:
+def _executor(processes: int, chunks: int, client: Any = None) -> Iterator[Any]:
+    if client is not None:
+        from pipeline.cluster import ClusterPool  # noqa: PLC0415
+
+        yield ClusterPool(client)
+        return
     if processes <= 1 or chunks <= 1:
         yield _InProcess()
         return
