@@ -148,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="if another run is writing to OUTPUT, wait this long for it to finish, then give up with exit "
         "status 75 (default: %(default)g)",
     )
+    clean.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on the Dask cluster of this scheduler (tcp://host:8786), or on a new cluster of --workers "
+        "processes on this machine (local); INPUT and OUTPUT must be at the same paths on every worker. "
+        "The result is the same as without",
+    )
     clean.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
     fetch = commands.add_parser(
         "fetch",
@@ -303,7 +310,9 @@ def _run_clean(args: argparse.Namespace, config: RunConfig) -> Summary:
         print(f"pipeline: {message}", file=sys.stderr, flush=True)
 
     if args.quiet or not console.is_terminal:
-        return clean_folder(args.input, args.out, config, rebuild=args.rebuild, on_wait=on_wait)
+        return clean_folder(
+            args.input, args.out, config, rebuild=args.rebuild, on_wait=on_wait, dask=args.dask
+        )
     columns = (TextColumn("{task.description:<6}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         tasks: dict[str, TaskID] = {}
@@ -313,7 +322,9 @@ def _run_clean(args: argparse.Namespace, config: RunConfig) -> Summary:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done)
 
-        return clean_folder(args.input, args.out, config, progress, rebuild=args.rebuild, on_wait=on_wait)
+        return clean_folder(
+            args.input, args.out, config, progress, rebuild=args.rebuild, on_wait=on_wait, dask=args.dask
+        )
 
 
 def format_summary(summary: Summary) -> str:

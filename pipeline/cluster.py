@@ -21,9 +21,12 @@ runs continue from its index on one machine.
 from __future__ import annotations
 
 import functools
+import logging
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -33,6 +36,7 @@ from pipeline.signature import MinHashConfig
 
 LOCAL = "local"  # --dask local: a LocalCluster of worker processes on this machine
 BAND, PREFIX = 0, 1  # the two kinds of bucket keys (never compared with each other)
+CONNECT_TIMEOUT = "10s"  # for the scheduler to answer
 KEYS_PER_PARTITION = 2_000_000  # rows of (key, document) a partition of the shuffle holds, about 40 MB
 
 
@@ -42,6 +46,12 @@ def cluster_client(address: str, workers: int) -> Iterator[Any]:
     ``LocalCluster`` of ``workers`` single-threaded processes for ``address == "local"``."""
     from distributed import Client, LocalCluster  # noqa: PLC0415 - only cluster runs pay for the import
 
+    from pipeline.run import UsageError  # noqa: PLC0415 - run imports this module
+
+    if address != LOCAL and "://" not in address:
+        raise UsageError(f"--dask takes a scheduler address (tcp://host:8786) or 'local', not {address!r}")
+    # A shuffle's start and end are logged as warnings by the scheduler (in this process for a local one).
+    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
     if address == LOCAL:
         with (
             LocalCluster(
@@ -50,9 +60,22 @@ def cluster_client(address: str, workers: int) -> Iterator[Any]:
             Client(lc) as client,
         ):
             yield client
-    else:
-        with Client(address, timeout="30s") as client:
-            yield client
+        return
+    try:
+        _reachable(address)
+        client = Client(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as err:
+        raise UsageError(f"no Dask scheduler answers at {address} ({type(err).__name__}: {err})") from err
+    with client:
+        yield client
+
+
+def _reachable(address: str) -> None:
+    """Raise OSError at once for a TCP scheduler address that refuses connections (the client would retry
+    until its time-out)."""
+    url = urlsplit(address)
+    if url.scheme == "tcp" and url.hostname and url.port:
+        socket.create_connection((url.hostname, url.port), timeout=5).close()
 
 
 class ClusterPool:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -172,12 +173,13 @@ Edge = tuple[int, int, str, float]  # (earlier document, later document, how, Ja
 def verify(
     ours: np.ndarray,
     theirs: np.ndarray,
-    names: Callable[[], tuple[np.ndarray, np.ndarray]],
+    our_names: Callable[[], np.ndarray],
+    their_names: Callable[[], np.ndarray],
     config: MinHashConfig,
 ) -> tuple[str | None, float]:
     """How two documents with shingle sets ``ours`` and ``theirs`` are near duplicates (one of
-    ``VERIFIED``), ``REFUSED`` or None when they are not, and their Jaccard. ``names`` gives the two name
-    sets, read only for the second check."""
+    ``VERIFIED``), ``REFUSED`` or None when they are not, and their Jaccard. Their name sets are read only
+    for the second check."""
     score = jaccard(ours, theirs)
     if score >= config.threshold:
         return "jaccard", score
@@ -187,7 +189,7 @@ def verify(
     ):
         return "containment", score
     if score >= config.rewrite_threshold:
-        return ("rewrite" if names_agree(*names(), config) else REFUSED), score
+        return ("rewrite" if names_agree(our_names(), their_names(), config) else REFUSED), score
     return None, score
 
 
@@ -231,7 +233,7 @@ def verify_pairs(
     for a, b in pairs.tolist():
         if a != last:  # pairs come sorted: one read of each earlier document's set
             last, ours = a, shingles_of(a)
-        how, score = verify(ours, shingles_of(b), lambda a=a, b=b: (names_of(a), names_of(b)), config)
+        how, score = verify(ours, shingles_of(b), partial(names_of, a), partial(names_of, b), config)
         checks.count(how)
         if how in VERIFIED:
             edges.append((a, b, how, score))
@@ -381,7 +383,8 @@ class Deduplicator:
                 how, score = verify(
                     doc.shingles,
                     self.index.shingles(other),
-                    lambda other=other: (doc.names, self.index.names(other)),
+                    lambda: doc.names,
+                    partial(self.index.names, other),
                     self.config,
                 )
                 self.checks.count(how)
