@@ -11,6 +11,12 @@ and the flow body is plain Python: delete the ``@task``/``@flow`` lines and it s
 Run it without a server (Prefect starts a temporary one)::
 
     python -m flows.clean_folder raw --out clean
+
+On a Dask cluster, the flow with prefect-dask's task runner (``--dask ADDRESS`` or ``--dask local`` here):
+the chunk tasks run on the cluster's workers, and the flow body merges the line counts and forms and
+verifies dedup's pairs on the same cluster through the runner's client (see :mod:`pipeline.cluster`)::
+
+    clean_folder.with_options(task_runner=DaskTaskRunner(address="tcp://host:8786"))("raw", "clean")
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pipeline import report, run
 from pipeline.cleanup import CleanupConfig
 from pipeline.cli import EXIT_BUSY, format_summary
+from pipeline.cluster import LOCAL, check_address, merged_counts
 from pipeline.contract import Rejection
 from pipeline.language import LanguageConfig, parse_languages
 from pipeline.lock import DEFAULT_WAIT, OutputBusy
@@ -111,16 +118,22 @@ def clean_folder(
         threshold, shingle_size, num_perm, chunk_size, scan, follow_symlinks, wait, languages or (), min_words
     )
     on_wait = get_run_logger().warning if FlowRunContext.get() is not None else None
+    client = dask_client()
     with run.open_run(Path(input_dir), Path(out), config, on_wait=on_wait) as context:
         t0 = time.perf_counter()
         loaded = map_in_order(load_chunk, *context.load_calls())
         # In the flow body, not a task: it reads and updates the run's index (an SQLite connection).
-        learned = context.learn([c.counts for c in loaded], loaded)
+        counts = [c.counts for c in loaded] if client is None else [merged_counts(client, loaded)]
+        learned = context.learn(counts, loaded)
         context.timings["load"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         cleaned = map_in_order(clean_chunk, *context.clean_calls(loaded, learned))
         context.timings["clean"] = time.perf_counter() - t1
-        summary = finish(context, cleaned, learned, [r for c in loaded for r in c.rejections])
+        rejections = [r for c in loaded for r in c.rejections]
+        if client is None:
+            summary = finish(context, cleaned, learned, rejections)
+        else:  # not a task, which would run on a worker: it writes the index; its pairs go to the cluster
+            summary = run.finish(context, cleaned, learned, rejections, client)
     publish_summary(summary)
     publish_report(Path(out))
     return summary
@@ -146,6 +159,42 @@ def run_config(
         scan=scan,
         follow_symlinks=follow_symlinks,
         wait=wait,
+    )
+
+
+def dask_client() -> Any:
+    """The ``distributed.Client`` of the flow run's task runner when it is prefect-dask's, else None."""
+    context = FlowRunContext.get()
+    prefect_dask = sys.modules.get("prefect_dask")  # imported by whoever made a DaskTaskRunner
+    if (
+        context is None
+        or prefect_dask is None
+        or not isinstance(context.task_runner, prefect_dask.DaskTaskRunner)
+    ):
+        return None
+    return context.task_runner.client
+
+
+def dask_runner(address: str, workers: int) -> Any:
+    """A prefect-dask task runner on the scheduler at ``address``, or on a new ``LocalCluster`` of
+    ``workers`` single-threaded processes for ``"local"`` (``pipeline clean --dask``'s two forms)."""
+    from prefect_dask import DaskTaskRunner  # noqa: PLC0415 - distributed: cluster runs only
+
+    if address != LOCAL:
+        check_address(address)
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(cluster_class=_local_cluster, cluster_kwargs={"workers": workers})
+
+
+def _local_cluster(workers: int) -> Any:
+    """A LocalCluster whose workers report their task runs to this process's Prefect API (without one,
+    each worker process would start a temporary server of its own)."""
+    from distributed import LocalCluster  # noqa: PLC0415
+
+    api = get_current_settings().api.url
+    env = {"PREFECT_API_URL": api} if api else {}
+    return LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, env=env
     )
 
 
@@ -295,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep only records in these languages (comma-separated: de,en); others are rejected as "
         "language (default: every language)",
     )
+    parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the tasks with prefect-dask's task runner on the Dask cluster of this scheduler "
+        "(tcp://host:8786), or on a new local cluster (local); see pipeline clean --dask",
+    )
     return parser
 
 
@@ -314,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
             args.min_words,
         )
         run.check_request(Path(args.input), Path(args.out), config)
-        summary = clean_folder(
+        flow = clean_folder
+        if args.dask is not None:
+            flow = clean_folder.with_options(task_runner=dask_runner(args.dask, config.processes))
+        summary = flow(
             args.input,
             args.out,
             args.threshold,

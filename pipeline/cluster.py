@@ -46,12 +46,6 @@ def cluster_client(address: str, workers: int) -> Iterator[Any]:
     ``LocalCluster`` of ``workers`` single-threaded processes for ``address == "local"``."""
     from distributed import Client, LocalCluster  # noqa: PLC0415 - only cluster runs pay for the import
 
-    from pipeline.run import UsageError  # noqa: PLC0415 - run imports this module
-
-    if address != LOCAL and "://" not in address:
-        raise UsageError(f"--dask takes a scheduler address (tcp://host:8786) or 'local', not {address!r}")
-    # A shuffle's start and end are logged as warnings by the scheduler (in this process for a local one).
-    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
     if address == LOCAL:
         with (
             LocalCluster(
@@ -61,21 +55,34 @@ def cluster_client(address: str, workers: int) -> Iterator[Any]:
         ):
             yield client
         return
+    check_address(address)
     try:
-        _reachable(address)
         client = Client(address, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as err:
-        raise UsageError(f"no Dask scheduler answers at {address} ({type(err).__name__}: {err})") from err
+        raise _silent(address, err) from err
     with client:
         yield client
 
 
-def _reachable(address: str) -> None:
-    """Raise OSError at once for a TCP scheduler address that refuses connections (the client would retry
-    until its time-out)."""
+def check_address(address: str) -> None:
+    """Raise UsageError for what is not a scheduler address, or for a TCP address that refuses connections
+    (a client would retry until its time-out)."""
+    from pipeline.run import UsageError  # noqa: PLC0415 - run imports this module
+
+    if "://" not in address:
+        raise UsageError(f"--dask takes a scheduler address (tcp://host:8786) or 'local', not {address!r}")
     url = urlsplit(address)
     if url.scheme == "tcp" and url.hostname and url.port:
-        socket.create_connection((url.hostname, url.port), timeout=5).close()
+        try:
+            socket.create_connection((url.hostname, url.port), timeout=5).close()
+        except OSError as err:
+            raise _silent(address, err) from err
+
+
+def _silent(address: str, err: Exception) -> Exception:
+    from pipeline.run import UsageError  # noqa: PLC0415
+
+    return UsageError(f"no Dask scheduler answers at {address} ({type(err).__name__}: {err})")
 
 
 class ClusterPool:
@@ -135,6 +142,8 @@ def cluster_edges(
     import dask.dataframe as dd  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
 
+    # A shuffle's start and end are logged as warnings by the scheduler (in this process for a local one).
+    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
     bounds = [*firsts, int(heads.size)]
     masks = [heads[bounds[i] : bounds[i + 1]] for i in range(len(spools))]
     meta = pd.DataFrame(

@@ -207,3 +207,40 @@ def test_a_bad_address_is_a_one_line_error(tmp_path: Path, capsys: pytest.Captur
     assert (
         err.startswith("pipeline: error: no Dask scheduler answers at tcp://127.0.0.1:9") and "\n" not in err
     )
+
+
+def test_the_flow_on_a_dask_task_runner(prefect_harness: None, corpus: Path, tmp_path: Path):
+    """The clean-folder flow with prefect-dask's DaskTaskRunner pointed at a running cluster (whose workers
+    report to the test's Prefect server): the chunk tasks run on its workers, the counts and dedup's pairs
+    on the cluster, and the output is the local run's."""
+    from prefect.settings import get_current_settings
+    from prefect_dask import DaskTaskRunner
+
+    from flows.clean_folder import clean_folder as flow
+
+    local, cluster = tmp_path / "local", tmp_path / "cluster"
+    clean_folder(corpus, local, RunConfig(workers=2, chunk_size=10), rebuild=True)
+    env = {"PREFECT_API_URL": get_current_settings().api.url}
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, env=env
+    ) as dask_cluster:
+        runner = DaskTaskRunner(address=dask_cluster.scheduler_address)
+        state = flow.with_options(task_runner=runner)(
+            str(corpus), str(cluster), chunk_size=10, return_state=True
+        )
+        assert state.is_completed()
+        with distributed.Client(dask_cluster) as client:  # the tasks ran on the cluster's workers
+            ran = client.run(lambda dask_worker: dask_worker.state.transition_counter)
+            assert all(n > 0 for n in ran.values()), ran
+    assert_same_run(local, cluster)
+    assert state.result().stats["dedup"]["candidate_pairs_checked"] > 0
+
+
+def test_the_flow_command_with_dask_local(prefect_harness: None, corpus: Path, tmp_path: Path):
+    from flows.clean_folder import main as flow_main
+
+    local, cluster = tmp_path / "local", tmp_path / "cluster"
+    assert main(["clean", str(corpus), "--out", str(local), "--chunk-size", "10", "--quiet"]) == 0
+    assert flow_main([str(corpus), "--out", str(cluster), "--chunk-size", "10", "--dask", "local"]) == 0
+    assert_same_run(local, cluster)
+    assert flow_main([str(corpus), "--out", str(tmp_path / "x"), "--dask", "tcp://127.0.0.1:9"]) == 2
