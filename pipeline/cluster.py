@@ -46,6 +46,9 @@ def cluster_client(address: str, workers: int) -> Iterator[Any]:
     ``LocalCluster`` of ``workers`` single-threaded processes for ``address == "local"``."""
     from distributed import Client, LocalCluster  # noqa: PLC0415 - only cluster runs pay for the import
 
+    # A local cluster's scheduler and nannies live in this process and log every task cancelled and every
+    # worker started at INFO; the run's own progress and summary say what a user needs.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     if address == LOCAL:
         with (
             LocalCluster(
@@ -97,8 +100,8 @@ class ClusterPool:
         try:
             for future in futures:
                 yield future.result()
-        finally:
-            self.client.cancel(futures)
+        finally:  # an interrupt or a failed task: what is still queued or running is dropped
+            self.client.cancel([f for f in futures if not f.done()])
 
 
 def merged_counts(client: Any, loaded: list[Any]) -> LineCounts:
