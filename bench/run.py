@@ -19,6 +19,10 @@ Cases (each timed over several runs after a warm-up; the median is reported):
   of the previous release's: pairwise precision, recall and F1 of the clusters found against the truth;
 - datatrove's MinHash pipeline on the same files, where ``make bench-peers`` installed it (not measured
   otherwise: it needs datatrove[io,processing] and spaCy in their own virtual environment);
+- cluster: the same 20,000 files through ``--dask local`` (a ``distributed.LocalCluster`` started by
+  the run) with 1 and 2 workers, against the local engine with as many, interleaved; each row also keeps
+  the run's stage times from its ``stats.json``, and the outputs must be byte-identical to the local
+  engine's (``BENCH_DASK=0`` skips it);
 - incremental: 1,000 new files against an existing output of 2,000 and of 200,000 documents, with
   ``--scan full`` (every input stat-ed) and ``--scan folders`` (only folders whose time changed); the
   added files are removed afterwards, so the base corpora stay as generated;
@@ -422,6 +426,65 @@ def pipeline_runs() -> tuple[dict[str, dict], dict[str, dict]]:
     return results, scores
 
 
+DASK = os.environ.get("BENCH_DASK", "1") != "0"
+STAGES = (
+    "load",
+    "clean_and_dedup",
+    "clusters",
+    "write",
+    "total",
+    "worker_load_seconds",
+    "worker_clean_seconds",
+)
+
+
+def dask_runs() -> dict[str, dict]:
+    """The pipeline corpus on a Dask LocalCluster of 1 and 2 workers (``--dask local``) against the local
+    engine with as many workers, interleaved, RUNS times each; each row also has the run's own stage times
+    (``stats.json``, medians), from which README's Scaling section reads its per-million costs."""
+    if not DASK:
+        print("dask case skipped: BENCH_DASK=0")
+        return {}
+    folder, stored = corpus(f"pipeline-{PIPELINE_DOCS}", PIPELINE_DOCS, seed=1)
+    plans = [
+        (f"{engine}, {workers} worker(s)", workers, f"dask-out-{short}-{workers}", extra)
+        for workers in (1, 2)
+        for engine, short, extra in (
+            ("local engine", "engine", ()),
+            ("dask local", "dask", ("--dask", "local")),
+        )
+    ]
+    times: dict[str, list[float]] = defaultdict(list)
+    stages: dict[str, list[dict]] = defaultdict(list)
+    peaks: dict[str, list[int]] = defaultdict(list)
+    for _ in range(RUNS):
+        for name, workers, out, extra in plans:
+            seconds, peak = clean(folder, CACHE / out, workers, extra=extra)
+            times[name].append(seconds)
+            peaks[name].append(peak)
+            stages[name].append(json.loads((CACHE / out / "stats.json").read_text())["timings_seconds"])
+    results = {}
+    for name, *_ in plans:
+        seconds = statistics.median(times[name])
+        results[f"cluster case: {name}"] = {
+            "docs_per_s": PIPELINE_DOCS / seconds,
+            "mb_per_s": stored["bytes"] / 1e6 / seconds,
+            "seconds": seconds,
+            "peak_rss_mb": max(peaks[name]),
+            "runs_seconds": [round(t, 2) for t in times[name]],
+            "stages_seconds": {k: statistics.median(s[k] for s in stages[name]) for k in STAGES},
+        }
+    same = all(
+        (CACHE / f"dask-out-dask-{w}" / f).read_bytes() == (CACHE / f"dask-out-engine-{w}" / f).read_bytes()
+        for w in (1, 2)
+        for f in ("records.jsonl", "duplicates.jsonl", "rejected.jsonl")
+    )
+    print(f"cluster case: outputs of --dask local and the local engine byte-identical: {same}")
+    if not same:
+        raise RuntimeError("a --dask local run differs from the local engine's")
+    return results
+
+
 def incremental() -> dict[str, dict]:
     """First runs over SMALL and LARGE documents (the LARGE one is the memory case), then runs that each
     add NEW files, with both scan modes: ``full`` stats every input, ``folders`` only changed folders."""
@@ -628,7 +691,14 @@ def main() -> None:
     # Signatures first: their first call of the compiled kernels fills numba's cache before any timed process.
     signature_results = signatures()
     pipeline_results, scores = pipeline_runs()
-    results = {**signature_results, **pipeline_results, **datatrove(), **incremental(), **html_runs()}
+    results = {
+        **signature_results,
+        **pipeline_results,
+        **dask_runs(),
+        **datatrove(),
+        **incremental(),
+        **html_runs(),
+    }
     corpora = {
         name: json.loads((CACHE / f"{name}.truth.json").read_text(encoding="utf-8"))["description"]
         for name in (
@@ -656,6 +726,15 @@ def main() -> None:
         f"memory: peak RSS at {LARGE:,} documents (target <= 1024 MB)": large_first["peak_rss_mb"],
     }
     ratios.update(html_ratios(results))
+    if "cluster case: dask local, 2 worker(s)" in results:
+        ratios["cluster: dask local 2 workers / local engine 2 workers (seconds)"] = (
+            results["cluster case: dask local, 2 worker(s)"]["seconds"]
+            / results["cluster case: local engine, 2 worker(s)"]["seconds"]
+        )
+        ratios["cluster: dask local 1 worker / 2 workers (seconds)"] = (
+            results["cluster case: dask local, 1 worker(s)"]["seconds"]
+            / results["cluster case: dask local, 2 worker(s)"]["seconds"]
+        )
     ratios.update(
         {
             "signatures: ours / datasketch naive (target >= 30)": ours / naive,

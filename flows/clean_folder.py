@@ -40,7 +40,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pipeline import report, run
 from pipeline.cleanup import CleanupConfig
 from pipeline.cli import EXIT_BUSY, format_summary
-from pipeline.cluster import LOCAL, check_address, merged_counts
+from pipeline.cluster import LOCAL, check_address, merged_counts, warm_up
 from pipeline.contract import Rejection
 from pipeline.language import LanguageConfig, parse_languages
 from pipeline.lock import DEFAULT_WAIT, OutputBusy
@@ -120,6 +120,8 @@ def clean_folder(
     on_wait = get_run_logger().warning if FlowRunContext.get() is not None else None
     client = dask_client()
     with run.open_run(Path(input_dir), Path(out), config, on_wait=on_wait) as context:
+        if client is not None and context.files:
+            warm_up(client)
         t0 = time.perf_counter()
         loaded = map_in_order(load_chunk, *context.load_calls())
         # In the flow body, not a task: it reads and updates the run's index (an SQLite connection).

@@ -1078,6 +1078,10 @@ def _clean(run: Run, report: Progress, client: Any = None) -> Summary:
 
         signature_kernels.warm_up()
         detector()
+    elif run.files:
+        from pipeline.cluster import warm_up  # noqa: PLC0415
+
+        warm_up(client)
     with _fewer_collections(), _executor(config.processes, len(run.chunks), client) as pool:
         t0 = time.perf_counter()
         loaded: list[LoadedChunk] = []
