@@ -82,9 +82,11 @@ def test_the_compiled_walk_is_visit_counts(text: str) -> None:
     """Features and counts in the order py3langid's ``Counter`` holds them, for any text."""
     found = detector()
     data = found.encode(text)
+    scratch = np.zeros(len(found.table), dtype=np.int32)
     features, counts = kernels.language_features(
-        np.frombuffer(data, dtype=np.uint8), found.nextmove, found.rowbase, found.output, len(found.table)
+        np.frombuffer(data, dtype=np.uint8), found.nextmove, found.rowbase, found.output, scratch
     )
+    assert not scratch.any()  # left zeroed for the next text
     visits = visit_counts(found.nextmove, list(found.rowbase), found.output, data) or {}
     assert features.tolist() == list(visits.keys())
     assert counts.tolist() == [float(n) for n in visits.values()]
