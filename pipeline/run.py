@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -62,11 +62,15 @@ from pipeline.writer import (
     write_json_atomic,
 )
 
+if TYPE_CHECKING:
+    from pipeline.parquet import StagedParquet  # pyarrow: imported by runs that write Parquet only
+
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 
 
 OUTPUT_FILES = (contract.RECORDS, contract.DUPLICATES, contract.REJECTED)
+PARQUET_FILES = tuple(contract.PARQUET.values())
 SCAN_MODES = ("full", "folders")
 # jsonl: the JSON-lines files; parquet: the Parquet files, the JSON lines kept as the index's journal (in
 # OUTPUT/index.data/journal/); both: the two side by side (see pipeline.parquet).
@@ -810,9 +814,6 @@ def remove_leftovers(out_dir: Path) -> None:
                 os.unlink(entry.path)
 
 
-PARQUET_FILES = tuple(contract.PARQUET.values())
-
-
 def journal_folders(out_dir: Path) -> tuple[Path, Path]:
     """The two folders the JSON-lines files can be in: OUTPUT itself, and the journal of ``--format
     parquet`` (``index.data/journal``)."""
@@ -899,6 +900,8 @@ def finish(
 
     The outputs of a first run are written atomically (temporary file, rename); later runs append, with
     the committed lengths kept in the index, so a run that dies mid-write is rolled back by the next one.
+    With ``--format parquet|both``, each Parquet file whose JSON lines changed is written whole from them
+    before the index commits, and renamed into place after (see :mod:`pipeline.parquet`).
     """
     t0 = time.perf_counter()
     config, timings = run.config, run.timings
@@ -940,7 +943,7 @@ def finish(
         retried = {rel for chunk in run.chunks for _, rel in chunk}
         superseded = {source for source, path in provisional.items() if path in retried}
         outputs: dict[str, AtomicJsonl | JournaledAppend | StagedRewrite] = {}
-        parquet: list[Any] = []  # pipeline.parquet.StagedParquet, renamed into place once committed
+        parquet: list[StagedParquet] = []  # renamed into place once the index has committed the run
         for name in names:
             path, length = (
                 journal_path(run.out_dir, name, config.output_format),
@@ -987,8 +990,10 @@ def finish(
                 run.committed = True
         except BaseException:
             if not run.committed:
-                for output in [*outputs.values(), *parquet]:
+                for output in outputs.values():
                     output.abort()
+                for part in parquet:
+                    part.abort()
             raise
         for output in staged:  # committed: the index counts the new file already (see finish_replacing)
             output.put_in_place()
