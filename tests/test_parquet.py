@@ -8,6 +8,8 @@ import errno
 import gzip
 import json
 import shutil
+import sqlite3
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from pipeline.index import DATA_DIR
 from pipeline.report import REPORT_HTML, REPORT_JSON, build_report, write_reports
 from pipeline.run import JOURNAL_DIR, RunConfig, Stopped, clean_folder
 from tests.corpus import syndicated_corpus
+from tests.test_reliability import Mounts
 
 HTML_PAGES = Path(__file__).parent / "data" / "article-extraction-benchmark" / "html"
 NAMES = (contract.RECORDS, contract.DUPLICATES, contract.REJECTED)
@@ -236,6 +239,44 @@ def test_a_full_disk_while_writing_parquet_leaves_the_last_committed_state(
     clean_folder(raw, ref, config("jsonl"))
     assert again.documents > 20  # the failed run committed nothing: its files are new to this one
     assert_parquet_holds(out, ref)
+
+
+def test_a_real_full_disk_at_growing_sizes_leaves_the_last_committed_parquet(corpus: Path, tmp_path: Path):
+    """An incremental run on a tmpfs too small for it, grown by 64 KB after each failure until the run
+    fits: the disk fills at a later stage each time, the Parquet files' among them, and each failure leaves
+    the journal and the Parquet files of the last committed run, and no temporary file."""
+    mounts = Mounts(tmp_path)
+    try:
+        raw, later = split_corpus(corpus, tmp_path)
+        ref = tmp_path / "ref"
+        clean_folder(raw, ref, config("jsonl"))
+        fs = mounts.tmpfs("64m")
+        out = fs / "out"
+        clean_folder(raw, out, config("parquet"))
+        before = snapshot(out)
+        size = shutil.disk_usage(fs).used // 1024 + 64
+        mounts.remount(fs, f"size={size}k")
+        shutil.copytree(later, raw, dirs_exist_ok=True)
+        clean_folder(raw, ref, config("jsonl"))
+        failed_in = []
+        while True:
+            try:
+                clean_folder(raw, out, config("parquet"))
+                break
+            except (OSError, sqlite3.OperationalError) as err:
+                assert getattr(err, "errno", None) == errno.ENOSPC or "disk is full" in str(err), err
+                failed_in.append({frame.filename for frame in traceback.extract_tb(err.__traceback__)})
+            assert snapshot(out) == before, f"outputs changed by the run that failed at {size} KB"
+            size += 64
+            assert size < 16384, "the run does not fit 16 MB"
+            mounts.remount(fs, f"size={size}k")
+        in_parquet = sum(parquet.__file__ in files for files in failed_in)
+        print(f"{len(failed_in)} failed runs, {in_parquet} of them writing Parquet; fit in {size} KB")
+        assert len(failed_in) >= 3
+        assert in_parquet, "the disk never filled writing Parquet"
+        assert_parquet_holds(out, ref)
+    finally:
+        mounts.unmount_all()
 
 
 def test_a_run_stopped_after_its_commit_has_its_parquet_brought_up_to_date(
