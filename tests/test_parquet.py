@@ -7,7 +7,10 @@ from __future__ import annotations
 import errno
 import gzip
 import json
+import os
+import random
 import shutil
+import signal
 import sqlite3
 import traceback
 from collections.abc import Iterator
@@ -24,7 +27,13 @@ from pipeline.index import DATA_DIR
 from pipeline.report import REPORT_HTML, REPORT_JSON, build_report, write_reports
 from pipeline.run import JOURNAL_DIR, RunConfig, Stopped, clean_folder
 from tests.corpus import syndicated_corpus
-from tests.test_reliability import Mounts
+from tests.test_reliability import (
+    Mounts,
+    _no_process_left,  # noqa: F401 - autouse: a failed test's runs are killed
+    ended_within,
+    run_clean,
+    start,
+)
 
 HTML_PAGES = Path(__file__).parent / "data" / "article-extraction-benchmark" / "html"
 NAMES = (contract.RECORDS, contract.DUPLICATES, contract.REJECTED)
@@ -309,6 +318,38 @@ def test_a_run_stopped_after_its_commit_has_its_parquet_brought_up_to_date(
     current = {name: (out / contract.PARQUET[name]).stat().st_mtime_ns for name in NAMES}
     clean_folder(raw, out, config("parquet"))
     assert {name: (out / contract.PARQUET[name]).stat().st_mtime_ns for name in NAMES} == current
+
+
+def test_runs_killed_at_random_moments_leave_parquet_a_rerun_brings_up_to_date(corpus: Path, tmp_path: Path):
+    """``pipeline clean --format parquet`` killed (SIGKILL to its process group) at random moments of an
+    incremental run, most of them late, where it writes and commits: each rerun leaves the Parquet files of
+    an uninterrupted run, and no temporary file."""
+    raw, later = split_corpus(corpus, tmp_path)
+    first, ref = tmp_path / "first", tmp_path / "ref"
+    assert run_clean(raw, first, "--format", "parquet").returncode == 0
+    clean_folder(raw, ref, config("jsonl"))
+    shutil.copytree(later, raw, dirs_exist_ok=True)
+    clean_folder(raw, ref, config("jsonl"))
+    out = tmp_path / "out"
+    shutil.copytree(first, out)
+    whole = run_clean(raw, out, "--format", "parquet")
+    assert whole.returncode == 0, whole.stderr
+    rng = random.Random(11)
+    killed = 0
+    for round_ in range(8):
+        shutil.rmtree(out)
+        shutil.copytree(first, out)
+        delay = rng.uniform(0.5, 1.0) * whole.seconds
+        run = start(raw, out, tmp_path, "--format", "parquet")
+        if ended_within(run, delay) is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.proc.wait(timeout=60)
+            killed += 1
+        rerun = run_clean(raw, out, "--format", "parquet")
+        assert rerun.returncode == 0, f"round {round_}, killed after {delay:.2f} s: {rerun.stderr}"
+        assert_parquet_holds(out, ref)
+        assert not list(out.rglob("*.tmp")), f"round {round_}"
+    assert killed >= 4
 
 
 def test_the_format_can_switch_between_runs(corpus: Path, tmp_path: Path):
