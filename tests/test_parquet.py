@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import traceback
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,7 @@ DUCKDB_TYPES = {
 
 
 def config(output_format: str, **changes: Any) -> RunConfig:
-    return RunConfig(**{**_fields(CONFIG), "output_format": output_format, **changes})
-
-
-def _fields(run_config: RunConfig) -> dict[str, Any]:
-    return {name: getattr(run_config, name) for name in run_config.__dataclass_fields__}
+    return replace(CONFIG, output_format=output_format, **changes)
 
 
 @pytest.fixture(scope="module")
