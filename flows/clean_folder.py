@@ -105,6 +105,7 @@ def clean_folder(
     wait: float = DEFAULT_WAIT,
     languages: list[str] | None = None,
     min_words: int = CleanupConfig().min_words,
+    output_format: str = "jsonl",
 ) -> Summary:
     """Clean every input under ``input_dir`` into ``out`` (same output as ``pipeline clean``).
 
@@ -113,9 +114,19 @@ def clean_folder(
     ``pipeline clean --follow-symlinks``); ``wait``: seconds to wait for another run on ``out`` before
     the flow run fails (see ``pipeline clean --wait``); ``languages``: keep only records in these
     languages (``["de", "en"]``; see ``pipeline clean --languages``), default every language;
-    ``min_words``: see ``pipeline clean --min-words``."""
+    ``min_words``: see ``pipeline clean --min-words``; ``output_format``: ``jsonl``, ``parquet`` or
+    ``both`` (see ``pipeline clean --format``)."""
     config = run_config(
-        threshold, shingle_size, num_perm, chunk_size, scan, follow_symlinks, wait, languages or (), min_words
+        threshold,
+        shingle_size,
+        num_perm,
+        chunk_size,
+        scan,
+        follow_symlinks,
+        wait,
+        languages or (),
+        min_words,
+        output_format,
     )
     on_wait = get_run_logger().warning if FlowRunContext.get() is not None else None
     client = dask_client()
@@ -151,6 +162,7 @@ def run_config(
     wait: float = DEFAULT_WAIT,
     languages: Iterable[str] = (),
     min_words: int = CleanupConfig().min_words,
+    output_format: str = "jsonl",
 ) -> RunConfig:
     """The run settings of the flow's parameters (raises ``ValueError`` for a bad value)."""
     return RunConfig(
@@ -161,6 +173,7 @@ def run_config(
         scan=scan,
         follow_symlinks=follow_symlinks,
         wait=wait,
+        output_format=output_format,
     )
 
 
@@ -352,6 +365,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the tasks with prefect-dask's task runner on the Dask cluster of this scheduler "
         "(tcp://host:8786), or on a new local cluster (local); see pipeline clean --dask",
     )
+    parser.add_argument(
+        "--format",
+        dest="output_format",
+        choices=run.OUTPUT_FORMATS,
+        default=DEFAULTS["output_format"],
+        help="jsonl, parquet or both (see `pipeline clean --help`; default: %(default)s)",
+    )
     return parser
 
 
@@ -369,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             args.wait,
             parse_languages(args.languages),
             args.min_words,
+            args.output_format,
         )
         run.check_request(Path(args.input), Path(args.out), config)
         flow = clean_folder
@@ -386,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             wait=args.wait,
             languages=list(config.language.keep),
             min_words=args.min_words,
+            output_format=args.output_format,
         )
     except (UsageError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

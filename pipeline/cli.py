@@ -21,7 +21,16 @@ from pipeline.interrupt import exit_status, signal_name, terminate_as_interrupt
 from pipeline.language import LanguageConfig, parse_languages
 from pipeline.lock import OutputBusy
 from pipeline.report import ReportError, add_report_arguments, run_report
-from pipeline.run import SCAN_MODES, RunConfig, Stopped, Summary, UsageError, WorkerLost, clean_folder
+from pipeline.run import (
+    OUTPUT_FORMATS,
+    SCAN_MODES,
+    RunConfig,
+    Stopped,
+    Summary,
+    UsageError,
+    WorkerLost,
+    clean_folder,
+)
 from pipeline.signature import MinHashConfig
 
 
@@ -134,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
         "it (default: a link resolving outside INPUT is rejected as outside_input, unread)",
     )
     clean.add_argument(
+        "--format",
+        dest="output_format",
+        choices=OUTPUT_FORMATS,
+        default=RunConfig().output_format,
+        help="jsonl: records.jsonl, duplicates.jsonl, rejected.jsonl (default); parquet: records.parquet, "
+        "duplicates.parquet, rejected.parquet (same fields and types), the JSON lines kept inside "
+        "OUTPUT/index.data as the index's journal; both: the two. A later run may switch it",
+    )
+    clean.add_argument(
         "--no-report",
         dest="report",
         action="store_false",
@@ -221,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             scan=args.scan,
             follow_symlinks=args.follow_symlinks,
             wait=args.wait,
+            output_format=args.output_format,
         )
         with _termination_as_interrupt():
             summary = _run_clean(args, config)

@@ -7,6 +7,11 @@ OUTPUT holds exactly these files (see README, "Output contract"):
 - ``rejected.jsonl``   one :class:`Rejection` per input that yields no record
 - ``stats.json``       counts per stage and reason, timings, configuration
 
+With ``--format parquet`` or ``both``, ``records.parquet``, ``duplicates.parquet`` and ``rejected.parquet``
+hold the same rows, typed by :data:`COLUMNS` (see :mod:`pipeline.parquet`); with ``parquet`` alone the
+JSON-lines files are kept out of sight, as the index's journal. :func:`output_path` and :func:`read_rows`
+read either form.
+
 Every input document appears exactly once across the three ``.jsonl`` files (keyed by ``source``).
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,41 @@ RECORD_FIELDS = (
 )
 DUPLICATE_FIELDS = ("id", "source", "duplicate_of", "kind", "similarity")
 REJECTION_FIELDS = ("source", "reason", "detail")
+
+# Every field of each row file with its type, in the order the JSON lines hold them; ``| None``: the field
+# may be null. The Parquet outputs' schema is derived from these (pipeline.parquet).
+RECORD_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("id", str),
+    ("source", str),
+    ("url", str | None),
+    ("title", str | None),
+    ("author", str | None),
+    ("text", str),
+    ("date", str | None),
+    ("hostname", str | None),
+    ("language", str | None),
+    ("content_hash", str),
+    ("removed_lines", list[str]),
+    ("credits", list[str]),
+)
+DUPLICATE_COLUMNS = (
+    *RECORD_COLUMNS,
+    ("duplicate_of", str),
+    ("kind", str),
+    ("similarity", float),
+    ("containment", float),
+    ("matched", str),
+    ("reason", str),
+    ("how", str | None),
+)
+REJECTION_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("source", str),
+    ("reason", str),
+    ("detail", str),
+    ("stage", str),
+)
+COLUMNS = {RECORDS: RECORD_COLUMNS, DUPLICATES: DUPLICATE_COLUMNS, REJECTED: REJECTION_COLUMNS}
+PARQUET = {name: name.removesuffix(".jsonl") + ".parquet" for name in COLUMNS}  # records.parquet ...
 
 # Short, stable reason codes; README documents each.
 LOAD_REASONS = (
@@ -143,18 +184,36 @@ def record_json(doc: Document) -> dict[str, Any]:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines output file (empty list when it does not exist)."""
-    if not path.exists():
-        return []
+    """Read a JSON-lines output file (a Parquet one by its suffix); an empty list when it does not exist."""
+    return list(read_rows(path)) if path.exists() else []
+
+
+def output_path(out: Path, name: str) -> Path:
+    """The file holding output ``name`` (``records.jsonl`` ...) in ``out``: the JSON lines, else (``--format
+    parquet``) the Parquet file."""
+    jsonl = out / name
+    return jsonl if jsonl.exists() else out / PARQUET[name]
+
+
+def read_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of an output file, JSON lines or Parquet (by its suffix), one at a time."""
+    if path.suffix == ".parquet":
+        from pipeline.parquet import parquet_rows  # noqa: PLC0415 - pyarrow, only for Parquet outputs
+
+        yield from parquet_rows(path)
+        return
     with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
 
 
 def validate_output(out: Path) -> dict[str, int]:
-    """Check an OUTPUT folder against the contract; return counts, raise ``ValueError`` on a breach."""
-    records = read_jsonl(out / RECORDS)
-    duplicates = read_jsonl(out / DUPLICATES)
-    rejected = read_jsonl(out / REJECTED)
+    """Check an OUTPUT folder (JSON lines, else Parquet) against the contract; return counts, raise
+    ``ValueError`` on a breach."""
+    records, duplicates, rejected = (
+        read_jsonl(output_path(out, name)) for name in (RECORDS, DUPLICATES, REJECTED)
+    )
     for name, rows, fields in (
         (RECORDS, records, RECORD_FIELDS),
         (DUPLICATES, duplicates, DUPLICATE_FIELDS),

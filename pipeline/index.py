@@ -348,13 +348,14 @@ class Index:
         else:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('replacing', ?)", (name,))
 
-    def finish_replacing(self, out_dir: Path) -> None:
-        """Complete or drop the rewrite a run left half done: a ``NAME.next`` the index committed is put in
-        place (the index already counts its length); one it did not commit is a dead run's and deleted."""
+    def finish_replacing(self, *folders: Path) -> None:
+        """Complete or drop the rewrite a run left half done in one of the output ``folders``: a
+        ``NAME.next`` the index committed is put in place (the index already counts its length); one it
+        did not commit is a dead run's and deleted."""
         row = self.db.execute("SELECT value FROM meta WHERE key = 'replacing'").fetchone()
-        for staged in out_dir.glob(f"*{STAGED_SUFFIX}"):
+        for staged in (path for folder in folders for path in folder.glob(f"*{STAGED_SUFFIX}")):
             if row is not None and staged.name == row[0] + STAGED_SUFFIX:
-                os.replace(staged, out_dir / row[0])
+                os.replace(staged, staged.with_name(row[0]))
             else:
                 staged.unlink()
         if row is not None:

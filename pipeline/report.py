@@ -1,7 +1,8 @@
 """Duplicate reports: ``report.json`` and ``report.html`` in OUTPUT, and the ``pipeline report`` command.
 
 Both reports are built from the output files, never from a run in memory: runs are incremental and append
-to ``records.jsonl``, ``duplicates.jsonl`` and ``rejected.jsonl``, so the files hold the whole history.
+to ``records.jsonl``, ``duplicates.jsonl`` and ``rejected.jsonl``, so the files hold the whole history (an
+output folder of ``--format parquet`` is read from ``records.parquet`` ... instead, which hold the same).
 They are read as streams (duplicates twice, records once); what stays in memory is the metadata of the
 documents in clusters, the texts of the clusters whose diffs are embedded, and per-source line counts.
 
@@ -97,18 +98,17 @@ def check_output(out_dir: Path) -> None:
     """Raise :class:`ReportError` unless ``out_dir`` holds the outputs of a ``pipeline clean`` run."""
     if not out_dir.is_dir():
         raise ReportError(f"output folder not found: {out_dir}")
-    missing = [n for n in (*SOURCE_FILES, contract.STATS) if not (out_dir / n).is_file()]
+    missing = [n for n in SOURCE_FILES if not contract.output_path(out_dir, n).is_file()]
+    missing += [] if (out_dir / contract.STATS).is_file() else [contract.STATS]
     if missing:
         raise ReportError(
             f"no pipeline outputs in {out_dir} ({', '.join(missing)} missing); run `pipeline clean` first"
         )
 
 
-def _rows(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
+def _rows(out_dir: Path, name: str) -> Iterator[dict[str, Any]]:
+    """The rows of output ``name``, from its JSON lines or (``--format parquet``) its Parquet file."""
+    return contract.read_rows(contract.output_path(out_dir, name))
 
 
 def source_group(row: dict[str, Any]) -> str:
@@ -154,7 +154,9 @@ def _member_order(member: dict[str, Any]) -> tuple[float, str]:
 def _built_from(out_dir: Path) -> dict[str, Any]:
     """What a report depends on: the output files' sizes (they only grow, or are rewritten by --rebuild)
     and the run configuration (a rebuild with another threshold could leave the sizes as they were)."""
-    built: dict[str, Any] = {name: (out_dir / name).stat().st_size for name in SOURCE_FILES}
+    built: dict[str, Any] = {
+        name: contract.output_path(out_dir, name).stat().st_size for name in SOURCE_FILES
+    }
     config = json.loads((out_dir / contract.STATS).read_text(encoding="utf-8")).get("config", {})
     built["config"] = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
     return built
@@ -194,7 +196,7 @@ def build_report(
         if lines:
             removed.setdefault(group, Counter()).update(lines)
 
-    for dup in _rows(out_dir / contract.DUPLICATES):
+    for dup in _rows(out_dir, contract.DUPLICATES):
         member = _member_view(dup)
         members.setdefault(dup["duplicate_of"], []).append(member)
         kinds[member["kind"]] += 1
@@ -206,7 +208,7 @@ def build_report(
     kept_views: dict[str, dict[str, Any]] = {}
     texts: dict[str, str] = {}
     kept = 0
-    for record in _rows(out_dir / contract.RECORDS):
+    for record in _rows(out_dir, contract.RECORDS):
         kept += 1
         count_removed(record)
         if record["id"] in members:
@@ -214,7 +216,7 @@ def build_report(
         if record["id"] in wanted:
             texts[record["id"]] = record.get("text") or ""
 
-    rejected: Counter[str] = Counter(r.get("reason", "?") for r in _rows(out_dir / contract.REJECTED))
+    rejected: Counter[str] = Counter(r.get("reason", "?") for r in _rows(out_dir, contract.REJECTED))
     stats = json.loads((out_dir / contract.STATS).read_text(encoding="utf-8"))
 
     clusters: list[dict[str, Any]] = []
@@ -369,15 +371,15 @@ def cluster_detail(out_dir: Path, cluster_id: str) -> dict[str, Any]:
     cluster_id = cluster_id.strip().lower()
     copies: list[dict[str, Any]] = []
     redirect = None
-    for dup in _rows(out_dir / contract.DUPLICATES):
+    for dup in _rows(out_dir, contract.DUPLICATES):
         if dup["duplicate_of"] == cluster_id:
             copies.append(dup)
         elif dup["id"] == cluster_id:
             redirect = dup["duplicate_of"]
     if redirect is not None and not copies:
         cluster_id = redirect
-        copies = [d for d in _rows(out_dir / contract.DUPLICATES) if d["duplicate_of"] == cluster_id]
-    kept = next((r for r in _rows(out_dir / contract.RECORDS) if r["id"] == cluster_id), None)
+        copies = [d for d in _rows(out_dir, contract.DUPLICATES) if d["duplicate_of"] == cluster_id]
+    kept = next((r for r in _rows(out_dir, contract.RECORDS) if r["id"] == cluster_id), None)
     if kept is None:
         raise ReportError(f"no cluster, kept record or duplicate with id {cluster_id!r} in {out_dir}")
     kept_text = kept.get("text") or ""
@@ -411,7 +413,7 @@ def write_reports(out_dir: Path, config: ReportConfig | None = None) -> tuple[Pa
     check_output(out_dir)
     # The clusters whose diffs go into the page are the largest; their order is known only after the
     # duplicates are read, so the sizes are counted first (a pass over duplicates.jsonl without texts).
-    sizes: Counter[str] = Counter(d["duplicate_of"] for d in _rows(out_dir / contract.DUPLICATES))
+    sizes: Counter[str] = Counter(d["duplicate_of"] for d in _rows(out_dir, contract.DUPLICATES))
     ranked = sorted(sizes.items(), key=lambda item: (-item[1], item[0]))
     chosen: dict[str, int] = {}  # kept id -> how many of its copies get an embedded diff
     budget = config.diff_members
@@ -458,7 +460,7 @@ def _embedded_diffs(
     if not chosen:
         return embedded
     allowance = dict(chosen)
-    for dup in _rows(out_dir / contract.DUPLICATES):
+    for dup in _rows(out_dir, contract.DUPLICATES):
         entry = embedded.get(dup["duplicate_of"])
         if entry is None or allowance[dup["duplicate_of"]] <= 0:
             continue
@@ -596,9 +598,13 @@ def render_html(report: dict[str, Any], diffs: dict[str, dict[str, Any]], config
     )
     cards = [
         ("documents", counts["documents"], "in all runs"),
-        ("kept", counts["kept"], "records.jsonl"),
+        ("kept", counts["kept"], contract.output_path(Path(report["output"]), contract.RECORDS).name),
         ("duplicates", counts["duplicates"], f"{_n(counts['exact'])} exact, {_n(counts['near'])} near"),
-        ("rejected", counts["rejected"], "rejected.jsonl"),
+        (
+            "rejected",
+            counts["rejected"],
+            contract.output_path(Path(report["output"]), contract.REJECTED).name,
+        ),
         ("clusters", counts["clusters"], f"largest: {_n(counts['largest_cluster'])} documents"),
     ]
     card_html = "".join(

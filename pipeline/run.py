@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -62,12 +62,20 @@ from pipeline.writer import (
     write_json_atomic,
 )
 
+if TYPE_CHECKING:
+    from pipeline.parquet import StagedParquet  # pyarrow: imported by runs that write Parquet only
+
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 
 
 OUTPUT_FILES = (contract.RECORDS, contract.DUPLICATES, contract.REJECTED)
+PARQUET_FILES = tuple(contract.PARQUET.values())
 SCAN_MODES = ("full", "folders")
+# jsonl: the JSON-lines files; parquet: the Parquet files, the JSON lines kept as the index's journal (in
+# OUTPUT/index.data/journal/); both: the two side by side (see pipeline.parquet).
+OUTPUT_FORMATS = ("jsonl", "parquet", "both")
+JOURNAL_DIR = "journal"  # under index.data: the JSON-lines files of an output folder in --format parquet
 
 
 class UsageError(Exception):
@@ -107,10 +115,14 @@ class RunConfig:
     follow_symlinks: bool = False
     # seconds to wait for another run on the same output folder before giving up (see pipeline.lock)
     wait: float = DEFAULT_WAIT
+    # what OUTPUT holds (OUTPUT_FORMATS); not part of the index's fingerprint: a run may switch it
+    output_format: str = "jsonl"
 
     def __post_init__(self) -> None:
         if self.scan not in SCAN_MODES:
             raise ValueError(f"scan must be one of {', '.join(SCAN_MODES)}")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}")
         if self.wait < 0:
             raise ValueError("wait must be >= 0 seconds")
         if self.workers < 0:
@@ -761,7 +773,7 @@ def _open_locked(
     """:func:`open_run` once the output folder is this run's alone."""
     remove_leftovers(out_dir)
     if rebuild:
-        for name in (INDEX_FILE, f"{INDEX_FILE}-wal", f"{INDEX_FILE}-shm", *OUTPUT_FILES):
+        for name in (INDEX_FILE, f"{INDEX_FILE}-wal", f"{INDEX_FILE}-shm", *OUTPUT_FILES, *PARQUET_FILES):
             (out_dir / name).unlink(missing_ok=True)
         shutil.rmtree(out_dir / DATA_DIR, ignore_errors=True)
     try:
@@ -769,10 +781,13 @@ def _open_locked(
     except IndexMismatch as err:
         raise UsageError(str(err)) from err
     with index:
-        index.finish_replacing(out_dir)
+        index.finish_replacing(*journal_folders(out_dir))
         if index.is_new:
             # Outputs without an index (an older run, or a deleted index): start them over.
-            for name in OUTPUT_FILES:
+            for folder in journal_folders(out_dir):
+                for name in OUTPUT_FILES:
+                    (folder / name).unlink(missing_ok=True)
+            for name in PARQUET_FILES:
                 (out_dir / name).unlink(missing_ok=True)
         selection = select_files(input_dir, out_dir, index, config.scan, config.follow_symlinks)
         chunks = chunk_files(selection.files, config)
@@ -786,14 +801,52 @@ def _open_locked(
 
 
 def remove_leftovers(out_dir: Path) -> None:
-    """Remove what a killed run left in ``out_dir``: its spool folder and its temporary files (only ever
-    called under the output folder's lock, so no live run owns them). The index's own folder is tidied
-    when it opens (files it does not list)."""
-    for entry in os.scandir(out_dir):
-        if entry.name.startswith(".spool-") and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        elif entry.name.startswith(".") and entry.name.endswith(".tmp"):
-            os.unlink(entry.path)
+    """Remove what a killed run left in ``out_dir``: its spool folder and its temporary files, also those
+    of the journal (only ever called under the output folder's lock, so no live run owns them). The
+    index's own folder is tidied when it opens (files it does not list)."""
+    for folder in journal_folders(out_dir):
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            if entry.name.startswith(".spool-") and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            elif entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                os.unlink(entry.path)
+
+
+def journal_folders(out_dir: Path) -> tuple[Path, Path]:
+    """The two folders the JSON-lines files can be in: OUTPUT itself, and the journal of ``--format
+    parquet`` (``index.data/journal``)."""
+    return out_dir, out_dir / DATA_DIR / JOURNAL_DIR
+
+
+def journal_folder(out_dir: Path, output_format: str) -> Path:
+    """Where ``output_format`` keeps the JSON-lines files."""
+    visible, hidden = journal_folders(out_dir)
+    return hidden if output_format == "parquet" else visible
+
+
+def journal_path(out_dir: Path, name: str, output_format: str) -> Path:
+    """Where output ``name``'s JSON lines are: where the last committed run left them (a run may switch
+    ``--format``; its files move once it has committed), else where ``output_format`` keeps them."""
+    for folder in journal_folders(out_dir):
+        if (folder / name).exists():
+            return folder / name
+    return journal_folder(out_dir, output_format) / name
+
+
+def _settle_format(out_dir: Path, output_format: str) -> None:
+    """After a committed run: the JSON lines moved where ``output_format`` keeps them (a rename each), and
+    Parquet files no longer wanted removed."""
+    for name in OUTPUT_FILES:
+        path = journal_path(out_dir, name, output_format)
+        target = journal_folder(out_dir, output_format) / name
+        if path != target and path.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+    if output_format == "jsonl":
+        for name in PARQUET_FILES:
+            (out_dir / name).unlink(missing_ok=True)
 
 
 # Chunks per worker process a run aims for, at least: one chunk of a slow kind (HTML pages: ~20 ms each)
@@ -847,6 +900,8 @@ def finish(
 
     The outputs of a first run are written atomically (temporary file, rename); later runs append, with
     the committed lengths kept in the index, so a run that dies mid-write is rolled back by the next one.
+    With ``--format parquet|both``, each Parquet file whose JSON lines changed is written whole from them
+    before the index commits, and renamed into place after (see :mod:`pipeline.parquet`).
     """
     t0 = time.perf_counter()
     config, timings = run.config, run.timings
@@ -888,8 +943,12 @@ def finish(
         retried = {rel for chunk in run.chunks for _, rel in chunk}
         superseded = {source for source, path in provisional.items() if path in retried}
         outputs: dict[str, AtomicJsonl | JournaledAppend | StagedRewrite] = {}
+        parquet: list[StagedParquet] = []  # renamed into place once the index has committed the run
         for name in names:
-            path, length = run.out_dir / name, committed.get(name, (0, 0))[0]
+            path, length = (
+                journal_path(run.out_dir, name, config.output_format),
+                committed.get(name, (0, 0))[0],
+            )
             # a retried input's new outcome replaces its provisional rejection: rejected.jsonl is rewritten
             rewrite = name == contract.REJECTED and superseded and length
             outputs[name] = (
@@ -915,6 +974,12 @@ def finish(
             for name, output in outputs.items():
                 totals[name] += output.count - getattr(output, "dropped", 0)
                 run.index.set_committed(name, output.commit(), totals[name])
+            if config.output_format != "jsonl":
+                from pipeline.parquet import stage_parquet  # noqa: PLC0415 - pyarrow: Parquet outputs only
+
+                t3 = time.perf_counter()
+                parquet = stage_parquet(run.out_dir, _journals(run, outputs))
+                timings["parquet"] = time.perf_counter() - t3
             staged = [o for o in outputs.values() if isinstance(o, StagedRewrite)]
             for output in staged:
                 run.index.set_replacing(output.path.name)
@@ -927,11 +992,16 @@ def finish(
             if not run.committed:
                 for output in outputs.values():
                     output.abort()
+                for part in parquet:
+                    part.abort()
             raise
         for output in staged:  # committed: the index counts the new file already (see finish_replacing)
             output.put_in_place()
             run.index.set_replacing(None)
             run.index.commit()
+        for part in parquet:  # a run that dies before this leaves them stale: the next one writes them again
+            part.put_in_place()
+        _settle_format(run.out_dir, config.output_format)
         timings["write"] = time.perf_counter() - t2
         checks = dedup.checks
     finally:
@@ -979,6 +1049,7 @@ def finish(
             "workers": config.processes,
             "chunk_size": config.chunk_size,
             "scan": config.scan,
+            "format": config.output_format,
             "minhash": asdict(config.minhash),
             "minhash_fingerprint": config.minhash.fingerprint(),
             "cleanup": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config.cleanup).items()},
@@ -1015,6 +1086,19 @@ def _provisional(rejections: list[Rejection]) -> list[tuple[str, str]]:
         elif rejection.stage == "fetch" and rejection.source.endswith(SIDECAR_SUFFIX):
             rows.append((rejection.source, rejection.source.removesuffix(SIDECAR_SUFFIX)))
     return rows
+
+
+def _journals(run: Run, outputs: dict[str, AtomicJsonl | JournaledAppend | StagedRewrite]) -> dict[str, Path]:
+    """Each output's JSON lines as they stand once the run commits: a rewritten one's staged copy, or the
+    file itself (also an output this run did not touch)."""
+    return {
+        name: (
+            output.staged
+            if isinstance(output := outputs.get(name), StagedRewrite)
+            else journal_path(run.out_dir, name, run.config.output_format)
+        )
+        for name in OUTPUT_FILES
+    }
 
 
 def _read_spools(spools: list[tuple[str, list[str]]]) -> Iterator[tuple[bytes, str]]:
