@@ -101,6 +101,9 @@ class Document:
     removed: list[str] = field(default_factory=list)
     credits: list[str] = field(default_factory=list)  # closing credit lines, also in the text (see cleanup)
     site_name: str | None = None  # the page's og:site_name: a title affix equal to it is removed (not output)
+    # When the page was fetched (a WARC record's WARC-Date, a sidecar's fetched_at): the record's date when
+    # neither the input's fields, the page nor a byline give one (see pipeline.cleanup.clean_document).
+    fetched: str | None = None
 
     @property
     def id(self) -> str:
