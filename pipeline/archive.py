@@ -177,15 +177,20 @@ def _guarded_record(record: ArcWarcRecord, source: str) -> Document | Rejection 
 def archive_record(record: ArcWarcRecord, source: str) -> Document | Rejection | None:
     """The document of one archive record, its rejection, or None for a record that holds no page (see the
     module's docstring for which is which)."""
+    if not record.rec_type:  # warcio's reading of a head cut short: a WARC record always has a type
+        return Rejection(source, "parse_error", "a record without WARC-Type: its head is cut short or garbled")
     url = (record.rec_headers.get_header("WARC-Target-URI") or "").strip().strip("<>")
     if record.rec_type not in PAGE_RECORDS or not url.lower().startswith(("http://", "https://")):
         return None
     headers = record.http_headers
     if headers is not None:
         status = headers.get_statuscode() or ""
+        if not status.isdigit():
+            detail = f"HTTP status line {headers.statusline[:40]!r}: the record is cut short or garbled"
+            return Rejection(source, "parse_error", detail)
         if not status.startswith("2"):
             location = headers.get_header("Location")
-            detail = f"HTTP {status or headers.statusline[:40]}"
+            detail = f"HTTP {status}"
             return Rejection(
                 source, "http_error", f"{detail}, redirect to {location}" if location else detail
             )
@@ -196,14 +201,15 @@ def archive_record(record: ArcWarcRecord, source: str) -> Document | Rejection |
     if media not in PAGE_MEDIA:
         return Rejection(source, "unsupported_type", f"content type {media!r}")
     data = record.content_stream().read(MAX_PAGE_BYTES + 1)  # chunked and gzip transfer undone
-    if len(data) <= MAX_PAGE_BYTES:
-        while record.raw_stream.read(DRAIN_BYTES):
-            pass
-        missing = getattr(record.raw_stream, "limit", 0)
-        if missing:
-            return Rejection(
-                source, "parse_error", f"cut short: the file ends {missing} bytes before the record does"
-            )
+    if len(data) > MAX_PAGE_BYTES:  # the rest is skipped unread (decompressed in blocks, never held)
+        return Rejection(source, "too_large", f"a payload over the cap of {MAX_PAGE_BYTES} bytes a page")
+    while record.raw_stream.read(DRAIN_BYTES):
+        pass
+    missing = getattr(record.raw_stream, "limit", 0)
+    if missing:
+        return Rejection(
+            source, "parse_error", f"cut short: the file ends {missing} bytes before the record does"
+        )
     meta: dict[str, Any] = {
         "url": url,
         "charset": content_type_charset(content_type),
