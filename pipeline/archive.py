@@ -55,6 +55,10 @@ PAGE_RECORDS = frozenset({"response", "resource", "conversion"})
 HTML_MEDIA = frozenset({"text/html", "application/xhtml+xml"})
 PAGE_MEDIA = HTML_MEDIA | {"text/plain", ""}  # "": no Content-Type, the body's first bytes tell
 DRAIN_BYTES = 1 << 16
+# The bytes of one record's head (WARC and HTTP headers, the blank lines before it) at most: real heads
+# are a few KB. warcio reads them line by line with no bound, so a file of garbage with no newline (or a
+# gzip member of zeros) would become one line in memory; past this, the file is damaged from there on.
+HEAD_BYTES = 1 << 20
 # Finding a part's first record: the file is searched for gzip members this much at a time, and a
 # member's first bytes are decompressed to see whether they are a record's head.
 SYNC_BLOCK = 1 << 20
@@ -121,10 +125,12 @@ def _records(
     from warcio.archiveiterator import ArchiveIterator  # noqa: PLC0415 - only runs with archives import it
 
     records = ArchiveIterator(handle, arc2warc=True)
+    head = _HeadBudget(records.reader)
     failed = -1  # the offset of the last record rejected as damaged: one rejection for one place
     try:
         while True:
             try:
+                head.left = HEAD_BYTES
                 record = next(records, None)
             except Exception as err:  # noqa: BLE001 - warcio raises many types on a damaged file
                 if records.offset != failed:
@@ -140,7 +146,7 @@ def _records(
                 failed = offset
             if item is not None:
                 yield item
-        if records.offset < size:  # warcio stops quietly at a record head cut short
+        if failed < records.offset < size:  # warcio stops quietly at a record head cut short
             yield Rejection(
                 f"{source}#{records.offset}",
                 "parse_error",
@@ -148,6 +154,24 @@ def _records(
             )
     finally:
         records.close()
+
+
+class _HeadBudget:
+    """``readline`` of warcio's reader with a bound: at most ``left`` bytes until reset (the iterator reads
+    record heads with ``readline``, bodies with ``read``), then ``ValueError``. Installed on the one
+    reader of one iterator."""
+
+    def __init__(self, reader: Any) -> None:
+        self.readline = reader.readline
+        self.left = HEAD_BYTES
+        reader.readline = self
+
+    def __call__(self, length: int | None = None) -> bytes:
+        if self.left <= 0:
+            raise ValueError(f"a record head over {HEAD_BYTES} bytes: no archive record")
+        line: bytes = self.readline(min(length, self.left) if length else self.left)
+        self.left -= len(line)
+        return line
 
 
 def _damaged(source: str, offset: int, err: Exception) -> Rejection:
@@ -178,7 +202,9 @@ def archive_record(record: ArcWarcRecord, source: str) -> Document | Rejection |
     """The document of one archive record, its rejection, or None for a record that holds no page (see the
     module's docstring for which is which)."""
     if not record.rec_type:  # warcio's reading of a head cut short: a WARC record always has a type
-        return Rejection(source, "parse_error", "a record without WARC-Type: its head is cut short or garbled")
+        return Rejection(
+            source, "parse_error", "a record without WARC-Type: its head is cut short or garbled"
+        )
     url = (record.rec_headers.get_header("WARC-Target-URI") or "").strip().strip("<>")
     if record.rec_type not in PAGE_RECORDS or not url.lower().startswith(("http://", "https://")):
         return None

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
@@ -427,3 +428,23 @@ def test_a_cluster_run_of_an_archive_equals_a_local_one(big_warc: Path, tmp_path
         assert (tmp_path / "cluster" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
     assert cluster.documents == local.documents == PAGES + 7
     shutil.rmtree(tmp_path / "cluster")
+
+
+@pytest.mark.parametrize("name", ["endless.warc", "endless.warc.gz"])
+def test_a_head_without_end_is_rejected_in_bounded_memory(name: str, tmp_path: Path) -> None:
+    """20 MB with no newline after a record's first line (200 MB gzipped: 200 KB of zeros): warcio would
+    read it as one header line; the head's budget stops it. (warcio decompresses 16 KB of the file at a
+    time, up to 16 MB of zeros: the bound, whatever the file's size.)"""
+    gzipped = name.endswith(".gz")
+    data = b"WARC/1.0\r\nWARC-Type: response\r\nX-Junk: " + b"0" * (200_000_000 if gzipped else 20_000_000)
+    (tmp_path / name).write_bytes(gzip.compress(data, 6) if gzipped else data)
+    del data
+    tracemalloc.start()
+    try:
+        items = list(load_archive(str(tmp_path / name), name, InputBoundary(str(tmp_path))))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(item.source, item.reason) for item in items] == [(f"{name}#0", "parse_error")]
+    assert "record head over" in items[0].detail
+    assert peak < 64_000_000
