@@ -15,11 +15,13 @@ Formats, by extension and then by sniffing the first bytes:
 - ``.jsonl``/``.ndjson``: one object per line (``path#N`` for line N, 1-based)
 - anything else that decodes as text: one plain-text article
 - any of these compressed with gzip (``.gz``) is read through the compression
+- ``.warc``/``.arc``/``.wet`` (also ``.gz``): a web archive, streamed record by record by
+  :mod:`pipeline.archive` (``path#OFFSET`` for the record at that byte offset)
 
 A JSON object gives its fields under the names common scrapers use (``text``/``content``/``body``...,
 ``html``/``raw_html``..., ``title``/``headline``, ``url``/``link``, ``author``/``authors``/``byline``,
 ``date``/``published``...). A sidecar ``NAME.meta.json`` beside a page (written by ``pipeline fetch``)
-gives its URL.
+gives its URL, its HTTP charset and its fetch date (the record's date when the page gives none).
 """
 
 from __future__ import annotations
