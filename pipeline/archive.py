@@ -126,15 +126,21 @@ def _records(
 
     records = ArchiveIterator(handle, arc2warc=True)
     head = _HeadBudget(records.reader)
-    failed = -1  # the offset of the last record rejected as damaged: one rejection for one place
+    taken = -1  # the offset of the last record that gave a document or a rejection
+    damaged = False  # whether that was a rejection of the record as damaged
     try:
         while True:
             try:
                 head.left = HEAD_BYTES
                 record = next(records, None)
             except Exception as err:  # noqa: BLE001 - warcio raises many types on a damaged file
-                if records.offset != failed:
-                    yield _damaged(source, records.offset, err)
+                where = records.offset  # the record being read, or the last one while it is finished
+                if stop is not None and where >= stop:
+                    return  # the head of the next part's first record: that part reports it
+                if where != taken:
+                    yield _damaged(f"{source}#{where}", err)
+                elif not damaged:  # read whole, and what follows it is damaged: no offset of its own is known
+                    yield _damaged(f"{source}#{where + 1}", err, f" after the record at offset {where}")
                 return
             if record is None:
                 break
@@ -142,15 +148,17 @@ def _records(
             if stop is not None and offset >= stop:
                 return  # the next part's
             item = _guarded_record(record, f"{source}#{offset}")
-            if isinstance(item, Rejection) and item.reason in ("parse_error", "unreadable"):
-                failed = offset
             if item is not None:
+                taken = offset
+                damaged = isinstance(item, Rejection) and item.reason in ("parse_error", "unreadable")
                 yield item
-        if failed < records.offset < size:  # warcio stops quietly at a record head cut short
+        end = records.offset
+        if end < size and (stop is None or end < stop) and not (damaged and end == taken):
+            # warcio stops quietly at a record's head cut short (past stop: the next part's to say)
             yield Rejection(
-                f"{source}#{records.offset}",
+                f"{source}#{end}",
                 "parse_error",
-                f"{size - records.offset} bytes after the last record are no complete record (cut short?)",
+                f"{size - end} bytes after the last record are no complete record (cut short?)",
             )
     finally:
         records.close()
@@ -174,14 +182,14 @@ class _HeadBudget:
         return line
 
 
-def _damaged(source: str, offset: int, err: Exception) -> Rejection:
-    """The rejection of the place where an archive stops being readable."""
+def _damaged(source: str, err: Exception, where: str = "") -> Rejection:
+    """The rejection of the place where an archive stops being readable (``source``: ``path#OFFSET``)."""
     message = " ".join(str(err).split())[:300]
     if "non-chunked gzip" in message:
         message = "one gzip member holds several records (`warcio recompress` makes one per record)"
     reason = "unreadable" if isinstance(err, OSError) and err.errno else "parse_error"
-    detail = f"{type(err).__name__}: {message}; no record after this offset is read"
-    return Rejection(f"{source}#{offset}", reason, detail)
+    detail = f"{type(err).__name__}{where}: {message}; no record after it is read"
+    return Rejection(source, reason, detail)
 
 
 def _guarded_record(record: ArcWarcRecord, source: str) -> Document | Rejection | None:

@@ -9,11 +9,14 @@ import io
 import json
 import os
 import shutil
+import tempfile
 import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -21,7 +24,7 @@ from warcio.warcwriter import WARCWriter
 from pipeline import archive
 from pipeline.archive import archive_parts, load_archive
 from pipeline.cli import main
-from pipeline.contract import Document, Rejection, read_jsonl, validate_output
+from pipeline.contract import REASONS, Document, Rejection, read_jsonl, validate_output
 from pipeline.load import InputBoundary, split_source
 from pipeline.run import RunConfig, chunk_files, clean_folder
 
@@ -448,3 +451,58 @@ def test_a_head_without_end_is_rejected_in_bounded_memory(name: str, tmp_path: P
     assert [(item.source, item.reason) for item in items] == [(f"{name}#0", "parse_error")]
     assert "record head over" in items[0].detail
     assert peak < 64_000_000
+
+
+def small_warc(gzipped: bool) -> bytes:
+    path = Path(tempfile.mkdtemp()) / "small.warc"
+    pages = [UNDATED.encode(), DATED.encode(), CP1251_PAGE]
+    write_warc(path, pages, gzipped=gzipped)
+    data = path.read_bytes()
+    shutil.rmtree(path.parent)
+    return data
+
+
+SMALL = {True: small_warc(True), False: small_warc(False)}
+
+
+@st.composite
+def damaged_archives(draw) -> tuple[bytes, bool, int]:
+    """A small WARC, gzipped or not, cut, overwritten or with bytes inserted at random places; and a
+    size of parts to read it in."""
+    gzipped = draw(st.booleans())
+    data = SMALL[gzipped]
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(data)))
+        junk = draw(
+            st.binary(min_size=1, max_size=40) | st.sampled_from([b"\n", b"WARC/1.0\r\n", b"\x1f\x8b\x08"])
+        )
+        kind = draw(st.sampled_from(["cut", "overwrite", "insert"]))
+        data = (
+            data[:at] if kind == "cut" else data[:at] + junk + data[at + len(junk) * (kind == "overwrite") :]
+        )
+    return data, gzipped, draw(st.integers(50, max(50, len(data))))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=damaged_archives())
+def test_damaged_archives_never_raise_and_account_for_each_record_once(case: tuple[bytes, bool, int]) -> None:
+    data, gzipped, part_bytes = case
+    with tempfile.TemporaryDirectory() as folder:
+        name = "crawl.warc.gz" if gzipped else "crawl.warc"
+        path = Path(folder) / name
+        path.write_bytes(data)
+        boundary = InputBoundary(folder)
+        whole = list(load_archive(str(path), name, boundary))
+        parts = archive_parts(str(path), name, len(data), part_bytes)
+        parted = [i for p in parts for i in load_archive(str(path), name, boundary, None, p.start, p.stop)]
+    for items in (whole, parted):
+        sources = [item.source for item in items]
+        assert len(sources) == len(set(sources)), sources
+        assert all(s == name or s.startswith(f"{name}#") for s in sources)
+        for item in items:
+            if isinstance(item, Rejection):
+                assert item.reason in REASONS and item.reason != "internal_error", item
+            else:
+                assert isinstance(item, Document) and item.url
+    if data == SMALL[gzipped]:
+        assert [i.source for i in parted] == [i.source for i in whole]
