@@ -475,7 +475,7 @@ def load_file(
     ``source`` names the file in the outputs (default: its path relative to ``root``, see
     :func:`source_of_path`); ``data`` is the file's content when the caller has read it already (at most
     ``MAX_FILE_BYTES``); ``boundary`` says what may be opened (default: files inside ``root``, see
-    :func:`open_input`). A web archive (:func:`~pipeline.archive.is_archive`) is streamed record by record
+    :func:`open_input`). A web archive (:func:`is_archive`) is streamed record by record by :mod:`pipeline.archive`
     from the open file, whatever its size; ``start`` and ``stop`` select the part of it whose records start
     in those bytes (see :class:`InputPart`).
     """
@@ -485,7 +485,7 @@ def load_file(
         yield _failed_fetch(path, source, boundary)
         return
     if is_archive(path.name):
-        from pipeline.archive import load_archive  # noqa: PLC0415 - archive reads through this module
+        from pipeline.archive import load_archive  # noqa: PLC0415 - pipeline.archive imports this module
 
         yield from load_archive(os.fspath(path), source, boundary, data, start, stop)
         return

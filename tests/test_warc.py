@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 import tracemalloc
 from dataclasses import replace
@@ -25,6 +26,7 @@ from pipeline import archive
 from pipeline.archive import archive_parts, load_archive
 from pipeline.cli import main
 from pipeline.contract import REASONS, Document, Rejection, read_jsonl, validate_output
+from pipeline.index import INDEX_FILE
 from pipeline.load import InputBoundary, split_source
 from pipeline.run import RunConfig, chunk_files, clean_folder
 
@@ -203,13 +205,19 @@ def test_a_warc_gives_the_records_of_its_pages_as_html_files(
     assert all(split_source(s) == (f"crawl/{name}".encode(), s[s.index("#") :]) for s in sources)
 
 
-def test_the_record_date_is_the_page_s_own_else_the_fetch_date(tmp_path: Path) -> None:
+@pytest.mark.parametrize("given_as", ["warc", "html"])
+def test_the_record_date_is_the_page_s_own_else_the_fetch_date(given_as: str, tmp_path: Path) -> None:
+    """Through a WARC (WARC-Date) and through .html files and their sidecars (fetched_at) alike."""
     raw, out = tmp_path / "raw", tmp_path / "out"
-    raw.mkdir()
-    write_warc(raw / "two.warc.gz", [UNDATED.encode(), DATED.encode()], gzipped=True, others=False)
+    pages = [UNDATED.encode(), DATED.encode()]
+    if given_as == "warc":
+        raw.mkdir()
+        write_warc(raw / "two.warc.gz", pages, gzipped=True, others=False)
+    else:
+        write_pages(raw, pages)
     clean_folder(raw, out, CONFIG)
     records = {r["url"]: r for r in read_jsonl(out / "records.jsonl")}
-    assert records[page_url(0)]["date"] == "2021-03-01"  # WARC-Date: the page gives none
+    assert records[page_url(0)]["date"] == "2021-03-01"  # the fetch date: the page gives none
     assert records[page_url(1)]["date"] == "2018-06-07"  # the page's own date comes first
     assert records[page_url(0)]["hostname"] == "site0.example"
 
@@ -338,6 +346,12 @@ def big_warc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return raw
 
 
+def index_files(out: Path) -> list[tuple]:
+    """The index's file table: (path, folder, size, modification time, hash) of each input read."""
+    with sqlite3.connect(out / INDEX_FILE) as db:
+        return sorted(db.execute("SELECT * FROM files"))
+
+
 def loaded_sources(warc: Path, parts: list) -> list[str]:
     boundary = InputBoundary(str(warc.parent))
     items: list[Document | Rejection] = []
@@ -370,6 +384,10 @@ def test_an_archive_split_over_chunks_gives_the_output_of_one_read_whole(big_war
     assert parted.files == whole.files == 1
     assert whole.exact_duplicates == 4 and whole.documents == PAGES + 4 + 3
     assert parted.stats["index"] == {**whole.stats["index"], "path": parted.stats["index"]["path"]}
+    # one row for the file in the index, hashed by its first part as it is when read whole
+    assert index_files(tmp_path / "parted") == index_files(tmp_path / "whole")
+    (row,) = index_files(tmp_path / "whole")
+    assert (row[0], row[2]) == ("crawl.warc.gz", size)
 
 
 def test_an_unchanged_archive_is_skipped_and_a_changed_one_read_again(tmp_path: Path) -> None:
