@@ -475,9 +475,9 @@ def load_file(
     ``source`` names the file in the outputs (default: its path relative to ``root``, see
     :func:`source_of_path`); ``data`` is the file's content when the caller has read it already (at most
     ``MAX_FILE_BYTES``); ``boundary`` says what may be opened (default: files inside ``root``, see
-    :func:`open_input`). A web archive (:func:`is_archive`) is streamed record by record by :mod:`pipeline.archive`
-    from the open file, whatever its size; ``start`` and ``stop`` select the part of it whose records start
-    in those bytes (see :class:`InputPart`).
+    :func:`open_input`). A web archive (:func:`is_archive`) is streamed record by record from the open file
+    by :mod:`pipeline.archive`, whatever its size; ``start`` and ``stop`` select the part of it whose
+    records start in those bytes (see :class:`InputPart`).
     """
     source = source or source_of_path(path.relative_to(root).as_posix())
     boundary = boundary or InputBoundary(os.fspath(root))
