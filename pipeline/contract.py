@@ -53,7 +53,9 @@ LOAD_REASONS = (
     "language",  # detected in a language --languages does not keep (the detail: which, and its score)
     "internal_error",  # a bug of ours met this document; the run goes on, the detail names the exception
 )
-# Why `pipeline fetch` could not store a page (written into the page's sidecar, reported by `clean`).
+# Why `pipeline fetch` could not store a page (written into the page's sidecar, reported by `clean`, stage
+# fetch); a web archive's response that is no page is rejected with two of them (`http_error`,
+# `unsupported_type`, stage load: see pipeline.archive).
 FETCH_REASONS = (
     "http_error",  # a 4xx/5xx status (detail: "HTTP 404")
     "timeout",  # no complete answer within the time-out
