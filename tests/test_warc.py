@@ -290,6 +290,15 @@ def test_an_arc_file_gives_its_pages_with_url_and_date(tmp_path: Path) -> None:
     assert got["http://old.example/harbour"]["date"] == "2004-03-05"
     assert CYRILLIC in got["http://old.example/ru"]["text"]
     assert not read_jsonl(out / "rejected.jsonl")
+    # read in parts, an ARC's records are found by their header lines
+    arc, size = str(raw / "crawl.arc.gz"), (raw / "crawl.arc.gz").stat().st_size
+    whole = loaded_sources(raw / "crawl.arc.gz", archive_parts(arc, "crawl.arc.gz", size, size))
+    assert len(whole) == 2
+    for part_bytes in (1, 100, 333):
+        assert (
+            loaded_sources(raw / "crawl.arc.gz", archive_parts(arc, "crawl.arc.gz", size, part_bytes))
+            == whole
+        )
 
 
 def test_a_damaged_archive_keeps_the_records_before_the_damage(tmp_path: Path) -> None:
