@@ -126,8 +126,8 @@ def _records(
 
     records = ArchiveIterator(handle, arc2warc=True)
     head = _HeadBudget(records.reader)
-    taken = -1  # the offset of the last record that gave a document or a rejection
-    damaged = False  # whether that was a rejection of the record as damaged
+    last = -1  # the offset of the last record read
+    damaged = False  # whether it was rejected as damaged
     try:
         while True:
             try:
@@ -137,23 +137,24 @@ def _records(
                 where = records.offset  # the record being read, or the last one while it is finished
                 if stop is not None and where >= stop:
                     return  # the head of the next part's first record: that part reports it
-                if where != taken:
+                if where > last:
                     yield _damaged(f"{source}#{where}", err)
-                elif not damaged:  # read whole, and what follows it is damaged: no offset of its own is known
-                    yield _damaged(f"{source}#{where + 1}", err, f" after the record at offset {where}")
+                elif not damaged:
+                    # Damage after the last record, which was read whole (or a gzip stream that is one
+                    # member: warcio's offsets then mean nothing): no offset of its own is known.
+                    yield _damaged(f"{source}#{last + 1}", err, f" after the record at offset {last}")
                 return
             if record is None:
                 break
-            offset = records.offset  # the current record's first byte (warcio's, absolute: see above)
-            if stop is not None and offset >= stop:
+            last = records.offset  # the current record's first byte (warcio's, absolute: see above)
+            if stop is not None and last >= stop:
                 return  # the next part's
-            item = _guarded_record(record, f"{source}#{offset}")
+            item = _guarded_record(record, f"{source}#{last}")
+            damaged = isinstance(item, Rejection) and item.reason in ("parse_error", "unreadable")
             if item is not None:
-                taken = offset
-                damaged = isinstance(item, Rejection) and item.reason in ("parse_error", "unreadable")
                 yield item
         end = records.offset
-        if end < size and (stop is None or end < stop) and not (damaged and end == taken):
+        if last < end < size and (stop is None or end < stop):
             # warcio stops quietly at a record's head cut short (past stop: the next part's to say)
             yield Rejection(
                 f"{source}#{end}",
