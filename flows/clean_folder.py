@@ -43,6 +43,7 @@ from pipeline.cli import EXIT_BUSY, format_summary
 from pipeline.cluster import LOCAL, check_address, merged_counts, warm_up
 from pipeline.contract import Rejection
 from pipeline.language import LanguageConfig, parse_languages
+from pipeline.load import InputPart
 from pipeline.lock import DEFAULT_WAIT, OutputBusy
 from pipeline.run import CleanedChunk, LoadedChunk, Run, RunConfig, Summary, UsageError
 from pipeline.signature import MinHashConfig, Signer
@@ -65,7 +66,7 @@ THREADS = get_current_settings().tasks.runner.thread_pool_max_workers or os.cpu_
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def load_chunk(
-    files: list[tuple[str, str]],
+    files: list[InputPart],
     root: str,
     spool: str,
     config: CleanupConfig,

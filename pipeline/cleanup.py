@@ -769,7 +769,8 @@ def clean_document(
     """Strip title repeats, bylines and boilerplate from a normalised document.
 
     Fills ``title`` (from the first line of plain text where it looks like one), ``author`` and ``date``
-    (from a byline) where they were empty. Returns a ``no_main_text`` rejection when nothing is left.
+    (from a byline) where they were empty, then ``date`` from ``fetched`` (when the page was fetched) where
+    still empty. Returns a ``no_main_text`` rejection when nothing is left.
     """
     lines = paragraph_lines(doc.body)
     content = [i for i, line in enumerate(lines) if line]
@@ -842,6 +843,9 @@ def clean_document(
     doc.body = body
     if doc.title:
         doc.title = strip_title_affixes(doc.title, doc.site_name, doc.hostname, learned)
+    # Last: a date the input's fields, the page or a byline give is when it was published; the fetch
+    # date only says it existed by then.
+    doc.date = doc.date or doc.fetched
     return doc
 
 

@@ -94,7 +94,9 @@ LOAD_REASONS = (
     "language",  # detected in a language --languages does not keep (the detail: which, and its score)
     "internal_error",  # a bug of ours met this document; the run goes on, the detail names the exception
 )
-# Why `pipeline fetch` could not store a page (written into the page's sidecar, reported by `clean`).
+# Why `pipeline fetch` could not store a page (written into the page's sidecar, reported by `clean`, stage
+# fetch); a web archive's response that is no page is rejected with two of them (`http_error`,
+# `unsupported_type`, stage load: see pipeline.archive).
 FETCH_REASONS = (
     "http_error",  # a 4xx/5xx status (detail: "HTTP 404")
     "timeout",  # no complete answer within the time-out
@@ -142,6 +144,9 @@ class Document:
     removed: list[str] = field(default_factory=list)
     credits: list[str] = field(default_factory=list)  # closing credit lines, also in the text (see cleanup)
     site_name: str | None = None  # the page's og:site_name: a title affix equal to it is removed (not output)
+    # When the page was fetched (a WARC record's WARC-Date, a sidecar's fetched_at): the record's date when
+    # neither the input's fields, the page nor a byline give one (see pipeline.cleanup.clean_document).
+    fetched: str | None = None
 
     @property
     def id(self) -> str:

@@ -193,7 +193,7 @@ def page_metadata(tree: HtmlElement, url: str | None = None) -> ExtractedPage:
 
 
 def tidy_metadata(doc: Document) -> Document:
-    """Normalise URL, hostname and date, and set the source group used to learn boilerplate.
+    """Normalise URL, hostname, date and fetch date, and set the source group used to learn boilerplate.
 
     The hostname of a document with an ``http(s)`` URL is that URL's host (lower-cased, ``www.`` dropped),
     whatever a record's field or the page said: ``alice.wordpress.com`` and ``bob.wordpress.com`` are two
@@ -213,6 +213,8 @@ def tidy_metadata(doc: Document) -> Document:
         doc.hostname = doc.hostname.lower().removeprefix("www.")
     if doc.date:
         doc.date = parse_date(doc.date) or doc.date
+    if doc.fetched:
+        doc.fetched = parse_date(doc.fetched) or doc.fetched
     if doc.author:
         doc.author = join_credentials(doc.author)
     if doc.hostname:

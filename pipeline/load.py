@@ -15,11 +15,13 @@ Formats, by extension and then by sniffing the first bytes:
 - ``.jsonl``/``.ndjson``: one object per line (``path#N`` for line N, 1-based)
 - anything else that decodes as text: one plain-text article
 - any of these compressed with gzip (``.gz``) is read through the compression
+- ``.warc``/``.arc``/``.wet`` (also ``.gz``): a web archive, streamed record by record by
+  :mod:`pipeline.archive` (``path#OFFSET`` for the record at that byte offset)
 
 A JSON object gives its fields under the names common scrapers use (``text``/``content``/``body``...,
 ``html``/``raw_html``..., ``title``/``headline``, ``url``/``link``, ``author``/``authors``/``byline``,
 ``date``/``published``...). A sidecar ``NAME.meta.json`` beside a page (written by ``pipeline fetch``)
-gives its URL.
+gives its URL, its HTTP charset and its fetch date (the record's date when the page gives none).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import orjson
 from charset_normalizer import from_bytes
@@ -52,10 +54,14 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 # bound whatever one file holds (see README, "Reliability and security"). The extraction benchmark's longest
 # page has 1.5 M; a 50 MB text file would cost its worker 1.4 GB.
 MAX_DOCUMENT_CHARS = 4_000_000
+# The bytes of one page or text at most: a character takes 4 bytes at most, in any encoding.
+MAX_PAGE_BYTES = 4 * MAX_DOCUMENT_CHARS
 SIDECAR_SUFFIX = ".meta.json"
 HTML_SUFFIXES = {".html", ".htm", ".xhtml", ".shtml", ".php", ".asp", ".aspx"}
 JSON_SUFFIXES = {".json"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+# Web archives, by name (optionally gzipped): read by pipeline.archive, never as one text.
+ARCHIVE_SUFFIXES = (".warc", ".arc", ".wet")
 _BINARY_MAGIC = (
     b"%PDF",
     b"\x89PNG",
@@ -438,24 +444,50 @@ def _known_subfolders(names: list[str] | None) -> list[str] | None:
         return None
 
 
+class InputPart(NamedTuple):
+    """What one task loads of an input: the whole file, or the part of a split web archive that holds the
+    records starting in its bytes ``[start, stop)`` (``stop`` None: to the end; see
+    :func:`pipeline.archive.load_archive`)."""
+
+    path: str
+    source: str
+    start: int = 0
+    stop: int | None = None
+
+
+def is_archive(name: str) -> bool:
+    """Whether a file name is a web archive's: ``.warc``, ``.arc`` or ``.wet`` (Common Crawl's
+    ``.warc.wet``), each also gzipped (``.warc.gz``)."""
+    return name.lower().removesuffix(".gz").endswith(ARCHIVE_SUFFIXES)
+
+
 def load_file(
     path: Path,
     root: Path,
     source: str | None = None,
     data: bytes | None = None,
     boundary: InputBoundary | None = None,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[Document | Rejection]:
     """Read one file and yield its documents, or a rejection saying why there are none.
 
     ``source`` names the file in the outputs (default: its path relative to ``root``, see
     :func:`source_of_path`); ``data`` is the file's content when the caller has read it already (at most
     ``MAX_FILE_BYTES``); ``boundary`` says what may be opened (default: files inside ``root``, see
-    :func:`open_input`).
+    :func:`open_input`). A web archive (:func:`is_archive`) is streamed record by record from the open file
+    by :mod:`pipeline.archive`, whatever its size; ``start`` and ``stop`` select the part of it whose
+    records start in those bytes (see :class:`InputPart`).
     """
     source = source or source_of_path(path.relative_to(root).as_posix())
     boundary = boundary or InputBoundary(os.fspath(root))
     if path.name.endswith(SIDECAR_SUFFIX):
         yield _failed_fetch(path, source, boundary)
+        return
+    if is_archive(path.name):
+        from pipeline.archive import load_archive  # noqa: PLC0415 - pipeline.archive imports this module
+
+        yield from load_archive(os.fspath(path), source, boundary, data, start, stop)
         return
     if data is None:
         read = read_input(os.fspath(path), boundary, source)
@@ -485,19 +517,30 @@ def load_file(
             split = _split_jsonl if suffix in JSONL_SUFFIXES else _split_json
             yield from split(buffer[0], source, buffer[1])
         return
-    if len(data) > 4 * MAX_DOCUMENT_CHARS:  # a character takes 4 bytes at most, in any encoding
-        yield _too_long(source, f"{len(data)} bytes")
-        return
+    page = page_document(data, source, suffix in HTML_SUFFIXES, meta)
+    del data
+    yield page
+
+
+def page_document(data: bytes, source: str, html: bool, meta: dict[str, Any]) -> Document | Rejection:
+    """The document of one page or text (a file, an archive's record): its bytes decoded (with the HTTP
+    charset of ``meta``), HTML when ``html`` or when it starts like a page, its URL and fetch date from
+    ``meta`` (a sidecar's, a WARC record's headers)."""
+    if len(data) > MAX_PAGE_BYTES:
+        return _too_long(source, f"{len(data)} bytes")
     text = decode(data, source, meta.get("charset"))
     if isinstance(text, Rejection):
-        yield text
-        return
+        return text
     if len(text) > MAX_DOCUMENT_CHARS:
-        yield _too_long(source, f"{len(text)} characters")
-        return
-    kind = "html" if suffix in HTML_SUFFIXES or _HTML_START.match(data[:2048]) else "text"
-    del data
-    yield Document(source=source, body=text, kind=kind, url=meta.get("url"), group=folder_group(source))
+        return _too_long(source, f"{len(text)} characters")
+    return Document(
+        source=source,
+        body=text,
+        kind="html" if html or _HTML_START.match(data[:2048]) else "text",
+        url=meta.get("url"),
+        fetched=meta.get("fetched"),
+        group=folder_group(source),
+    )
 
 
 def _too_long(source: str, size: str) -> Rejection:
@@ -650,8 +693,17 @@ def _read_sidecar(path: Path, boundary: InputBoundary) -> dict[str, Any]:
         return {}
     if not isinstance(meta, dict):
         return {}
-    charset = re.search(r"charset=([\w.:-]+)", str(meta.get("content_type") or ""), re.I)
-    return {"url": meta.get("final_url") or meta.get("url"), "charset": charset.group(1) if charset else None}
+    return {
+        "url": meta.get("final_url") or meta.get("url"),
+        "charset": content_type_charset(meta.get("content_type")),
+        "fetched": meta.get("fetched_at"),
+    }
+
+
+def content_type_charset(content_type: Any) -> str | None:
+    """The ``charset`` parameter of an HTTP Content-Type, None without one."""
+    charset = re.search(r"charset=([\w.:-]+)", str(content_type or ""), re.I)
+    return charset.group(1) if charset else None
 
 
 def _failed_fetch(sidecar: Path, source: str, boundary: InputBoundary) -> Rejection:

@@ -33,6 +33,7 @@ import orjson
 import xxhash
 
 from pipeline import contract
+from pipeline.archive import archive_parts
 from pipeline.bands import band_keys
 from pipeline.cleanup import BoilerplateRules, CleanupConfig, LineCounts, clean_document, require_min_words
 from pipeline.contract import Document, Rejection, record_json
@@ -44,6 +45,8 @@ from pipeline.load import (
     MAX_FILE_BYTES,
     SIDECAR_SUFFIX,
     InputBoundary,
+    InputPart,
+    is_archive,
     load_file,
     open_input,
     path_of_source,
@@ -104,6 +107,9 @@ class RunConfig:
     language: LanguageConfig = field(default_factory=LanguageConfig)
     workers: int = 0  # 0: all cores
     chunk_size: int = 200  # files per task, at most (see chunk_files)
+    # A gzipped web archive over this size is read in parts of this many bytes, each a task of its own
+    # (see chunk_files): about 150 pages of a crawl, the time of a chunk of 200 HTML files.
+    archive_part_bytes: int = 4 * 1024 * 1024
     # report.json / report.html after each run; they cover every run's outputs, so building them costs
     # time in proportion to the whole history (3.5 s at 70,000 documents), not to the new documents.
     report: bool = True
@@ -129,6 +135,8 @@ class RunConfig:
             raise ValueError("workers must be >= 0 (0 means all cores)")
         if self.chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
+        if self.archive_part_bytes < 1:
+            raise ValueError("archive_part_bytes must be at least 1")
 
     @property
     def processes(self) -> int:
@@ -290,18 +298,19 @@ class Summary:
 
 
 def load_chunk(
-    files: list[tuple[str, str]],
+    files: list[InputPart] | list[tuple[str, str]],
     root: str,
     spool: str,
     config: CleanupConfig,
     hash_files: bool = False,
     follow_symlinks: bool = False,
 ) -> LoadedChunk:
-    """Load, extract and normalise one chunk of (path, source) files; spool the documents; count lines.
+    """Load, extract and normalise one chunk of files (:class:`~pipeline.load.InputPart`, or ``(path,
+    source)`` for a whole file); spool the documents; count lines.
 
     ``hash_files``: also stat and hash each file for the index (a first run, where the parent had no
-    earlier hashes to compare with and left the reading to the workers). ``follow_symlinks``: see
-    :class:`~pipeline.load.InputBoundary`.
+    earlier hashes to compare with and left the reading to the workers); a file read in parts is hashed
+    by the part that starts it. ``follow_symlinks``: see :class:`~pipeline.load.InputBoundary`.
     """
     start = time.perf_counter()
     boundary = InputBoundary(root, follow_symlinks)
@@ -321,13 +330,14 @@ def load_chunk(
         _Spool(f"{spool}.rejected") as rejected,
         open(f"{spool}.counts", "wb") as counts_spool,
     ):
-        for path, source in files:
+        for path, source, first, stop in (InputPart(*part) for part in files):
             data = None
-            if hash_files:  # on a first run every source is the file's relative path (no versions yet)
-                data, row = _read_and_hash(path, source, boundary)
+            if hash_files and first == 0:  # on a first run every source is the file's relative path
+                # an archive is streamed from the file by its loader: hashed in blocks, never held
+                data, row = _read_and_hash(path, source, boundary, keep=not is_archive(path))
                 if row is not None:
                     file_rows.append(row)
-            items = _guarded_load(path, root, source, data, boundary)
+            items = _guarded_load(path, root, source, data, boundary, first, stop)
             del data  # the loader's own reference goes when the file's last record is out
             for item in items:
                 doc = _guarded(prepared, item, "extract") if isinstance(item, Document) else item
@@ -350,10 +360,13 @@ FileRow = tuple[str, int, int, str]  # a row of the index's file table: (source,
 REFUSED = ("outside_input", "not_a_file")
 
 
-def _read_and_hash(path: str, rel: str, boundary: InputBoundary) -> tuple[bytes | None, FileRow | None]:
-    """A file's bytes (None when over the size cap or refused: loading rejects it) and its row for the
-    index's file table, from one read (see :func:`_file_hash`); ``(None, None)`` if it cannot be read."""
-    data, row, _ = _file_hash(path, rel, boundary, keep=True)
+def _read_and_hash(
+    path: str, rel: str, boundary: InputBoundary, keep: bool = True
+) -> tuple[bytes | None, FileRow | None]:
+    """A file's bytes (None when over the size cap or refused: loading rejects it; always None unless
+    ``keep``) and its row for the index's file table, from one read (see :func:`_file_hash`);
+    ``(None, None)`` if it cannot be read."""
+    data, row, _ = _file_hash(path, rel, boundary, keep=keep)
     return data, row
 
 
@@ -374,9 +387,16 @@ def _failed(doc: Document, stage: str, err: Exception) -> Rejection:
 
 
 def _guarded_load(
-    path: str, root: str, source: str, data: bytes | None, boundary: InputBoundary
+    path: str,
+    root: str,
+    source: str,
+    data: bytes | None,
+    boundary: InputBoundary,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[Document | Rejection]:
-    """``load_file``, with an unexpected exception turned into a rejection of the file.
+    """``load_file``, with an unexpected exception turned into a rejection of the file (of the part of it
+    from ``start``, ``path#START``, for an archive read in parts).
 
     Each record of a multi-record file is read under its own guard inside the loader (see
     :mod:`pipeline.load`), so an exception reaching this one is a bug outside any record: the file's
@@ -384,13 +404,14 @@ def _guarded_load(
     """
     done = 0
     try:
-        for item in load_file(Path(path), Path(root), source, data, boundary):
+        for item in load_file(Path(path), Path(root), source, data, boundary, start, stop):
             done += 1
             yield item
     except Exception as err:  # noqa: BLE001
         log.warning("load failed on %s: %s: %s", source, type(err).__name__, err)
         after = f" (after {done} records)" if done else ""
-        yield Rejection(source, "internal_error", f"{type(err).__name__}: {err}{after}", stage="load")
+        where = f"{source}#{start}" if start else source
+        yield Rejection(where, "internal_error", f"{type(err).__name__}: {err}{after}", stage="load")
 
 
 def prepare_document(doc: Document) -> Document | Rejection:
@@ -693,7 +714,7 @@ class Run:
     config: RunConfig
     index: Index
     selection: Selection
-    chunks: list[list[tuple[str, str]]]
+    chunks: list[list[InputPart]]
     spool_dir: Path
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
@@ -702,7 +723,7 @@ class Run:
 
     @property
     def files(self) -> int:
-        return sum(len(c) for c in self.chunks)
+        return sum(files_in(c) for c in self.chunks)
 
     def load_calls(self) -> tuple[list[Any], ...]:
         """Arguments of :func:`load_chunk`, one list per parameter: ``map(load_chunk, *run.load_calls())``."""
@@ -854,11 +875,43 @@ def _settle_format(out_dir: Path, output_format: str) -> None:
 CHUNKS_PER_WORKER = 8
 
 
-def chunk_files(files: list[tuple[str, str]], config: RunConfig) -> list[list[tuple[str, str]]]:
-    """The run's files cut into chunks of at most ``chunk_size``, small enough that each worker gets
-    ``CHUNKS_PER_WORKER`` of them (905 HTML pages on 2 workers: 16 chunks of 57, not 5 of 200)."""
-    size = max(1, min(config.chunk_size, -(-len(files) // (config.processes * CHUNKS_PER_WORKER))))
-    return [files[i : i + size] for i in range(0, len(files), size)]
+def chunk_files(files: list[tuple[str, str]], config: RunConfig) -> list[list[InputPart]]:
+    """The run's files cut into chunks of at most ``chunk_size`` files, small enough that each worker gets
+    ``CHUNKS_PER_WORKER`` of them (905 HTML pages on 2 workers: 16 chunks of 57, not 5 of 200).
+
+    A web archive weighs as many files as its bytes make pages (``chunk_size`` per
+    ``archive_part_bytes``); a gzipped one over ``archive_part_bytes`` is cut into parts of that size
+    (:func:`~pipeline.archive.archive_parts`), each a chunk of its own, in order: every record is read
+    once, by the part its first byte lies in, and the outputs are those of the file read whole.
+    """
+    parts: list[tuple[InputPart, int]] = []
+    for path, source in files:
+        if not is_archive(path):
+            parts.append((InputPart(path, source), 1))
+            continue
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = 0  # loading reports it
+        for part in archive_parts(path, source, size, config.archive_part_bytes):
+            part_size = (part.stop or size) - part.start
+            parts.append((part, max(1, -(-part_size * config.chunk_size // config.archive_part_bytes))))
+    total = sum(weight for _, weight in parts)
+    size = max(1, min(config.chunk_size, -(-total // (config.processes * CHUNKS_PER_WORKER))))
+    chunks: list[list[InputPart]] = []
+    load = 0
+    for part, weight in parts:
+        if not chunks or load + weight > size:
+            chunks.append([])
+            load = 0
+        chunks[-1].append(part)
+        load += weight
+    return chunks
+
+
+def files_in(chunk: list[InputPart]) -> int:
+    """The files a chunk starts reading (a file read in parts counts once, with its first part)."""
+    return sum(1 for part in chunk if part.start == 0)
 
 
 def index_fingerprint(config: RunConfig) -> str:
@@ -940,7 +993,7 @@ def finish(
         # A run with no input to account for leaves every output file as it was (bytes and times).
         names = OUTPUT_FILES if run.files else ()
         provisional = run.index.provisional()
-        retried = {rel for chunk in run.chunks for _, rel in chunk}
+        retried = {part.source for chunk in run.chunks for part in chunk}
         superseded = {source for source, path in provisional.items() if path in retried}
         outputs: dict[str, AtomicJsonl | JournaledAppend | StagedRewrite] = {}
         parquet: list[StagedParquet] = []  # renamed into place once the index has committed the run
@@ -1174,7 +1227,7 @@ def _clean(run: Run, report: Progress, client: Any = None) -> Summary:
             done = 0
             for chunk, files in zip(pool.map(load_chunk, *run.load_calls()), run.chunks, strict=True):
                 loaded.append(chunk)
-                done += len(files)
+                done += files_in(files)
                 report("load", done, run.files)
                 yield chunk
 
@@ -1196,7 +1249,7 @@ def _clean(run: Run, report: Progress, client: Any = None) -> Summary:
         def reported(items: Iterable[CleanedChunk]) -> Iterator[CleanedChunk]:
             done = 0
             for chunk, item in zip(run.chunks, items, strict=False):
-                done += len(chunk)
+                done += files_in(chunk)
                 report("clean", done, run.files)
                 yield item
 
