@@ -100,7 +100,30 @@ def warm_up(client: Any) -> None:
     client.run(_warm_worker)
 
 
+# glibc's malloc thresholds for a worker (mallopt's M_TRIM_THRESHOLD and M_MMAP_THRESHOLD). Dask's nannies
+# start their workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes the mmap threshold at 128 KB:
+# every larger array (a language table's rows, a batch's shingle sets, a parsed page) is then mapped and
+# unmapped anew, and every free over 64 KB at the heap's top is handed back. On the 20,000-file bench a
+# LocalCluster of 2 took 21.7 s with them and 14.2 s without (worker load seconds 15.1 against 4.7). These
+# are glibc's own ceilings for the thresholds it adapts by itself when nothing fixes them.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+TRIM_THRESHOLD = 64 * 1024 * 1024
+MMAP_THRESHOLD = 32 * 1024 * 1024
+
+
+def _malloc_defaults() -> None:
+    try:
+        import ctypes  # noqa: PLC0415
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    except (OSError, AttributeError):
+        pass  # not glibc: its allocator has no such thresholds to undo
+
+
 def _warm_worker() -> None:
+    _malloc_defaults()
     import dask.dataframe  # noqa: F401, PLC0415
     import trafilatura  # noqa: F401, PLC0415
 
