@@ -402,3 +402,20 @@ OUTPUT_NAMES = sorted(
     [contract.RECORDS, contract.DUPLICATES, contract.REJECTED, contract.STATS, INDEX_FILE, DATA_DIR]
     + ["report.json", "report.html", LOCK_FILE]
 )
+
+
+def mixed_corpus(raw: Path, articles: int, pages: int) -> Path:
+    """``syndicated_corpus(raw, limit=articles)`` (copies of every kind, learned boilerplate, distinct
+    briefs), ``pages`` real pages of the benchmark sample under ``pages/``, and bad inputs of several
+    reasons under ``bad/``: what a run that must equal another is compared on."""
+    syndicated_corpus(raw, limit=articles)
+    (raw / "pages").mkdir()
+    for page in sorted((SAMPLE_BENCHMARK / "html").iterdir())[:pages]:
+        data = gzip.decompress(page.read_bytes()) if page.suffix == ".gz" else page.read_bytes()
+        (raw / "pages" / page.name.removesuffix(".gz")).write_bytes(data)
+    (raw / "bad").mkdir()
+    (raw / "bad" / "empty.txt").write_bytes(b"")
+    (raw / "bad" / "binary.txt").write_bytes(b"\x00\x01\x02 not text \xff" * 10)
+    (raw / "bad" / "lines.jsonl").write_text('{"text": "A record with too few words."}\n{not json\n')
+    (raw / "bad" / "menu.html").write_text("<html><body><nav>Home | About</nav></body></html>")
+    return raw

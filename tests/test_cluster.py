@@ -4,7 +4,6 @@ what a local ``--rebuild`` of the same folder leaves: the same output bytes and 
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -22,9 +21,8 @@ from pipeline.cli import main
 from pipeline.contract import validate_output
 from pipeline.index import DATA_DIR, INDEX_FILE
 from pipeline.run import RunConfig, clean_folder
-from tests.corpus import syndicated_corpus
+from tests.corpus import mixed_corpus
 
-HTML_PAGES = Path(__file__).parent / "data" / "article-extraction-benchmark" / "html"
 OUTPUTS = ("records.jsonl", "duplicates.jsonl", "rejected.jsonl")
 # Small chunks: many tasks, so the shuffle has several partitions' worth of chunks and a killed worker
 # leaves work in flight.
@@ -46,18 +44,7 @@ def local_cluster() -> Iterator[str]:
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Syndicated copies of every kind (exact, edited, typographic, mojibake, cut short) with site chrome
     to learn, distinct briefs, real HTML pages, and bad inputs."""
-    raw = tmp_path_factory.mktemp("cluster") / "raw"
-    syndicated_corpus(raw, limit=40)
-    pages = raw / "pages"
-    pages.mkdir()
-    for page in sorted(HTML_PAGES.iterdir())[:12]:
-        data = gzip.decompress(page.read_bytes()) if page.suffix == ".gz" else page.read_bytes()
-        (pages / page.name.removesuffix(".gz")).write_bytes(data)
-    (raw / "bad").mkdir()
-    (raw / "bad" / "empty.txt").write_bytes(b"")
-    (raw / "bad" / "binary.txt").write_bytes(b"\x00\x01\x02 not text \xff" * 10)
-    (raw / "bad" / "lines.jsonl").write_text('{"text": "A record with too few words."}\n{not json\n')
-    return raw
+    return mixed_corpus(tmp_path_factory.mktemp("cluster") / "raw", articles=40, pages=12)
 
 
 def index_rows(out: Path) -> dict[str, list[tuple]]:

@@ -5,7 +5,6 @@ across incremental runs, format switches, failed writes and cluster runs; the re
 from __future__ import annotations
 
 import errno
-import gzip
 import json
 import os
 import random
@@ -27,7 +26,7 @@ from pipeline.cli import main
 from pipeline.index import DATA_DIR
 from pipeline.report import REPORT_HTML, REPORT_JSON, build_report, write_reports
 from pipeline.run import JOURNAL_DIR, RunConfig, Stopped, clean_folder
-from tests.corpus import syndicated_corpus
+from tests.corpus import mixed_corpus, syndicated_corpus
 from tests.test_reliability import (
     Mounts,
     _no_process_left,  # noqa: F401 - autouse: a failed test's runs are killed
@@ -36,7 +35,6 @@ from tests.test_reliability import (
     start,
 )
 
-HTML_PAGES = Path(__file__).parent / "data" / "article-extraction-benchmark" / "html"
 NAMES = (contract.RECORDS, contract.DUPLICATES, contract.REJECTED)
 CONFIG = RunConfig(workers=1, chunk_size=10, report=False)
 # The contract's types as duckdb names them, and whether the column may hold nulls.
@@ -56,19 +54,7 @@ def config(output_format: str, **changes: Any) -> RunConfig:
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Syndicated copies of every kind, distinct briefs, real HTML pages (with URLs, dates, authors) and bad
     inputs of several reasons."""
-    raw = tmp_path_factory.mktemp("parquet") / "raw"
-    syndicated_corpus(raw, limit=30)
-    pages = raw / "pages"
-    pages.mkdir()
-    for page in sorted(HTML_PAGES.iterdir())[:10]:
-        data = gzip.decompress(page.read_bytes()) if page.suffix == ".gz" else page.read_bytes()
-        (pages / page.name.removesuffix(".gz")).write_bytes(data)
-    (raw / "bad").mkdir()
-    (raw / "bad" / "empty.txt").write_bytes(b"")
-    (raw / "bad" / "binary.txt").write_bytes(b"\x00\x01\x02 not text \xff" * 10)
-    (raw / "bad" / "lines.jsonl").write_text('{"text": "A record with too few words."}\n{not json\n')
-    (raw / "bad" / "menu.html").write_text("<html><body><nav>Home | About</nav></body></html>")
-    return raw
+    return mixed_corpus(tmp_path_factory.mktemp("parquet") / "raw", articles=30, pages=10)
 
 
 @pytest.fixture(scope="module")
