@@ -40,7 +40,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pipeline import report, run
 from pipeline.cleanup import CleanupConfig
 from pipeline.cli import EXIT_BUSY, format_summary
-from pipeline.cluster import LOCAL, check_address, merged_counts, warm_up
+from pipeline.cluster import LOCAL, check_address, local_cluster, merged_counts, warm_up
 from pipeline.contract import Rejection
 from pipeline.language import LanguageConfig, parse_languages
 from pipeline.load import InputPart
@@ -203,15 +203,10 @@ def dask_runner(address: str, workers: int) -> Any:
 
 
 def _local_cluster(workers: int) -> Any:
-    """A LocalCluster whose workers report their task runs to this process's Prefect API (without one,
+    """A local cluster whose workers report their task runs to this process's Prefect API (without one,
     each worker process would start a temporary server of its own)."""
-    from distributed import LocalCluster  # noqa: PLC0415
-
     api = get_current_settings().api.url
-    env = {"PREFECT_API_URL": api} if api else {}
-    return LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, env=env
-    )
+    return local_cluster(workers, {"PREFECT_API_URL": api} if api else None)
 
 
 def map_in_order(step: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:

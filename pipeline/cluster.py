@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -48,18 +49,11 @@ TASK_SHUFFLE_PARTITIONS = 16
 def cluster_client(address: str, workers: int) -> Iterator[Any]:
     """A ``distributed.Client`` of the scheduler at ``address`` (``tcp://host:8786``), or of a new
     ``LocalCluster`` of ``workers`` single-threaded processes for ``address == "local"``."""
-    from distributed import Client, LocalCluster  # noqa: PLC0415 - only cluster runs pay for the import
+    from distributed import Client  # noqa: PLC0415 - only cluster runs pay for the import
 
-    # A local cluster's scheduler and nannies live in this process and log every task cancelled and every
-    # worker started at INFO; the run's own progress and summary say what a user needs.
-    logging.getLogger("distributed").setLevel(logging.WARNING)
     if address == LOCAL:
-        with (
-            LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-            ) as lc,
-            Client(lc) as client,
-        ):
+        with local_cluster(workers) as lc, Client(lc) as client:
+            client.run(_interrupts_to_the_parent)
             yield client
         return
     check_address(address)
@@ -69,6 +63,30 @@ def cluster_client(address: str, workers: int) -> Iterator[Any]:
         raise _silent(address, err) from err
     with client:
         yield client
+
+
+def local_cluster(workers: int, env: dict[str, str] | None = None) -> Any:
+    """A ``LocalCluster`` of ``workers`` single-threaded processes on this machine (with ``env``), quiet:
+    its scheduler and nannies live in this process and log every task cancelled and every worker started,
+    and on Ctrl-C its workers log the scheduler they lost; the run's own progress, summary and errors say
+    what a user needs (a task's exception still reaches the run)."""
+    from distributed import LocalCluster  # noqa: PLC0415
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",  # a free port: the default 8787 warns when another cluster has it
+        silence_logs=logging.CRITICAL,
+        env=env or {},
+    )
+
+
+def _interrupts_to_the_parent() -> None:
+    """In a local cluster's worker: ignore SIGINT. Ctrl-C reaches every process of the terminal's group;
+    the run stops on it and closes the cluster, whose workers would otherwise each print a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def check_address(address: str) -> None:

@@ -231,3 +231,35 @@ def test_the_flow_command_with_dask_local(prefect_harness: None, corpus: Path, t
     assert flow_main([str(corpus), "--out", str(cluster), "--chunk-size", "10", "--dask", "local"]) == 0
     assert_same_run(local, cluster)
     assert flow_main([str(corpus), "--out", str(tmp_path / "x"), "--dask", "tcp://127.0.0.1:9"]) == 2
+
+
+def test_ctrl_c_stops_a_local_cluster_run_with_one_line(corpus: Path, tmp_path: Path):
+    """SIGINT to the run's process group, as a terminal's Ctrl-C sends it, while the workers load: exit
+    130, the run's one line and nothing else (no worker's traceback), no process of the group left."""
+    raw = tmp_path / "raw"
+    shutil.copytree(corpus, raw)
+    for copy in range(8):  # pages enough that the load pass is still running when the signal comes
+        shutil.copytree(corpus / "pages", raw / f"pages-{copy}")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pipeline", "clean", str(raw), "--out", str(out), "--chunk-size", "2"]
+    run = subprocess.Popen(
+        [*command, "--workers", "2", "--dask", "local", "-q"],
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any(out.glob(".spool-*/*")) and time.monotonic() < deadline:  # a worker wrote a chunk
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130
+    assert err.decode().splitlines() == [
+        f"pipeline: interrupted (SIGINT): nothing of this run was committed: {out} is as the last committed "
+        "run left it"
+    ]
+    left = subprocess.run(["pgrep", "-g", str(run.pid), "-a"], capture_output=True, text=True).stdout
+    deadline = time.monotonic() + 10
+    while left and time.monotonic() < deadline:  # the workers' nannies see their parent gone
+        time.sleep(0.2)
+        left = subprocess.run(["pgrep", "-g", str(run.pid), "-a"], capture_output=True, text=True).stdout
+    assert not left
