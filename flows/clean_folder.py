@@ -107,6 +107,7 @@ def clean_folder(
     languages: list[str] | None = None,
     min_words: int = CleanupConfig().min_words,
     output_format: str = "jsonl",
+    dask: str | None = None,
 ) -> Summary:
     """Clean every input under ``input_dir`` into ``out`` (same output as ``pipeline clean``).
 
@@ -116,7 +117,25 @@ def clean_folder(
     the flow run fails (see ``pipeline clean --wait``); ``languages``: keep only records in these
     languages (``["de", "en"]``; see ``pipeline clean --languages``), default every language;
     ``min_words``: see ``pipeline clean --min-words``; ``output_format``: ``jsonl``, ``parquet`` or
-    ``both`` (see ``pipeline clean --format``)."""
+    ``both`` (see ``pipeline clean --format``); ``dask``: a Dask scheduler's address (``tcp://host:8786``)
+    or ``local``: the run goes on as a nested flow run on prefect-dask's task runner for that cluster
+    (see ``pipeline clean --dask``), so a deployment can be pointed at a cluster by a parameter."""
+    if dask is not None and dask_client() is None:
+        on_cluster = clean_folder.with_options(task_runner=dask_runner(dask, RunConfig().processes))
+        return on_cluster(
+            input_dir,
+            out,
+            threshold,
+            shingle_size,
+            num_perm,
+            chunk_size,
+            scan,
+            follow_symlinks,
+            wait,
+            languages,
+            min_words,
+            output_format,
+        )
     config = run_config(
         threshold,
         shingle_size,
@@ -388,10 +407,9 @@ def main(argv: list[str] | None = None) -> int:
             args.output_format,
         )
         run.check_request(Path(args.input), Path(args.out), config)
-        flow = clean_folder
-        if args.dask is not None:
-            flow = clean_folder.with_options(task_runner=dask_runner(args.dask, config.processes))
-        summary = flow(
+        if args.dask not in (None, LOCAL):
+            check_address(args.dask)
+        summary = clean_folder(
             args.input,
             args.out,
             args.threshold,
@@ -404,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             languages=list(config.language.keep),
             min_words=args.min_words,
             output_format=args.output_format,
+            dask=args.dask,
         )
     except (UsageError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
