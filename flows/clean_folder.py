@@ -120,22 +120,10 @@ def clean_folder(
     ``both`` (see ``pipeline clean --format``); ``dask``: a Dask scheduler's address (``tcp://host:8786``)
     or ``local``: the run goes on as a nested flow run on prefect-dask's task runner for that cluster
     (see ``pipeline clean --dask``), so a deployment can be pointed at a cluster by a parameter."""
+    parameters = dict(locals())
     if dask is not None and dask_client() is None:
         on_cluster = clean_folder.with_options(task_runner=dask_runner(dask, RunConfig().processes))
-        return on_cluster(
-            input_dir,
-            out,
-            threshold,
-            shingle_size,
-            num_perm,
-            chunk_size,
-            scan,
-            follow_symlinks,
-            wait,
-            languages,
-            min_words,
-            output_format,
-        )
+        return on_cluster(**{**parameters, "dask": None})
     config = run_config(
         threshold,
         shingle_size,
