@@ -2,6 +2,8 @@
 
 What runs where:
 
+- before the first pass each worker loads what its tasks use and gets glibc's adaptive malloc thresholds
+  back (:func:`warm_up`);
 - the two per-document passes (:func:`pipeline.run.load_chunk`, :func:`pipeline.run.clean_chunk`) are
   tasks over chunks of paths, as with the local worker processes; their spool files are written under
   OUTPUT, which every worker must see at the same path (one machine, or a shared file system);
