@@ -35,7 +35,7 @@ distributed = pytest.importorskip("distributed")
 def local_cluster() -> Iterator[str]:
     """A LocalCluster of 2 single-threaded worker processes (with nannies, which restart a killed one)."""
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         yield cluster.scheduler_address
 
@@ -209,7 +209,7 @@ def test_the_flow_on_a_dask_task_runner(prefect_harness: None, corpus: Path, tmp
     clean_folder(corpus, local, RunConfig(workers=2, chunk_size=10), rebuild=True)
     env = {"PREFECT_API_URL": get_current_settings().api.url}
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, env=env
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env=env
     ) as dask_cluster:
         runner = DaskTaskRunner(address=dask_cluster.scheduler_address)
         state = flow.with_options(task_runner=runner)(
