@@ -74,6 +74,7 @@ from datasketch import MinHash
 import bench.corpus
 from pipeline.extract import TRAFILATURA_OPTIONS
 from pipeline.normalize import dedup_key
+from pipeline.run import OUTPUT_FILES
 from pipeline.signature import (
     MinHashConfig,
     Signer,
@@ -477,7 +478,7 @@ def dask_runs() -> dict[str, dict]:
     same = all(
         (CACHE / f"dask-out-dask-{w}" / f).read_bytes() == (CACHE / f"dask-out-engine-{w}" / f).read_bytes()
         for w in (1, 2)
-        for f in ("records.jsonl", "duplicates.jsonl", "rejected.jsonl")
+        for f in OUTPUT_FILES
     )
     print(f"cluster case: outputs of --dask local and the local engine byte-identical: {same}")
     if not same:
