@@ -257,9 +257,10 @@ def test_ctrl_c_stops_a_local_cluster_run_with_one_line(corpus: Path, tmp_path: 
         f"pipeline: interrupted (SIGINT): nothing of this run was committed: {out} is as the last committed "
         "run left it"
     ]
-    left = subprocess.run(["pgrep", "-g", str(run.pid), "-a"], capture_output=True, text=True).stdout
     deadline = time.monotonic() + 10
-    while left and time.monotonic() < deadline:  # the workers' nannies see their parent gone
+    # the processes of the group still there (the workers end when their nannies see the parent gone)
+    while (
+        left := subprocess.run(["pgrep", "-g", str(run.pid), "-a"], capture_output=True, text=True).stdout
+    ) and (time.monotonic() < deadline):
         time.sleep(0.2)
-        left = subprocess.run(["pgrep", "-g", str(run.pid), "-a"], capture_output=True, text=True).stdout
     assert not left
