@@ -32,7 +32,7 @@ from pipeline.run import (
     clean_folder,
     journal_path,
 )
-from pipeline.streams import STDIO, send_records, staged_input, staged_output
+from pipeline.streams import STDIO, NothingToRead, send_records, staged_input, staged_output
 
 
 class OneLineErrors(argparse.ArgumentParser):
@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(err), 2)
     except OutputBusy as err:
         return _fail(str(err), EXIT_BUSY)
+    except NothingToRead as err:
+        print(f"pipeline: {err}", file=sys.stderr)
+        return EXIT_EMPTY
     except WorkerLost as err:
         return _fail(str(err), 1)
     except (OSError, sqlite3.Error) as err:

@@ -8,6 +8,7 @@ what the run knows the number of in advance (a JSON-lines file may hold any numb
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,11 +23,11 @@ def silent(stage: str, done: int, total: int, documents: int) -> None:
 
 
 class ProgressLines:
-    """Progress as lines, through ``emit``: the first report of each stage and its last (all its files
-    done), and in between one every ``interval`` seconds, also while no chunk finishes (a thread keeps the
-    beat: a scheduler's log is never silent for longer). A line says the stage, files done of all,
-    documents, the rate, the time spent and the time left, e.g.
-    ``load: 240/531 files (45%), 2,310 documents, 52.1 files/s, 4 s in, 6 s left``.
+    """Progress as lines, through ``emit``, one every ``interval`` seconds from the start, also while no
+    chunk finishes (a thread keeps the beat: a scheduler's log is never silent for longer), none for a run
+    shorter than that. A line says the stage, files done of all, documents, the rate, the time spent in the
+    stage and the time left, e.g. ``load: 240/531 files (45%), 2,310 documents, 52.1 files/s, 4 s in, 6 s
+    left``.
 
     Use it as a context manager: the beat stops on exit.
     """
@@ -34,12 +35,13 @@ class ProgressLines:
     def __init__(self, emit: Callable[[str], None], interval: float) -> None:
         self.emit, self.interval = emit, interval
         self.state: tuple[str, int, int, int] | None = None
-        self.started = self.last = 0.0
+        self.started = self.last = time.monotonic()
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.beat = threading.Thread(target=self._keep_beat, name="progress-lines", daemon=True)
 
     def __enter__(self) -> ProgressLines:
+        self.started = self.last = time.monotonic()
         self.beat.start()
         return self
 
@@ -49,26 +51,16 @@ class ProgressLines:
 
     def __call__(self, stage: str, done: int, total: int, documents: int) -> None:
         with self.lock:
-            now = time.monotonic()
             if self.state is None or stage != self.state[0]:
-                self.started = now
-            elif done < total and now - self.last < self.interval:
-                self.state = (stage, done, total, documents)
-                return
+                self.started = time.monotonic()
             self.state = (stage, done, total, documents)
-            self._line(now)
 
     def _keep_beat(self) -> None:
-        while not self.stopped.wait(max(0.01, self.last + self.interval - time.monotonic())):
+        while not self.stopped.wait(max(0.0, self.last + self.interval - time.monotonic())):
             with self.lock:
-                now = time.monotonic()
-                if self.state is not None and now - self.last >= self.interval:
-                    self._line(now)
-
-    def _line(self, now: float) -> None:
-        assert self.state is not None
-        self.last = now
-        self.emit(progress_line(*self.state, now - self.started))
+                self.last = now = time.monotonic()
+                if self.state is not None:
+                    self.emit(progress_line(*self.state, now - self.started))
 
 
 def progress_line(stage: str, done: int, total: int, documents: int, seconds: float) -> str:
@@ -79,7 +71,7 @@ def progress_line(stage: str, done: int, total: int, documents: int, seconds: fl
         line += f", {done / seconds:,.1f} files/s"
     line += f", {_duration(seconds)} in"
     if done and done < total and seconds > 0:
-        line += f", {_duration((total - done) * seconds / done)} left"
+        line += f", {_duration(math.ceil((total - done) * seconds / done))} left"
     return line
 
 

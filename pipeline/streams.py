@@ -16,6 +16,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 STDIO = "-"
+
+
+class NothingToRead(Exception):
+    """Standard input was empty."""
+
+
 SNIFF_BYTES = 64 * 1024
 _LEADING = b"\xef\xbb\xbf \t\r\n"  # a UTF-8 byte-order mark and white space before the first character
 
@@ -29,9 +35,15 @@ def input_kind(head: bytes) -> str:
 
 @contextmanager
 def staged_input(stream: BinaryIO) -> Iterator[Path]:
-    """``stream`` copied whole into ``stdin.SUFFIX`` in a temporary folder, removed afterwards."""
+    """``stream`` copied whole into ``stdin.SUFFIX`` in a temporary folder, removed afterwards.
+
+    Raises:
+        NothingToRead: the stream was empty.
+    """
     with tempfile.TemporaryDirectory(prefix="scrape-clean-stdin-") as folder:
         head = stream.read(SNIFF_BYTES)
+        if not head:
+            raise NothingToRead("nothing to read on standard input: it was empty")
         path = Path(folder) / f"stdin{input_kind(head)}"
         with open(path, "wb") as staged:
             staged.write(head)

@@ -162,7 +162,7 @@ def test_cli_missing_input_folder_is_a_one_line_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"python -m flows.clean_folder: error: input folder not found: {tmp_path / 'missing'}"
+        f"python -m flows.clean_folder: error: input folder or file not found: {tmp_path / 'missing'}"
     ]
     assert not (tmp_path / "out").exists()
 
