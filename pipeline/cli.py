@@ -111,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.command == "fetch":
         try:
-            with _termination_as_interrupt():
-                return run_fetch(args)
+            with (
+                _termination_as_interrupt(),
+                progress_for(args.quiet, args.progress_every, _say, unit="URLs") as progress,
+            ):
+                return run_fetch(args, lambda done, total: progress("fetch", done, total, -1))
         except UsageError as err:
             return _fail(str(err), 2)
         except OSError as err:
@@ -200,12 +203,13 @@ def _serve(argv: list[str]) -> int:
     return int(serve.main(argv, prog="pipeline serve"))
 
 
+def _say(message: str) -> None:
+    print(f"pipeline: {message}", file=sys.stderr, flush=True)
+
+
 def _run_clean(input_arg: str, out_arg: str, options: CleanOptions, config: RunConfig) -> Summary:
     """The run of ``pipeline clean``, with ``-`` as INPUT or OUTPUT staged (see :mod:`pipeline.streams`)
     and the progress where the user sees it: a bar on a terminal, lines on standard error otherwise."""
-
-    def say(message: str) -> None:
-        print(f"pipeline: {message}", file=sys.stderr, flush=True)
 
     with ExitStack() as stack:
         staged = input_arg == STDIO
@@ -215,9 +219,9 @@ def _run_clean(input_arg: str, out_arg: str, options: CleanOptions, config: RunC
             config = replace(config, report=False)  # nobody could open it
         else:
             out = Path(out_arg)
-        with progress_for(options.quiet, options.progress_every, say) as progress:
+        with progress_for(options.quiet, options.progress_every, _say) as progress:
             summary = clean_folder(
-                input_path, out, config, progress, rebuild=options.rebuild, on_wait=say, dask=options.dask
+                input_path, out, config, progress, rebuild=options.rebuild, on_wait=_say, dask=options.dask
             )
         if out_arg == STDIO and not summary.empty:
             send_records(journal_path(out, contract.RECORDS, config.output_format), sys.stdout.buffer)

@@ -17,10 +17,9 @@ from typing import Any
 from pipeline.cleanup import CleanupConfig
 from pipeline.language import LanguageConfig, parse_languages
 from pipeline.lock import DEFAULT_WAIT
+from pipeline.progress import PROGRESS_INTERVAL
 from pipeline.run import OUTPUT_FORMATS, SCAN_MODES, RunConfig
 from pipeline.signature import MinHashConfig
-
-PROGRESS_INTERVAL = 10.0  # seconds between two progress lines off a terminal
 
 
 def _option(default: Any, help: str, flag: str = "", short: str = "", **argparse_kwargs: Any) -> Any:

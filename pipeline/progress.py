@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 Progress = Callable[[str, int, int, int], None]  # (stage, files done, files in the run, documents so far)
+PROGRESS_INTERVAL = 10.0  # seconds between two progress lines off a terminal
 
 
 def silent(stage: str, done: int, total: int, documents: int) -> None:
@@ -32,8 +33,8 @@ class ProgressLines:
     Use it as a context manager: the beat stops on exit.
     """
 
-    def __init__(self, emit: Callable[[str], None], interval: float) -> None:
-        self.emit, self.interval = emit, interval
+    def __init__(self, emit: Callable[[str], None], interval: float, unit: str = "files") -> None:
+        self.emit, self.interval, self.unit = emit, interval, unit
         self.state: tuple[str, int, int, int] | None = None
         self.started = self.last = time.monotonic()
         self.lock = threading.Lock()
@@ -60,15 +61,19 @@ class ProgressLines:
             with self.lock:
                 self.last = now = time.monotonic()
                 if self.state is not None:
-                    self.emit(progress_line(*self.state, now - self.started))
+                    self.emit(progress_line(*self.state, now - self.started, self.unit))
 
 
-def progress_line(stage: str, done: int, total: int, documents: int, seconds: float) -> str:
-    """One progress line (see :class:`ProgressLines`)."""
+def progress_line(
+    stage: str, done: int, total: int, documents: int, seconds: float, unit: str = "files"
+) -> str:
+    """One progress line (see :class:`ProgressLines`); ``documents`` below 0: none counted (a fetch)."""
     share = f" ({100 * done // total}%)" if total else ""
-    line = f"{stage}: {done:,}/{total:,} files{share}, {documents:,} documents"
+    line = f"{stage}: {done:,}/{total:,} {unit}{share}"
+    if documents >= 0:
+        line += f", {documents:,} documents"
     if done and seconds > 0:
-        line += f", {done / seconds:,.1f} files/s"
+        line += f", {done / seconds:,.1f} {unit}/s"
     line += f", {_duration(seconds)} in"
     if done and done < total and seconds > 0:
         line += f", {_duration(math.ceil((total - done) * seconds / done))} left"
@@ -84,9 +89,12 @@ def _duration(seconds: float) -> str:
 
 
 @contextmanager
-def progress_for(quiet: bool, interval: float, emit: Callable[[str], None]) -> Iterator[Progress]:
+def progress_for(
+    quiet: bool, interval: float, emit: Callable[[str], None], unit: str = "files"
+) -> Iterator[Progress]:
     """The progress of a command-line run: none when ``quiet``; a bar when standard error is a terminal;
-    otherwise :class:`ProgressLines` through ``emit`` every ``interval`` seconds."""
+    otherwise :class:`ProgressLines` through ``emit`` every ``interval`` seconds. ``unit``: what the run
+    counts its way through (files; URLs for a fetch)."""
     if quiet:
         yield silent
         return
@@ -94,15 +102,15 @@ def progress_for(quiet: bool, interval: float, emit: Callable[[str], None]) -> I
 
     console = Console(stderr=True)
     if not console.is_terminal:
-        with ProgressLines(emit, interval) as lines:
+        with ProgressLines(emit, interval, unit) as lines:
             yield lines
         return
-    with _bar(console) as bar:
+    with _bar(console, unit) as bar:
         yield bar
 
 
 @contextmanager
-def _bar(console: Any) -> Iterator[Progress]:
+def _bar(console: Any, unit: str) -> Iterator[Progress]:
     from rich.progress import (  # noqa: PLC0415
         BarColumn,
         MofNCompleteColumn,
@@ -117,7 +125,7 @@ def _bar(console: Any) -> Iterator[Progress]:
         TextColumn("{task.description:<6}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("files, {task.fields[documents]:,} documents, {task.fields[rate]}"),
+        TextColumn(f"{unit}{{task.fields[documents]}}, {{task.fields[rate]}}"),
         TimeElapsedColumn(),
         TextColumn("left"),
         TimeRemainingColumn(),
@@ -127,10 +135,11 @@ def _bar(console: Any) -> Iterator[Progress]:
 
         def report(stage: str, done: int, total: int, documents: int) -> None:
             if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total, documents=0, rate=""), time.monotonic()
+                tasks[stage] = bar.add_task(stage, total=total, documents="", rate=""), time.monotonic()
             task, started = tasks[stage]
             seconds = time.monotonic() - started
-            rate = f"{done / seconds:,.1f} files/s" if done and seconds > 0 else ""
-            bar.update(task, completed=done, documents=documents, rate=rate)
+            rate = f"{done / seconds:,.1f} {unit}/s" if done and seconds > 0 else ""
+            counted = f", {documents:,} documents" if documents >= 0 else ""
+            bar.update(task, completed=done, documents=counted, rate=rate)
 
         yield report

@@ -298,3 +298,27 @@ def test_the_flow_reports_progress_through_its_run_logger(prefect_harness: None,
             LogFilter(flow_run_id=LogFilterFlowRunId(any_=[quiet.state_details.flow_run_id]))
         )
     assert not [log for log in logs if re.match(r"(load|clean): ", log.message)]
+
+
+def test_a_piped_fetch_prints_progress_lines(httpserver, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`pipeline fetch` too: a line every --progress-every seconds off a terminal, counted in URLs."""
+    httpserver.expect_request("/robots.txt").respond_with_data("not found", status=404)
+    page = (
+        "<html><head><title>T</title></head><body><p>"
+        + "A sentence of the page. " * 30
+        + "</p></body></html>"
+    )
+    for n in range(6):
+        httpserver.expect_request(f"/p{n}").respond_with_data(page, content_type="text/html")
+    urls = tmp_path / "urls.txt"
+    urls.write_text("\n".join(httpserver.url_for(f"/p{n}") for n in range(6)) + "\n", encoding="utf-8")
+    args = ["fetch", "--urls", urls, "--raw", tmp_path / "raw", "--allow-private", "--delay", "0.2"]
+    result = run(*args, "--progress-every", "0.1", "--concurrency", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.decode().splitlines()
+    assert lines and all(
+        re.match(r"pipeline: fetch: [1-6]/6 URLs \(\d+%\), [\d.]+ URLs/s, ", s) for s in lines
+    ), lines
+    assert result.stdout.decode().startswith("6 URLs: 6 fetched")
+    quiet = run(*args, "--refetch", "--quiet", "--progress-every", "0.1")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, b"", b"")
