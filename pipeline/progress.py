@@ -125,10 +125,11 @@ def _bar(console: Any, unit: str) -> Iterator[Progress]:
         TextColumn("{task.description:<6}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn(f"{unit}{{task.fields[documents]}}, {{task.fields[rate]}}"),
+        TextColumn(f"{unit}{{task.fields[documents]}}{{task.fields[rate]}}"),
         TimeElapsedColumn(),
-        TextColumn("left"),
+        TextColumn("in,"),
         TimeRemainingColumn(),
+        TextColumn("left"),
     )
     with Progress(*columns, console=console, transient=True) as bar:
         tasks: dict[str, tuple[TaskID, float]] = {}  # stage -> its bar, when it started
@@ -138,7 +139,7 @@ def _bar(console: Any, unit: str) -> Iterator[Progress]:
                 tasks[stage] = bar.add_task(stage, total=total, documents="", rate=""), time.monotonic()
             task, started = tasks[stage]
             seconds = time.monotonic() - started
-            rate = f"{done / seconds:,.1f} {unit}/s" if done and seconds > 0 else ""
+            rate = f", {done / seconds:,.1f} {unit}/s" if done and seconds > 0 else ""
             counted = f", {documents:,} documents" if documents >= 0 else ""
             bar.update(task, completed=done, documents=counted, rate=rate)
 
