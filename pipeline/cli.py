@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import signal
 import sqlite3
@@ -11,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import NoReturn
 
@@ -193,14 +193,18 @@ def _termination_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, before)
 
 
+COMMANDS = "scrape_clean.commands"  # the entry-point group of commands outside the library (pyproject.toml)
+
+
 def _serve(argv: list[str]) -> int:
-    """``pipeline serve``: the Prefect side lives in flows/ (the library never imports Prefect)."""
-    try:
-        serve = importlib.import_module("flows.serve")
-    except ImportError as err:
-        print(f"pipeline: error: serving needs the flows package next to pipeline/ ({err})", file=sys.stderr)
+    """``pipeline serve``: the Prefect side lives in flows/, reached through its entry point (the library
+    never imports flows/ or Prefect)."""
+    found = entry_points(group=COMMANDS, name="serve")
+    if not found:
+        print("pipeline: error: serving needs the flows package installed (pip install -e .)", file=sys.stderr)
         return 2
-    return int(serve.main(argv, prog="pipeline serve"))
+    [command] = found
+    return int(command.load()(argv, prog="pipeline serve"))
 
 
 def _say(message: str) -> None:

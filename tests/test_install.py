@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import venv
@@ -36,3 +37,26 @@ def test_an_editable_install_prints_no_warning(tmp_path: Path) -> None:
     assert installed.returncode == 0, installed.stderr
     assert Path(installed.stdout.strip()) == ROOT / "pipeline" / "__init__.py"
     assert sys.prefix != str(tmp_path / "venv")
+
+
+def test_the_library_never_imports_flows() -> None:
+    """pipeline/ is the library: `pipeline serve` reaches flows/ through an entry point, not an import."""
+    imports = re.compile(r"^\s*(from|import)\s+flows\b|import_module\(\s*['\"]flows", re.M)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "pipeline").rglob("*.py")
+        if imports.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
+
+
+def test_pipeline_serve_is_found_by_its_entry_point() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "serve", "--cron", "not a cron"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("pipeline serve: error: "), result.stderr
