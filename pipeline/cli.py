@@ -201,7 +201,9 @@ def _serve(argv: list[str]) -> int:
     never imports flows/ or Prefect)."""
     found = entry_points(group=COMMANDS, name="serve")
     if not found:
-        print("pipeline: error: serving needs the flows package installed (pip install -e .)", file=sys.stderr)
+        print(
+            "pipeline: error: serving needs the flows package installed (pip install -e .)", file=sys.stderr
+        )
         return 2
     [command] = found
     return int(command.load()(argv, prog="pipeline serve"))
