@@ -1,14 +1,19 @@
-"""Tests for pipeline/report.py: report.json on a corpus with known clusters, the ``pipeline report`` command,
-escaping of hostile text in report.html, and the page's size budget. The page in a real browser:
-tests/test_report_browser.py."""
+"""Tests for pipeline/report/: report.json on a corpus with known clusters, the ``pipeline report`` command,
+escaping of hostile text in report.html, the page's size budget, and its files as package data. The page in
+a real browser: tests/test_report_browser.py."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
+import webbrowser
+import zipfile
 from collections import Counter, defaultdict
 from html.parser import HTMLParser
 from pathlib import Path
@@ -371,7 +376,7 @@ def test_cli_open_writes_a_missing_report_and_opens_it(
     shutil.copytree(hostile, out)
     (out / REPORT_HTML).unlink()
     opened: list[str] = []
-    monkeypatch.setattr(report.webbrowser, "open", lambda uri: opened.append(uri) or True)
+    monkeypatch.setattr(webbrowser, "open", lambda uri: opened.append(uri) or True)
     code, stdout, _ = run_cli(capsys, out, "--open")
     assert code == 0
     assert opened == [(out / REPORT_HTML).resolve().as_uri()]
@@ -518,3 +523,63 @@ def test_no_report_run_leaves_reports_to_pipeline_report(tmp_path: Path) -> None
     assert not (out / "report.json").exists()
     assert cli_main(["report", str(out), "--format", "json"]) == 0
     assert (out / "report.json").exists() and (out / "report.html").exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The page's files as package data
+
+
+PAGE_FILES = ("page.html", "report.css", "report.js")
+
+
+def test_page_files_are_read_through_importlib_resources() -> None:
+    from importlib import resources
+
+    from pipeline.report.page import asset
+
+    files = resources.files("pipeline.report")
+    for name in PAGE_FILES:
+        assert files.joinpath(name).is_file(), name
+        assert asset(name) == (REPO / "pipeline" / "report" / name).read_text(encoding="utf-8")
+    # each is inlined into a raw-text element of the page: neither may close it early
+    assert "</style" not in asset("report.css").lower()
+    assert "</script" not in asset("report.js").lower()
+
+
+def test_a_wheel_holds_the_page_files_and_its_install_writes_a_report(hostile: Path, tmp_path: Path) -> None:
+    """Built offline from a copy of the sources (nothing is written into the repository), unpacked as an
+    installer would, imported from there alone: its report.html carries the style and script."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    caches = shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi", "*.nbc")
+    for package in ("pipeline", "flows"):
+        shutil.copytree(REPO / package, src / package, ignore=caches)
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q"]
+    subprocess.run([*pip, "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True)
+    [wheel] = (tmp_path / "dist").glob("scrape_clean-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path / "site")
+    beside = [p.name for p in (REPO / "pipeline" / "report").iterdir() if p.is_file() and p.suffix != ".pyc"]
+    assert set(PAGE_FILES) <= set(beside)
+    assert {f"pipeline/report/{name}" for name in beside} <= names
+    assert "pipeline/boilerplate.txt" in names
+
+    out = tmp_path / "out"
+    shutil.copytree(hostile, out)
+    (out / REPORT_HTML).unlink()
+    code = (
+        "import sys; from pathlib import Path; import pipeline.report as r; "
+        "assert Path(r.__file__).is_relative_to(Path(sys.argv[1])), r.__file__; "
+        "r.write_reports(Path(sys.argv[2]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(tmp_path / "site")}
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "site"), str(out)], check=True, cwd=tmp_path, env=env
+    )
+    page = (out / REPORT_HTML).read_text(encoding="utf-8")
+    from pipeline.report.page import asset
+
+    assert asset("report.css") in page and asset("report.js") in page
