@@ -5,6 +5,7 @@ a real browser: tests/test_report_browser.py."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -430,15 +431,77 @@ def test_hostile_text_is_escaped_in_the_page(hostile: Path) -> None:
 
 
 def html_escaped(text: str) -> str:
-    import html
+    return html.escape(text, quote=False)
 
-    return html.escape(text, quote=True)
+
+class Texts(HTMLParser):
+    """The text of a page outside its script elements, as a browser reads it (entities decoded)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: list[str] = []
+        self._skip = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._skip = tag in ("script", "style")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._skip = False
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.texts.append(data)
+
+
+def test_every_value_the_template_prints_is_escaped(hostile: Path) -> None:
+    """Hostile text in every field that reaches the page's template outside the data block: the output
+    folder's name, settings read from stats.json, rejection reasons, boilerplate sources and lines, the
+    chart's threshold. Each comes out as text, never as an element or attribute."""
+    rep, _ = report.build_report(hostile)
+    rep["counts"]["rejected_by_reason"] = {"empty": 1}
+    clean_page = report.render_html(rep, {}, ReportConfig())
+    payloads = [
+        SCRIPT,
+        IMG,
+        BREAKOUT,
+        f'" onmouseover="{JS_URL}',
+        "' autofocus onfocus='alert(5)",
+        "{{ 7*7 }}",
+    ]
+    rep["output"] = " ".join(payloads)
+    rep["config"]["minhash"] = {"threshold": IMG, "containment": SCRIPT, "shingle_size": BREAKOUT}
+    rep["config"]["minhash_fingerprint"] = payloads[3]
+    rep["counts"]["rejected_by_reason"] = {payload: 1 for payload in payloads}
+    rep["boilerplate"] = [
+        {
+            "source": payload,
+            "documents": 3,
+            "lines_removed": 3,
+            "distinct_lines": 1,
+            "top": [{"line": payload, "count": 3}],
+        }
+        for payload in payloads
+    ]
+    page = report.render_html(rep, {}, ReportConfig())
+    clean, hostile_page = Elements(), Elements()
+    clean.feed(clean_page)
+    hostile_page.feed(page)
+    assert set(hostile_page.tags) == set(clean.tags)  # no element the page does not have anyway
+    assert hostile_page.tags["script"] == 2 and "img" not in hostile_page.tags
+    assert {name for _, name, _ in hostile_page.attributes} == {name for _, name, _ in clean.attributes}
+    assert not [a for a in hostile_page.attributes if a[2] and "alert" in a[2]]
+    texts = Texts()
+    texts.feed(page)
+    text = "".join(texts.texts)
+    for payload in payloads:
+        assert payload in text  # shown as written (a template expression too), where a reader can see it
 
 
 def test_page_allows_only_its_own_script_and_style(hostile: Path) -> None:
     page = (hostile / REPORT_HTML).read_text(encoding="utf-8")
     [csp] = re.findall(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)
-    assert "default-src &#x27;none&#x27;" in csp and "unsafe-inline" not in csp
+    csp = html.unescape(csp)
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # no external assets
 
 

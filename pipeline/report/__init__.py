@@ -38,7 +38,7 @@ from pipeline.report.build import (
     check_output,
     source_group,
 )
-from pipeline.report.chart import histogram_svg
+from pipeline.report.chart import similarity_histogram
 from pipeline.report.command import CSV_FIELDS, add_report_arguments, run_report, write_csv
 from pipeline.report.dashboard import markdown_text, summary_markdown, top_cluster_rows
 from pipeline.report.diff import Segment, cluster_detail, word_diff, word_opcodes, word_tokens
@@ -63,7 +63,6 @@ __all__ = [
     "clusters_table",
     "diff_text",
     "dump_report",
-    "histogram_svg",
     "histogram_table",
     "load_report",
     "markdown_text",
@@ -73,6 +72,7 @@ __all__ = [
     "reports_are_current",
     "run_report",
     "script_json",
+    "similarity_histogram",
     "source_group",
     "summary_markdown",
     "summary_table",

@@ -1,25 +1,72 @@
-"""The report's charts as inline SVG: the similarity histogram."""
+"""The report's charts as geometry the page's template draws as inline SVG: the similarity histogram."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.report.display import number
 
 
-def histogram_svg(histogram: dict[str, Any], threshold: float | None) -> str:
-    """The similarity histogram as an inline SVG: exact and near copies stacked per bin."""
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """A bar (or a bar's part, exact and near copies stacked) with its tooltip."""
+
+    kind: str
+    x: float
+    y: float
+    width: float
+    height: float
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    role: str  # its CSS class: axis, threshold
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A text drawn in the chart, at its baseline point (rotated a quarter turn anticlockwise if asked)."""
+
+    role: str  # its CSS class: count, tick, threshold-label, axis-label
+    text: str
+    x: float
+    y: float
+    anchor: str = "middle"
+    rotated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """What an SVG chart draws, in its viewBox's units."""
+
+    title: str
+    width: int
+    height: int
+    font_size: int
+    bars: tuple[Bar, ...]
+    lines: tuple[Line, ...]
+    labels: tuple[Label, ...]
+
+
+FONT_SIZE = 11
+
+
+def similarity_histogram(histogram: dict[str, Any], threshold: float | None) -> Chart:
+    """The similarity histogram: exact and near copies stacked per bin, the threshold marked."""
     bins = histogram["bins"]
     width, height, left, bottom, top = 640, 220, 44, 28, 18
     plot_w, plot_h = width - left - 10, height - bottom - top
     peak = max((b["exact"] + b["near"] for b in bins), default=0) or 1
     bar_w = plot_w / len(bins)
-    parts = [
-        f'<svg class="histogram" viewBox="0 0 {width} {height}" role="img" '
-        'aria-labelledby="hist-title" xmlns="http://www.w3.org/2000/svg">',
-        '<title id="hist-title">Duplicates by measured Jaccard similarity with the kept record</title>',
-        f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}"/>',
-    ]
+    bars: list[Bar] = []
+    lines = [Line("axis", left, top + plot_h, left + plot_w, top + plot_h)]
+    labels: list[Label] = []
     for i, b in enumerate(bins):
         total = b["exact"] + b["near"]
         x = left + i * bar_w
@@ -29,26 +76,23 @@ def histogram_svg(histogram: dict[str, Any], threshold: float | None) -> str:
                 continue
             h = max(2.0, plot_h * b[kind] / peak)
             y_base -= h
-            parts.append(
-                f'<rect class="bar-{kind}" x="{x + 1:.1f}" y="{y_base:.1f}" width="{bar_w - 2:.1f}" '
-                f'height="{h:.1f}"><title>{b["from"]:.2f}–{b["to"]:.2f}: {number(b[kind])} {kind}</title>'
-                "</rect>"
-            )
+            tip = f"{b['from']:.2f}–{b['to']:.2f}: {number(b[kind])} {kind}"
+            bars.append(Bar(kind, round(x + 1, 1), round(y_base, 1), round(bar_w - 2, 1), round(h, 1), tip))
         if total:
-            parts.append(
-                f'<text class="count" x="{x + bar_w / 2:.1f}" y="{y_base - 4:.1f}">{number(total)}</text>'
-            )
+            labels.append(Label("count", number(total), round(x + bar_w / 2, 1), round(y_base - 4, 1)))
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
-        x = left + tick * plot_w
-        parts.append(f'<text class="tick" x="{x:.1f}" y="{top + plot_h + 16}">{tick:g}</text>')
+        labels.append(Label("tick", f"{tick:g}", round(left + tick * plot_w, 1), top + plot_h + 16))
     if isinstance(threshold, int | float) and 0 <= threshold <= 1:
-        x = left + threshold * plot_w
-        parts.append(
-            f'<line class="threshold" x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{top + plot_h}"/>'
-            f'<text class="threshold-label" x="{x - 4:.1f}" y="{top - 8}">threshold {threshold:g}</text>'
-        )
-    parts.append(
-        f'<text class="axis-label" x="10" y="{top + plot_h / 2:.1f}" '
-        f'transform="rotate(-90 10 {top + plot_h / 2:.1f})">copies</text></svg>'
+        x = round(left + threshold * plot_w, 1)
+        lines.append(Line("threshold", x, top - 6, x, top + plot_h))
+        labels.append(Label("threshold-label", f"threshold {threshold:g}", round(x - 4, 1), top - 8, "end"))
+    labels.append(Label("axis-label", "copies", 10, round(top + plot_h / 2, 1), rotated=True))
+    return Chart(
+        "Duplicates by measured Jaccard similarity with the kept record",
+        width,
+        height,
+        FONT_SIZE,
+        tuple(bars),
+        tuple(lines),
+        tuple(labels),
     )
-    return "".join(parts)

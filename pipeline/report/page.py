@@ -1,25 +1,29 @@
 """``report.html``: the page template (``page.html``), its style (``report.css``) and script (``report.js``),
 package files read with :mod:`importlib.resources`, filled with the report's data.
 
-Scraped text is hostile, so every piece of it is escaped: ``html.escape`` in the static parts (summary,
-histogram, boilerplate tables), and in the embedded data ``<``, ``>``, ``&``, U+2028 and U+2029 become JSON
-escapes, so no text can close the ``<script>`` element; the script renders it with ``textContent`` only and
-links only ``http(s)`` URLs. The page's Content-Security-Policy allows only its own script and style, by hash.
+Scraped text is hostile, so every piece of it is escaped. The template is Jinja with autoescape on: every
+value it prints is HTML-escaped unless marked safe, and only three are: the page's own style and script, and
+the JSON data block, in which ``<``, ``>``, ``&``, U+2028 and U+2029 become JSON escapes (:func:`script_json`)
+so no text can close the ``<script>`` element. The script renders that data with ``textContent`` only and
+links only ``http(s)`` URLs. The page's Content-Security-Policy allows only its own script and style, by
+hash.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jinja2
+from markupsafe import Markup
+
 from pipeline import contract
 from pipeline.report.build import ReportConfig
-from pipeline.report.chart import histogram_svg
+from pipeline.report.chart import similarity_histogram
 from pipeline.report.display import clip, number
 
 
@@ -93,13 +97,22 @@ def page_data(report: dict[str, Any], diffs: dict[str, dict[str, Any]]) -> dict[
     return {"output": report["output"], "clusters": clusters, "diffs": diff_list, "reasons": list(reasons)}
 
 
-def _e(value: Any) -> str:
-    """Escape for HTML text and (double-quoted) attribute values."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
 def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+
+
+def _share(count: int, documents: int) -> str:
+    """``count`` of ``documents`` as a whole percentage."""
+    return f"{count / max(documents, 1):.0%}"
+
+
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
+    environment.filters["number"] = number
+    environment.filters["share"] = _share
+    return environment.from_string(asset("page.html"))
 
 
 def render_html(report: dict[str, Any], diffs: dict[str, dict[str, Any]], config: ReportConfig) -> str:
@@ -112,26 +125,18 @@ def render_html(report: dict[str, Any], diffs: dict[str, dict[str, Any]], config
         f"default-src 'none'; script-src {_csp_hash(script)}; style-src {_csp_hash(style)}; "
         "img-src 'none'; base-uri 'none'; form-action 'none'"
     )
+    output = Path(report["output"])
     cards = [
         ("documents", counts["documents"], "in all runs"),
-        ("kept", counts["kept"], contract.output_path(Path(report["output"]), contract.RECORDS).name),
+        ("kept", counts["kept"], contract.output_path(output, contract.RECORDS).name),
         (
             "duplicates",
             counts["duplicates"],
             f"{number(counts['exact'])} exact, {number(counts['near'])} near",
         ),
-        (
-            "rejected",
-            counts["rejected"],
-            contract.output_path(Path(report["output"]), contract.REJECTED).name,
-        ),
+        ("rejected", counts["rejected"], contract.output_path(output, contract.REJECTED).name),
         ("clusters", counts["clusters"], f"largest: {number(counts['largest_cluster'])} documents"),
     ]
-    card_html = "".join(
-        f'<div class="card" id="count-{_e(name)}"><span class="label">{_e(name)}</span>'
-        f'<span class="value">{number(value)}</span><span class="note">{_e(note)}</span></div>'
-        for name, value, note in cards
-    )
     settings = [
         ("threshold (Jaccard)", minhash.get("threshold")),
         ("containment", minhash.get("containment")),
@@ -142,67 +147,20 @@ def render_html(report: dict[str, Any], diffs: dict[str, dict[str, Any]], config
         ("rewrites: names and figures in one text only, at most", minhash.get("names_tolerance")),
         ("fingerprint", report["config"].get("minhash_fingerprint")),
     ]
-    settings_html = "".join(
-        f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in settings if v is not None
+    sources = report["boilerplate"]
+    return _template().render(
+        csp=csp,
+        # the page's own files (no data in them); inlined as they are, so their hashes match the policy
+        style=Markup(style),
+        script=Markup(script),
+        output=report["output"],
+        cards=[{"name": name, "value": value, "note": note} for name, value, note in cards],
+        chart=similarity_histogram(report["similarity_histogram"], minhash.get("threshold")),
+        settings=[(name, value) for name, value in settings if value is not None],
+        rejected=list(counts["rejected_by_reason"].items()),
+        clusters=counts["clusters"],
+        embedded=len(diffs),
+        boilerplate={"sources": sources[: config.html_sources], "total": len(sources)},
+        # safe for a <script> element by its own escaping (script_json), and parsed as JSON, not HTML
+        data=Markup(script_json(page_data(report, diffs))),
     )
-    reasons = counts["rejected_by_reason"]
-    reasons_html = (
-        '<table class="kv"><caption>Rejected, by reason</caption>'
-        + "".join(f"<tr><th>{_e(k)}</th><td>{number(v)}</td></tr>" for k, v in reasons.items())
-        + "</table>"
-        if reasons
-        else ""
-    )
-    embedded = len(diffs)
-    embedded_note = (
-        f"Word diffs are embedded for the {number(embedded)} largest clusters"
-        + (f" of {number(counts['clusters'])}" if embedded < counts["clusters"] else "")
-        + "; for any cluster, <code>pipeline report OUTPUT --cluster ID</code> prints them in a terminal."
-    )
-    body = asset("page.html").format(
-        csp=_e(csp),
-        style=style,
-        script=script,
-        output=_e(report["output"]),
-        cards=card_html,
-        histogram=histogram_svg(report["similarity_histogram"], minhash.get("threshold")),
-        settings=settings_html,
-        reasons=reasons_html,
-        clusters=number(counts["clusters"]),
-        embedded_note=embedded_note,
-        boilerplate=_boilerplate_html(report["boilerplate"], config),
-        data=script_json(page_data(report, diffs)),
-    )
-    return body
-
-
-def _boilerplate_html(sources: list[dict[str, Any]], config: ReportConfig) -> str:
-    if not sources:
-        return '<p class="empty">No boilerplate lines were removed.</p>'
-    shown = sources[: config.html_sources]
-    parts = []
-    if len(sources) > len(shown):
-        parts.append(
-            f'<p class="note">The {number(len(shown))} sources with most lines removed, of '
-            f"{number(len(sources))}; report.json lists them all.</p>"
-        )
-    for source in shown:
-        rows = "".join(
-            f'<tr><td class="line">{_e(item["line"])}</td><td class="num">{number(item["count"])}</td>'
-            f'<td class="num">{item["count"] / max(source["documents"], 1):.0%}</td></tr>'
-            for item in source["top"]
-        )
-        more = source["distinct_lines"] - len(source["top"])
-        distinct = f", {number(source['distinct_lines'])} distinct lines (top {len(source['top'])} shown)"
-        distinct = distinct if more > 0 else ""
-        parts.append(
-            '<section class="bp-source">'
-            f'<h3><span class="bp-name">{_e(source["source"])}</span></h3>'
-            f'<p class="note">{number(source["documents"])} documents, '
-            f"{number(source['lines_removed'])} lines "
-            f"removed{distinct}</p>"
-            '<table class="bp-table"><thead><tr><th>line removed</th><th>times</th>'
-            "<th>per document</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table></section>"
-        )
-    return "".join(parts)
