@@ -8,6 +8,7 @@ used (``playwright install`` is never run): ``executable_path`` points at the sy
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from pipeline.report import REPORT_HTML, load_report, word_diff
 from pipeline.run import RunConfig, clean_folder
 from tests.corpus import syndicated_corpus
 from tests.test_report import EDITED_FROM, EDITED_TO, HOSTILE_TITLE, IMG, write_hostile_documents
+from tests.test_report_chart import SHAPES
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -304,3 +306,85 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     from pipeline.contract import read_jsonl
 
     return read_jsonl(path)
+
+
+# The page's charts: no text over another, a bar or a line, none outside the chart, on the boxes Chromium
+# draws (the layout works on estimated ones: tests/test_report_chart.py).
+
+CHART_BOXES = """() => {
+  const svg = document.querySelector("svg.histogram");
+  const rect = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  return {
+    chart: rect(svg),
+    scale: svg.getBoundingClientRect().width / svg.viewBox.baseVal.width,
+    texts: Array.from(svg.querySelectorAll("text"), (t) => {
+      const b = t.getBBox();
+      return [t.getAttribute("class") + " " + JSON.stringify(t.textContent), rect(t), [b.width, b.height]];
+    }),
+    others: [
+      ...Array.from(svg.querySelectorAll("rect"), (r) => ["bar " + r.textContent, rect(r)]),
+      ...Array.from(svg.querySelectorAll("line"), (l) => ["line " + l.getAttribute("class"), rect(l)]),
+    ],
+  };
+}"""
+
+
+def drawn_clashes(page: Page) -> tuple[list[str], list[str]]:
+    """What the chart's texts overlap, as Chromium draws them; and the texts it draws, by class and text."""
+    drawn = page.evaluate(CHART_BOXES)
+    half_stroke = 0.5 * drawn["scale"]
+
+    def overlap(a: list[float], b: list[float]) -> bool:
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    others = [(name, [b[0] - half_stroke, b[1] - half_stroke, b[2] + half_stroke, b[3] + half_stroke])
+              for name, b in drawn["others"]]  # fmt: skip
+    problems = []
+    x0, y0, x1, y1 = drawn["chart"]
+    texts = drawn["texts"]
+    for i, (name, box, _) in enumerate(texts):
+        if box[0] < x0 or box[1] < y0 or box[2] > x1 or box[3] > y1:
+            problems.append(f"{name} outside the chart")
+        for other, other_box in others + [(t[0], t[1]) for t in texts[i + 1 :]]:
+            if overlap(box, other_box):
+                problems.append(f"{name} over {other}")
+    return problems, [name for name, _, _ in texts]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_chart_labels_never_overlap(browser: Browser, tmp_path: Path, shape: str) -> None:
+    from pipeline import report
+    from pipeline.report import ReportConfig
+    from pipeline.report.chart import similarity_histogram
+    from tests.test_report import synthetic_output
+
+    histogram, threshold = SHAPES[shape]
+    out = synthetic_output(tmp_path, clusters=2, copies=2)
+    rep, _ = report.build_report(out)
+    rep["similarity_histogram"] = histogram
+    rep["config"]["minhash"]["threshold"] = threshold
+    (tmp_path / "page.html").write_text(report.render_html(rep, {}, ReportConfig()), encoding="utf-8")
+    visit = Visit(browser, tmp_path / "page.html")
+    problems, drawn = drawn_clashes(visit.page)
+    assert problems == []
+    expected = similarity_histogram(histogram, threshold)
+    assert drawn == [f"{label.role} {json.dumps(label.text)}" for label in expected.labels]
+    # the layout's estimates hold every text as this Chromium draws it (in the chart's own units)
+    sizes = visit.page.evaluate(
+        "() => Array.from(document.querySelectorAll('svg.histogram text'), t => [t.getBBox().width, "
+        "t.getBBox().height])"
+    )
+    for label, (width, height) in zip(expected.labels, sizes, strict=True):
+        box = label.box
+        assert width <= box.x1 - box.x0 if not label.rotated else width <= box.y1 - box.y0, label
+        assert height <= box.y1 - box.y0 if not label.rotated else height <= box.x1 - box.x0, label
+    assert visit.errors == []
+    visit.context.close()
+
+
+def test_chart_labels_of_a_cleaned_corpus_never_overlap(visit: Visit) -> None:
+    problems, drawn = drawn_clashes(visit.page)
+    assert problems == []
+    assert any(name.startswith("count ") for name in drawn) and any(
+        name.startswith("threshold-label") for name in drawn
+    )
