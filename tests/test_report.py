@@ -209,9 +209,99 @@ def test_boilerplate_removed_most_often_per_source(corpus: tuple[Path, dict[str,
     top = sorted(expected.items(), key=lambda item: (-item[1], item[0]))[:20]
     assert [(i["line"], i["count"]) for i in ledger["top"]] == top
     assert len(rep["boilerplate"]) == 6  # the six sites
-    assert [s["lines_removed"] for s in rep["boilerplate"]] == sorted(
-        (s["lines_removed"] for s in rep["boilerplate"]), reverse=True
-    )
+    # most documents first, then most lines removed
+    order = [(-s["documents"], -s["lines_removed"], s["source"]) for s in rep["boilerplate"]]
+    assert order == sorted(order)
+    assert rep["boilerplate"][0]["documents"] > rep["boilerplate"][-1]["documents"]
+
+
+def sources_output(root: Path, documents: dict[str, int], learn_min_docs: int | None = 3) -> Path:
+    """An OUTPUT folder of kept records only, ``documents[host]`` of them per host; each record's
+    removed lines: ``Share this:`` (on every host), ``Footer of HOST`` and one line its own."""
+    out = root / "out"
+    out.mkdir(parents=True)
+    with (out / contract.RECORDS).open("w", encoding="utf-8") as records:
+        for host, n in documents.items():
+            for i in range(n):
+                record = {"id": f"{host}-{i}", "source": f"{host}/{i}.html", "url": f"https://{host}/{i}"}
+                record |= {"title": f"{host} {i}", "author": None, "text": "Text.", "date": None}
+                removed = ["Share this:", f"Footer of {host}", f"Only in {host}/{i}"]
+                record |= {"hostname": host, "content_hash": f"{host}{i}", "removed_lines": removed}
+                records.write(json.dumps(record) + "\n")
+    (out / contract.DUPLICATES).write_text("")
+    (out / contract.REJECTED).write_text("")
+    config: dict[str, Any] = {"minhash": {"threshold": 0.8}}
+    if learn_min_docs is not None:
+        config["cleanup"] = {"learn_min_docs": learn_min_docs}
+    (out / contract.STATS).write_text(json.dumps({"config": config}))
+    return out
+
+
+# a crawl of many small sites, as trafilatura's evaluation set is (most sources one or two documents)
+MANY_SMALL_SITES = (
+    {"big.example": 40, "mid.example": 12, "three.example": 3, "pair.example": 2}
+    | {f"site{i:02d}.example": 1 for i in range(30)}
+    | {"<b>bold</b>.example": 1}
+)
+
+
+def test_boilerplate_sources_by_documents_small_ones_folded(tmp_path: Path) -> None:
+    from pipeline.report.page import boilerplate_view
+
+    out = sources_output(tmp_path, MANY_SMALL_SITES)
+    rep, _ = report.build_report(out)
+    sources = rep["boilerplate"]
+    assert [s["source"] for s in sources[:4]] == [
+        "big.example",
+        "mid.example",
+        "three.example",
+        "pair.example",
+    ]
+    assert [s["documents"] for s in sources] == sorted((s["documents"] for s in sources), reverse=True)
+    assert len(sources) == len(MANY_SMALL_SITES)  # report.json lists every source
+
+    view = boilerplate_view(sources, ReportConfig(), min_documents=3)
+    # one by one: the sources the cleanup can learn boilerplate from (3 documents or more)
+    assert [s["source"] for s in view["sources"]] == ["big.example", "mid.example", "three.example"]
+    fold = view["folded"]
+    assert fold["count"] == 32 and fold["documents"] == 2 + 31 and fold["past_the_largest"] == 0
+    assert fold["lines_removed"] == 3 * (2 + 31)
+    assert [s["source"] for s in fold["sources"]][0] == "pair.example"
+    # across them: the line on every one of these hosts first, then by times
+    assert fold["top"][0] == {"line": "Share this:", "count": 33, "sources": 32}
+    assert fold["top"][1] == {"line": "Footer of pair.example", "count": 2, "sources": 1}
+
+    # past the largest: the one-by-one list is capped, the rest joins the group
+    view = boilerplate_view(sources, ReportConfig(html_sources=2, html_small_sources=5), min_documents=3)
+    assert [s["source"] for s in view["sources"]] == ["big.example", "mid.example"]
+    assert view["folded"]["count"] == 33 and view["folded"]["past_the_largest"] == 1
+    assert [s["source"] for s in view["folded"]["sources"]][:2] == ["three.example", "pair.example"]
+    assert len(view["folded"]["sources"]) == 5
+
+    # the run's own learning minimum decides (stats.json), with the cleanup's default when it does not say
+    view = boilerplate_view(sources, ReportConfig(), min_documents=2)
+    assert [s["source"] for s in view["sources"]][-1] == "pair.example"
+
+
+def test_boilerplate_tab_in_the_page(tmp_path: Path) -> None:
+    out = sources_output(tmp_path / "a", MANY_SMALL_SITES, learn_min_docs=None)
+    report.write_reports(out, ReportConfig(html_small_sources=10))
+    page = (out / REPORT_HTML).read_text(encoding="utf-8")
+    sections = re.findall(r'<section class="bp-source">\s*<h3><span class="bp-name">([^<]*)<', page)
+    assert sections == ["big.example", "mid.example", "three.example"]  # the cleanup's default: 3
+    assert page.count('<details class="bp-fold">') == 1 and '<details class="bp-fold" open' not in page
+    assert re.search(r'<span class="bp-fold-title">32 smaller sources</span>', page)
+    assert "33 documents, 99 lines removed" in page and "fewer than 3 documents each" in page
+    assert "The first 10 of them (report.json lists them all)" in page
+    fold = page[page.index('<details class="bp-fold">') : page.index("</details>")]
+    assert fold.count('<td class="bp-name">') == 10
+    assert "&lt;b&gt;bold&lt;/b&gt;.example" in page and "<b>" not in page  # escaped like every source
+    # the same with the run's own minimum
+    out = sources_output(tmp_path / "b", MANY_SMALL_SITES, learn_min_docs=2)
+    report.write_reports(out)
+    page = (out / REPORT_HTML).read_text(encoding="utf-8")
+    assert re.search(r'<span class="bp-fold-title">31 smaller sources</span>', page)
+    assert "Each of them" in page and "fewer than 2 documents each" in page
 
 
 def test_report_covers_every_run_and_is_rewritten_only_when_outputs_change(tmp_path: Path) -> None:

@@ -221,6 +221,67 @@ def test_boilerplate_view_lists_lines_per_source(visit: Visit, output: Path) -> 
     assert visit.errors == []
 
 
+def test_boilerplate_view_folds_the_smaller_sources(browser: Browser, tmp_path: Path) -> None:
+    """A crawl of many small sites: its big sources one by one, most documents first; the 32 sources of
+    fewer than 3 documents in one group that opens on a click, or when the filter finds a line in it."""
+    from playwright.sync_api import expect
+
+    from pipeline import report
+    from tests.test_report import MANY_SMALL_SITES, sources_output
+
+    out = sources_output(tmp_path, MANY_SMALL_SITES)
+    report.write_reports(out)
+    visit = Visit(browser, out / REPORT_HTML)
+    page = visit.page
+    page.locator("#tab-boilerplate").click()
+    expect(page.locator(".bp-source h3")).to_have_text(["big.example", "mid.example", "three.example"])
+    fold = page.locator("details.bp-fold")
+    expect(fold.locator("summary")).to_contain_text("32 smaller sources")
+    expect(fold.locator("summary")).to_contain_text(
+        "33 documents, 99 lines removed; fewer than 3 documents each"
+    )
+    rows = fold.locator(".bp-fold-sources tbody tr")
+    expect(rows).to_have_count(32)
+    expect(rows.first).to_be_hidden()  # folded
+    fold.locator("summary").click()
+    expect(rows.first).to_be_visible()
+    expect(rows.first.locator("td").first).to_have_text("pair.example")
+    lines = [
+        "Footer of pair.example ×2",
+        "Share this: ×2",
+        "Only in pair.example/0",
+        "Only in pair.example/1",
+    ]
+    expect(rows.first.locator("li")).to_have_text(lines)  # most often first, ties by line
+    expect(fold.locator(".bp-fold-lines tbody tr").first).to_have_text(re.compile(r"Share this:\s*32\s*33"))
+    expect(page.locator("body")).to_contain_text("<b>bold</b>.example")
+    fold.locator("summary").click()
+    expect(rows.first).to_be_hidden()
+
+    # the filter opens the group on a match inside it, shows only what matches, and closes it again
+    page.locator("#bp-search").fill("ONLY IN SITE07")
+    expect(fold).to_have_js_property("open", True)
+    expect(page.locator(".bp-fold-sources tbody tr:visible")).to_have_count(1)
+    expect(page.locator(".bp-fold-sources tbody tr:visible td").first).to_have_text("site07.example")
+    expect(page.locator(".bp-source:visible")).to_have_count(0)
+    page.locator("#bp-search").fill("")
+    expect(fold).to_have_js_property("open", False)
+    expect(rows.first).to_be_hidden()
+    page.locator("#bp-search").fill("share this")
+    expect(page.locator(".bp-source:visible")).to_have_count(3)
+    expect(page.locator(".bp-fold-sources tbody tr:visible")).to_have_count(32)
+    page.locator("#bp-search").fill("no such line")
+    expect(fold).to_be_hidden()
+    # opened by the reader, it stays open when the filter is cleared
+    page.locator("#bp-search").fill("")
+    fold.locator("summary").click()
+    page.locator("#bp-search").fill("pair.example")
+    page.locator("#bp-search").fill("")
+    expect(fold).to_have_js_property("open", True)
+    assert visit.errors == []
+    visit.context.close()
+
+
 def test_injected_payloads_do_not_run(browser: Browser, output: Path) -> None:
     """The escaping alone must hold: this visit bypasses the page's Content-Security-Policy, which
     would otherwise block an injected script as a second line of defence."""

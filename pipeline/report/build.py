@@ -39,7 +39,9 @@ class ReportConfig:
         diff_clusters: clusters, largest first, whose word diffs are embedded in ``report.html``.
         diff_members: duplicates whose diffs are embedded, over all those clusters.
         diff_words: words of each text compared in an embedded diff (the rest is cut off, and said so).
-        html_sources: sources shown in the HTML boilerplate view (``report.json`` lists every source).
+        html_sources: sources shown one by one in the HTML boilerplate view, at most.
+        html_small_sources: sources listed, a row each, in that view's group of smaller sources (about
+            250 bytes a row; ``report.json`` lists every source).
     """
 
     boilerplate_lines: int = 20
@@ -48,9 +50,10 @@ class ReportConfig:
     diff_members: int = 2000
     diff_words: int = 3000
     html_sources: int = 300
+    html_small_sources: int = 2000
 
     def __post_init__(self) -> None:
-        for name in ("boilerplate_lines", "bins", "diff_words", "html_sources"):
+        for name in ("boilerplate_lines", "bins", "diff_words", "html_sources", "html_small_sources"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("diff_clusters", "diff_members"):
@@ -229,7 +232,8 @@ def build_report(
 
 
 def _boilerplate(removed: dict[str, Counter[str]], documents: Counter[str], top: int) -> list[dict[str, Any]]:
-    """Per source, the lines removed most often (ties by line), sources with most removals first."""
+    """Per source, the lines removed most often (ties by line); sources with most documents first (then
+    most lines removed, then by name): a reader of a crawl of many sites wants its big sources first."""
     sources: list[dict[str, Any]] = []
     for group, lines in removed.items():
         ranked = sorted(lines.items(), key=lambda item: (-item[1], item[0]))[:top]
@@ -242,5 +246,5 @@ def _boilerplate(removed: dict[str, Counter[str]], documents: Counter[str], top:
                 "top": [{"line": line, "count": n} for line, n in ranked],
             }
         )
-    sources.sort(key=lambda s: (-s["lines_removed"], s["source"]))
+    sources.sort(key=lambda s: (-s["documents"], -s["lines_removed"], s["source"]))
     return sources

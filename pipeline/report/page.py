@@ -97,6 +97,61 @@ def page_data(report: dict[str, Any], diffs: dict[str, dict[str, Any]]) -> dict[
     return {"output": report["output"], "clusters": clusters, "diffs": diff_list, "reasons": list(reasons)}
 
 
+def boilerplate_view(
+    sources: list[dict[str, Any]], config: ReportConfig, min_documents: int
+) -> dict[str, Any]:
+    """The "Boilerplate removed" tab: sources one by one, most documents first, down to ``min_documents``
+    (the cleanup learns a line of a source only from that many of its documents) and at most
+    ``config.html_sources`` of them; the rest folded into one group, with the lines removed from most of
+    them and the first ``html_small_sources`` of them listed.
+
+    On a crawl of many small sites most sources hold a document or two (the 1,033 pages of trafilatura's
+    evaluation set: 337 sources with lines removed, 324 of one document, 9 of two, 4 of three or more): each
+    alone says nothing (its lines are cut from every one of its documents, 100%), together they show what
+    the rules cut across sites. The lines across them are summed from each source's top lines (all of a
+    source's lines unless it has more than ``boilerplate_lines`` distinct ones).
+
+    Args:
+        sources: ``report["boilerplate"]``, most documents first.
+    """
+    shown = [s for s in sources if s["documents"] >= min_documents][: config.html_sources]
+    listed = {s["source"] for s in shown}
+    folded = [s for s in sources if s["source"] not in listed]
+    across: dict[str, list[int]] = {}  # line -> [times, sources]
+    for source in folded:
+        for item in source["top"]:
+            entry = across.setdefault(item["line"], [0, 0])
+            entry[0] += item["count"]
+            entry[1] += 1
+    # a line cut in many of these sources is a rule at work across sites: those first
+    top = sorted(across.items(), key=lambda item: (-item[1][1], -item[1][0], item[0]))
+    return {
+        "sources": shown,
+        "total": len(sources),
+        "min_documents": min_documents,
+        "folded": {
+            "count": len(folded),
+            "documents": sum(s["documents"] for s in folded),
+            "lines_removed": sum(s["lines_removed"] for s in folded),
+            "past_the_largest": sum(1 for s in folded if s["documents"] >= min_documents),
+            "top": [
+                {"line": line, "count": n, "sources": k} for line, (n, k) in top[: config.boilerplate_lines]
+            ],
+            "sources": folded[: config.html_small_sources],
+        },
+    }
+
+
+def _learn_min_docs(run_config: dict[str, Any]) -> int:
+    """How many documents of a source the run's cleanup learned boilerplate from (``stats.json``)."""
+    value = run_config.get("cleanup", {}).get("learn_min_docs")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    from pipeline.cleanup import CleanupConfig  # noqa: PLC0415 - 0.2 s of rules, for outputs that do not say
+
+    return CleanupConfig().learn_min_docs
+
+
 def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
 
@@ -147,7 +202,6 @@ def render_html(report: dict[str, Any], diffs: dict[str, dict[str, Any]], config
         ("rewrites: names and figures in one text only, at most", minhash.get("names_tolerance")),
         ("fingerprint", report["config"].get("minhash_fingerprint")),
     ]
-    sources = report["boilerplate"]
     return _template().render(
         csp=csp,
         # the page's own files (no data in them); inlined as they are, so their hashes match the policy
@@ -160,7 +214,7 @@ def render_html(report: dict[str, Any], diffs: dict[str, dict[str, Any]], config
         rejected=list(counts["rejected_by_reason"].items()),
         clusters=counts["clusters"],
         embedded=len(diffs),
-        boilerplate={"sources": sources[: config.html_sources], "total": len(sources)},
+        boilerplate=boilerplate_view(report["boilerplate"], config, _learn_min_docs(report["config"])),
         # safe for a <script> element by its own escaping (script_json), and parsed as JSON, not HTML
         data=Markup(script_json(page_data(report, diffs))),
     )

@@ -231,23 +231,49 @@
     return box;
   }
 
-  // Boilerplate view: filter by source or line
+  // Boilerplate view: filter by source or line. The smaller sources' group opens while it holds a match
+  // (and closes again when the filter is cleared, unless the reader had opened it).
   const bpSearch = $("bp-search");
+  const fold = document.querySelector("details.bp-fold");
+  let openedByFilter = false;
+  const has = (node, q) => node.textContent.toLowerCase().includes(q);
   if (bpSearch) {
     bpSearch.addEventListener("input", () => {
       const q = bpSearch.value.toLowerCase().trim();
       for (const section of document.querySelectorAll(".bp-source")) {
-        const nameHit = section.querySelector(".bp-name").textContent.toLowerCase().includes(q);
+        const nameHit = has(section.querySelector(".bp-name"), q);
         let any = false;
         for (const row of section.querySelectorAll("tbody tr")) {
-          const hit = !q || nameHit || row.cells[0].textContent.toLowerCase().includes(q);
+          const hit = !q || nameHit || has(row.cells[0], q);
           row.hidden = !hit;
           any = any || hit;
         }
         section.hidden = !any;
       }
+      if (!fold) return;
+      let any = false;
+      for (const part of fold.querySelectorAll(".bp-fold-part")) {
+        let rows = 0;
+        for (const row of part.querySelectorAll("tbody tr")) {
+          const cells = Array.from(row.querySelectorAll(".bp-name, .line"));
+          const hit = !q || cells.some((cell) => has(cell, q));
+          row.hidden = !hit;
+          rows += hit ? 1 : 0;
+        }
+        part.hidden = q !== "" && rows === 0;
+        any = any || rows > 0;
+      }
+      fold.hidden = !any;
+      if (q && any && !fold.open) {
+        fold.open = true;
+        openedByFilter = true;
+      } else if (!q && openedByFilter) {
+        fold.open = false;
+        openedByFilter = false;
+      }
     });
   }
+  if (fold) fold.addEventListener("toggle", () => { if (!fold.open) openedByFilter = false; });
 
   render();
 })();
