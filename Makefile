@@ -11,7 +11,10 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 .PHONY: run test chromium screenshots lint eval bench bench-peers clean-output
 
+# (scrape_clean.egg-info: left by the setuptools builds before hatchling; in the working folder it would
+# shadow the installed metadata, entry points included)
 $(STAMP): pyproject.toml
+	rm -rf scrape_clean.egg-info
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'

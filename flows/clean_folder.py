@@ -22,11 +22,12 @@ verifies dedup's pairs on the same cluster through the runner's client (see :mod
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +40,14 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline import report, run
 from pipeline.cleanup import CleanupConfig
-from pipeline.cli import EXIT_BUSY, format_summary
 from pipeline.cluster import LOCAL, check_address, local_cluster, merged_counts, warm_up
 from pipeline.contract import Rejection
-from pipeline.language import LanguageConfig, parse_languages
 from pipeline.load import InputPart
-from pipeline.lock import DEFAULT_WAIT, OutputBusy
-from pipeline.run import CleanedChunk, LoadedChunk, Run, RunConfig, Summary, UsageError
-from pipeline.signature import MinHashConfig, Signer
+from pipeline.lock import EXIT_BUSY, OutputBusy
+from pipeline.options import CleanOptions, add_arguments, from_arguments
+from pipeline.progress import Progress, ProgressLines, silent
+from pipeline.run import EXIT_EMPTY, CleanedChunk, LoadedChunk, Run, RunConfig, Summary, UsageError
+from pipeline.signature import Signer
 
 COUNTS_ARTIFACT = "clean-folder-counts"
 SUMMARY_ARTIFACT = "clean-folder-summary"
@@ -54,6 +55,7 @@ CLUSTERS_ARTIFACT = "clean-folder-top-clusters"
 DUPLICATES_ARTIFACT = "clean-folder-duplicates"
 REPORT_ARTIFACT = "clean-folder-report"
 TOP_CLUSTERS = 10
+DEFAULT_OPTIONS = CleanOptions()
 
 # Prefect's default thread pool is unbounded: every chunk would be in flight at once, holding the whole
 # corpus in memory and defeating the chunking. Bound it by Prefect's own setting, else by the cores.
@@ -95,94 +97,94 @@ def finish(
 
 @flow(name="clean-folder", task_runner=ThreadPoolTaskRunner(max_workers=THREADS))
 def clean_folder(
-    input_dir: str = "raw",
-    out: str = "clean",
-    threshold: float = 0.8,
-    shingle_size: int = 5,
-    num_perm: int = 128,
-    chunk_size: int = 200,
-    scan: str = "full",
-    follow_symlinks: bool = False,
-    wait: float = DEFAULT_WAIT,
-    languages: list[str] | None = None,
-    min_words: int = CleanupConfig().min_words,
-    output_format: str = "jsonl",
-    dask: str | None = None,
+    input_dir: str = "raw", out: str = "clean", options: CleanOptions = DEFAULT_OPTIONS
 ) -> Summary:
-    """Clean every input under ``input_dir`` into ``out`` (same output as ``pipeline clean``).
+    """Clean every input under ``input_dir`` (a folder or one file) into ``out``: the same output as
+    ``pipeline clean``, with the same ``options`` (:class:`pipeline.options.CleanOptions`: every option of
+    ``pipeline clean --help``, by field name: ``{"threshold": 0.7, "languages": ["de"]}``).
 
-    ``scan="folders"`` looks only into folders whose modification time changed since the last run (see
-    ``pipeline clean --scan``); ``follow_symlinks`` reads links that resolve outside ``input_dir`` (see
-    ``pipeline clean --follow-symlinks``); ``wait``: seconds to wait for another run on ``out`` before
-    the flow run fails (see ``pipeline clean --wait``); ``languages``: keep only records in these
-    languages (``["de", "en"]``; see ``pipeline clean --languages``), default every language;
-    ``min_words``: see ``pipeline clean --min-words``; ``output_format``: ``jsonl``, ``parquet`` or
-    ``both`` (see ``pipeline clean --format``); ``dask``: a Dask scheduler's address (``tcp://host:8786``)
-    or ``local``: the run goes on as a nested flow run on prefect-dask's task runner for that cluster
-    (see ``pipeline clean --dask``), so a deployment can be pointed at a cluster by a parameter."""
-    parameters = dict(locals())
-    if dask is not None and dask_client() is None:
-        on_cluster = clean_folder.with_options(task_runner=dask_runner(dask, RunConfig().processes))
-        return on_cluster(**{**parameters, "dask": None})
-    config = run_config(
-        threshold,
-        shingle_size,
-        num_perm,
-        chunk_size,
-        scan,
-        follow_symlinks,
-        wait,
-        languages or (),
-        min_words,
-        output_format,
-    )
-    on_wait = get_run_logger().warning if FlowRunContext.get() is not None else None
+    ``options.dask`` (a scheduler's address, or ``local``) and ``options.workers`` (chunk tasks at once)
+    ask for a task runner: the run goes on as a nested flow run on it, so a deployment reaches a cluster
+    by a parameter. Progress goes to the flow run's log, a line every ``options.progress_every`` seconds
+    (none with ``options.quiet``)."""
+    runner = task_runner_for(options)
+    if runner is not None:
+        return clean_folder.with_options(task_runner=runner)(input_dir, out, replace(options, dask=None))
+    config = options.run_config()
+    logger = get_run_logger() if FlowRunContext.get() is not None else None
     client = dask_client()
-    with run.open_run(Path(input_dir), Path(out), config, on_wait=on_wait) as context:
+    with (
+        run.open_run(
+            Path(input_dir), Path(out), config, options.rebuild, logger.warning if logger else None
+        ) as context,
+        _progress(options, logger) as progress,
+    ):
         if client is not None and context.files:
             warm_up(client)
         t0 = time.perf_counter()
-        loaded = map_in_order(load_chunk, *context.load_calls())
+        loaded = map_in_order(load_chunk, *context.load_calls(), done=_reporter("load", context, progress))
         # In the flow body, not a task: it reads and updates the run's index (an SQLite connection).
         counts = [c.counts for c in loaded] if client is None else [merged_counts(client, loaded)]
         learned = context.learn(counts, loaded)
         context.timings["load"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        cleaned = map_in_order(clean_chunk, *context.clean_calls(loaded, learned))
+        calls = context.clean_calls(loaded, learned)
+        cleaned = map_in_order(clean_chunk, *calls, done=_reporter("clean", context, progress))
         context.timings["clean"] = time.perf_counter() - t1
         rejections = [r for c in loaded for r in c.rejections]
         if client is None:
             summary = finish(context, cleaned, learned, rejections)
         else:  # not a task, which would run on a worker: it writes the index; its pairs go to the cluster
             summary = run.finish(context, cleaned, learned, rejections, client)
+    if logger is not None and not options.quiet:
+        (logger.warning if summary.empty else logger.info)(summary.line())
     publish_summary(summary)
     publish_report(Path(out))
     return summary
 
 
-def run_config(
-    threshold: float,
-    shingle_size: int,
-    num_perm: int,
-    chunk_size: int,
-    scan: str = "full",
-    follow_symlinks: bool = False,
-    wait: float = DEFAULT_WAIT,
-    languages: Iterable[str] = (),
-    min_words: int = CleanupConfig().min_words,
-    output_format: str = "jsonl",
-) -> RunConfig:
-    """The run settings of the flow's parameters (raises ``ValueError`` for a bad value)."""
-    return RunConfig(
-        cleanup=CleanupConfig(min_words=min_words),
-        minhash=MinHashConfig(threshold=threshold, shingle_size=shingle_size, num_perm=num_perm),
-        language=LanguageConfig(keep=parse_languages(",".join(languages))),
-        chunk_size=chunk_size,
-        scan=scan,
-        follow_symlinks=follow_symlinks,
-        wait=wait,
-        output_format=output_format,
-    )
+def task_runner_for(options: CleanOptions) -> Any:
+    """The task runner ``options`` ask for when the flow run has another, else None: prefect-dask's for
+    ``options.dask``; a thread pool of ``options.workers`` threads for a number of chunk tasks at once
+    other than the flow run's runner's."""
+    context = FlowRunContext.get()
+    if context is None or dask_client() is not None:
+        return None
+    if options.dask is not None:
+        return dask_runner(options.dask, RunConfig(workers=options.workers).processes)
+    runner = context.task_runner
+    if (
+        options.workers
+        and isinstance(runner, ThreadPoolTaskRunner)
+        and runner._max_workers != options.workers
+    ):
+        return ThreadPoolTaskRunner(max_workers=options.workers)
+    return None
+
+
+@contextmanager
+def _progress(options: CleanOptions, logger: Any) -> Iterator[Progress]:
+    """Progress lines in the flow run's log (none outside a flow run, or with ``options.quiet``)."""
+    if logger is None or options.quiet:
+        yield silent
+        return
+    with ProgressLines(logger.info, options.progress_every) as lines:
+        yield lines
+
+
+def _reporter(stage: str, context: Run, progress: Progress) -> Callable[[int, Any], None]:
+    """What :func:`map_in_order` calls as chunk ``i`` of ``stage`` is done: the progress of the stage."""
+    done = documents = 0
+    if context.files:
+        progress(stage, 0, context.files, 0)
+
+    def chunk_done(i: int, chunk: LoadedChunk | CleanedChunk) -> None:
+        nonlocal done, documents
+        done += run.files_in(context.chunks[i])
+        documents += chunk.documents + chunk.rejected
+        progress(stage, done, context.files, documents)
+
+    return chunk_done
 
 
 def dask_client() -> Any:
@@ -216,17 +218,32 @@ def _local_cluster(workers: int) -> Any:
     return local_cluster(workers, {"PREFECT_API_URL": api} if api else None)
 
 
-def map_in_order(step: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
-    """``step`` over the iterables, results in input order, like the builtin ``map``.
+def map_in_order(
+    step: Callable[..., Any], *iterables: Iterable[Any], done: Callable[[int, Any], None] | None = None
+) -> list[Any]:
+    """``step`` over the iterables, results in input order, like the builtin ``map``; ``done(i, result)``
+    is called for each result in turn, as it arrives.
 
     A Prefect task runs as concurrent task runs; all of them have ended when this returns or raises, so the
     caller may remove the spool folder. A plain function (the decorators deleted) runs with ``map``.
     """
     if not isinstance(step, Task):
-        return list(map(step, *iterables))
+        results = []
+        for i, result in enumerate(map(step, *iterables)):
+            results.append(result)
+            if done is not None:
+                done(i, result)
+        return results
     futures = step.map(*iterables)
-    futures.wait()
-    return futures.result()
+    try:
+        results = []
+        for i, future in enumerate(futures):
+            results.append(future.result())
+            if done is not None:
+                done(i, results[-1])
+        return results
+    finally:
+        futures.wait()
 
 
 def publish_summary(summary: Summary) -> None:
@@ -239,7 +256,7 @@ def publish_summary(summary: Summary) -> None:
     rows = summary_rows(summary)
     create_table_artifact(rows, key=COUNTS_ARTIFACT, description="Documents in, kept, duplicates, rejected")
     table = ["| count | value |", "|---|---:|", *(f"| {r['count']} | {r['value']} |" for r in rows)]
-    markdown = "\n".join(["# Clean folder", "", format_summary(summary), "", *table, ""])
+    markdown = "\n".join(["# Clean folder", "", summary.line(), "", *table, ""])
     create_markdown_artifact(markdown, key=SUMMARY_ARTIFACT, description="Summary of the clean-folder run")
 
 
@@ -294,87 +311,26 @@ def summary_rows(summary: Summary) -> list[dict[str, Any]]:
 # Command line: python -m flows.clean_folder INPUT --out OUTPUT
 
 PROG = "python -m flows.clean_folder"
-DEFAULTS = {name: p.default for name, p in inspect.signature(clean_folder).parameters.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Run the clean-folder Prefect flow: clean every "
-        "input under INPUT into OUTPUT (records.jsonl, duplicates.jsonl, "
-        "rejected.jsonl, stats.json) and publish a summary artifact.",
+        description="Run the clean-folder Prefect flow: clean every input under INPUT (a folder or one "
+        "file) into OUTPUT (records.jsonl, duplicates.jsonl, rejected.jsonl, stats.json) and publish a "
+        "summary artifact. The options are pipeline clean's.",
     )
     parser.add_argument(
-        "input", nargs="?", default=DEFAULTS["input_dir"], help="folder of raw inputs (default: %(default)s)"
-    )
-    parser.add_argument("--out", "-o", default=DEFAULTS["out"], help="output folder (default: %(default)s)")
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=DEFAULTS["threshold"],
-        help="Jaccard similarity for near duplicates (default: %(default)s)",
+        "input",
+        nargs="?",
+        default="raw",
+        metavar="INPUT",
+        help="folder or file of raw inputs (default: %(default)s)",
     )
     parser.add_argument(
-        "--shingle-size",
-        type=int,
-        default=DEFAULTS["shingle_size"],
-        help="words per shingle (default: %(default)s)",
+        "--out", "-o", default="clean", metavar="OUTPUT", help="output folder (default: %(default)s)"
     )
-    parser.add_argument(
-        "--num-perm",
-        type=int,
-        default=DEFAULTS["num_perm"],
-        help="MinHash permutations (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--chunk-size", type=int, default=DEFAULTS["chunk_size"], help="files per task (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--scan",
-        choices=run.SCAN_MODES,
-        default=DEFAULTS["scan"],
-        help="full: stat every input; folders: only folders whose modification time changed "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--follow-symlinks",
-        action="store_true",
-        help="read what symbolic links point to even outside INPUT (default: rejected as outside_input)",
-    )
-    parser.add_argument(
-        "--wait",
-        type=float,
-        default=DEFAULTS["wait"],
-        metavar="SECONDS",
-        help="wait this long for another run on OUTPUT to finish, then fail (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--min-words",
-        type=int,
-        default=DEFAULTS["min_words"],
-        metavar="N",
-        help="reject as too_short a clean text of fewer words with no sentence (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--languages",
-        default="",
-        metavar="CODES",
-        help="keep only records in these languages (comma-separated: de,en); others are rejected as "
-        "language (default: every language)",
-    )
-    parser.add_argument(
-        "--dask",
-        metavar="ADDRESS",
-        help="run the tasks with prefect-dask's task runner on the Dask cluster of this scheduler "
-        "(tcp://host:8786), or on a new local cluster (local); see pipeline clean --dask",
-    )
-    parser.add_argument(
-        "--format",
-        dest="output_format",
-        choices=run.OUTPUT_FORMATS,
-        default=DEFAULTS["output_format"],
-        help="jsonl, parquet or both (see `pipeline clean --help`; default: %(default)s)",
-    )
+    add_arguments(parser)
     return parser
 
 
@@ -382,43 +338,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         # Refuse a bad request before the flow starts a Prefect server and logs a traceback.
-        config = run_config(
-            args.threshold,
-            args.shingle_size,
-            args.num_perm,
-            args.chunk_size,
-            args.scan,
-            args.follow_symlinks,
-            args.wait,
-            parse_languages(args.languages),
-            args.min_words,
-            args.output_format,
-        )
-        run.check_request(Path(args.input), Path(args.out), config)
-        if args.dask not in (None, LOCAL):
-            check_address(args.dask)
-        summary = clean_folder(
-            args.input,
-            args.out,
-            args.threshold,
-            args.shingle_size,
-            args.num_perm,
-            args.chunk_size,
-            args.scan,
-            follow_symlinks=args.follow_symlinks,
-            wait=args.wait,
-            languages=list(config.language.keep),
-            min_words=args.min_words,
-            output_format=args.output_format,
-            dask=args.dask,
-        )
+        options = from_arguments(args)
+        run.check_request(Path(args.input), Path(args.out), options.run_config())
+        if options.dask not in (None, LOCAL):
+            check_address(options.dask)
+        summary = clean_folder(args.input, args.out, options)
     except (UsageError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     except OutputBusy as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return EXIT_BUSY
-    print(format_summary(summary))
+    if summary.empty:
+        print(f"{PROG}: {summary.line()}", file=sys.stderr)
+        return EXIT_EMPTY
+    if not options.quiet:
+        print(summary.line())
     return 0
 
 

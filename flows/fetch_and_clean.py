@@ -36,15 +36,17 @@ from prefect.tasks import exponential_backoff
 
 from flows.clean_folder import clean_folder, map_in_order
 from pipeline import fetch
-from pipeline.cli import format_summary
 from pipeline.fetch import DiscoveryError, FetchConfig, FetchResult, FetchSession
-from pipeline.run import SCAN_MODES, Summary, UsageError
+from pipeline.lock import EXIT_BUSY, OutputBusy
+from pipeline.options import CleanOptions, add_arguments, from_arguments
+from pipeline.run import EXIT_EMPTY, Summary, UsageError
 
 COUNTS_ARTIFACT = "fetch-and-clean-fetch-counts"
 FAILURES_ARTIFACT = "fetch-and-clean-fetch-summary"
 # Hosts fetched at once (each host's own limits apply inside its task), as the fetcher's own default.
 HOST_THREADS = FetchConfig().workers
 FAILURES_LISTED = 50
+FETCH_CLEAN_OPTIONS = CleanOptions(scan="folders")  # see fetch_and_clean's ``options``
 
 
 class RetryableFetchFailures(Exception):
@@ -127,7 +129,6 @@ def fetch_and_clean(
     sitemap: str | None = None,
     raw: str = "raw",
     out: str = "clean",
-    threshold: float = 0.8,
     per_host_delay: float = 1.0,
     timeout: float = 20.0,
     refetch: bool = False,
@@ -135,7 +136,7 @@ def fetch_and_clean(
     retry_backoff: float = 10.0,
     allow_private: bool = False,
     max_urls: int = FetchConfig().max_urls,
-    scan: str = "folders",
+    options: CleanOptions = FETCH_CLEAN_OPTIONS,
 ) -> Summary:
     """Fetch the URLs of one source (a URL file, a feed or a sitemap) into ``raw``, then clean ``raw``
     into ``out`` with the ``clean-folder`` flow and return its summary.
@@ -150,10 +151,10 @@ def fetch_and_clean(
             crawl); by default such a URL, or a redirect to one, is rejected as ``blocked_address``.
         max_urls: most URLs taken from the feed or the sitemap (nested sitemaps included); the fetch
             summary says when it cut.
-        scan: how the clean finds new pages (see ``pipeline clean --scan``). ``folders`` by default here:
-            the fetcher stores each page by a rename into its host's folder, so every new page changes
-            its folder's time, and a run stats only the folders that changed (its cost follows the new
-            pages, not all pages fetched so far).
+        options: the clean's options (those of ``pipeline clean``, see the clean-folder flow), with
+            ``scan="folders"`` by default here: the fetcher stores each page by a rename into its host's
+            folder, so every new page changes its folder's time, and a run stats only the folders that
+            changed (its cost follows the new pages, not all pages fetched so far).
     """
     check_sources(urls_file, feed, sitemap)
     # The fetcher's own retries are off: Prefect retries the tasks, visibly, with backoff.
@@ -173,7 +174,7 @@ def fetch_and_clean(
     )
     notes = [getattr(urls, "note", "")]  # what --max-urls left out of a feed or sitemap
     publish_fetch_counts([r for host_results in results for r in host_results], notes)
-    return clean_folder(str(raw_dir), out, threshold=threshold, scan=scan)
+    return clean_folder(str(raw_dir), out, options)
 
 
 def check_sources(urls_file: str | None, feed: str | None, sitemap: str | None) -> None:
@@ -315,12 +316,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", "-o", default=DEFAULTS["out"], help="output folder (default: %(default)s)")
     parser.add_argument(
-        "--threshold",
-        type=float,
-        default=DEFAULTS["threshold"],
-        help="Jaccard similarity for near duplicates (default: %(default)s)",
-    )
-    parser.add_argument(
         "--delay",
         type=float,
         default=DEFAULTS["per_host_delay"],
@@ -345,13 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="most URLs taken from the feed or sitemap (default: %(default)s)",
     )
-    parser.add_argument(
-        "--scan",
-        choices=SCAN_MODES,
-        default=DEFAULTS["scan"],
-        help="how the clean finds new pages: stat only the folders whose time changed (folders, the "
-        "default here: the fetcher adds pages by rename) or every input (full) (default: %(default)s)",
-    )
+    add_arguments(parser, FETCH_CLEAN_OPTIONS)
     return parser
 
 
@@ -360,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     sitemap that cannot be read (as ``pipeline fetch``)."""
     args = build_parser().parse_args(argv)
     try:
+        options = from_arguments(args)
+        options.run_config()
         # Refuse a bad request before the flow starts a Prefect server.
         fetch_config(args.delay, DEFAULTS["timeout"], args.refetch, args.allow_private, args.max_urls)
         if args.retries < 0:
@@ -378,18 +369,24 @@ def main(argv: list[str] | None = None) -> int:
             sitemap=args.sitemap,
             raw=args.raw,
             out=args.out,
-            threshold=args.threshold,
             per_host_delay=args.delay,
             refetch=args.refetch,
             retries=args.retries,
             allow_private=args.allow_private,
             max_urls=args.max_urls,
-            scan=args.scan,
+            options=options,
         )
     except DiscoveryError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    print(format_summary(summary))
+    except OutputBusy as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return EXIT_BUSY
+    if summary.empty:
+        print(f"{PROG}: {summary.line()}", file=sys.stderr)
+        return EXIT_EMPTY
+    if not options.quiet:
+        print(summary.line())
     return 0
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 LOCK_FILE = ".lock"
 DEFAULT_WAIT = 60.0  # seconds a run waits for another run on the same output folder
+EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the output folder; a later attempt may succeed
 
 
 class OutputBusy(Exception):

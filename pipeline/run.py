@@ -51,10 +51,12 @@ from pipeline.load import (
     open_input,
     path_of_source,
     read_capped,
+    source_of_path,
     walk_inputs,
 )
 from pipeline.lock import DEFAULT_WAIT, output_lock
 from pipeline.normalize import normalize_text, signature_keys
+from pipeline.progress import Progress, silent
 from pipeline.signature import MinHashConfig, Signer, key_shingles, name_sets
 from pipeline.writer import (
     BUFFER,
@@ -69,7 +71,6 @@ if TYPE_CHECKING:
     from pipeline.parquet import StagedParquet  # pyarrow: imported by runs that write Parquet only
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str, int, int], None]
 
 
 OUTPUT_FILES = (contract.RECORDS, contract.DUPLICATES, contract.REJECTED)
@@ -273,6 +274,9 @@ BATCH_CHARS = 1_000_000  # characters of text: 1-4 MB of str, and what signing a
 COUNTS_SPOOL_LINES = 1_000_000
 
 
+EXIT_EMPTY = 66  # EX_NOINPUT: the input held nothing to read (Summary.empty)
+
+
 @dataclass(slots=True)
 class Summary:
     """What a run did, as printed by the CLI and stored in ``stats.json``."""
@@ -287,10 +291,36 @@ class Summary:
     stats: dict[str, Any]
     unchanged: int = 0
     same_content: int = 0
+    empty: bool = False  # the input held no file to read, none new and none seen before (see Selection)
 
     @property
     def duplicates(self) -> int:
         return self.exact_duplicates + self.near_duplicates
+
+    def line(self) -> str:
+        """The one line that ends a run (the CLI prints it, the flows log and publish it)."""
+        if self.empty:
+            return (
+                f"nothing to read in {self.stats['input']}: no input file found (see `pipeline clean --help`)"
+            )
+        by_reason = ", ".join(f"{k} {v}" for k, v in self.stats["rejected_by_reason"].items())
+        skipped = self.unchanged + self.same_content
+        seen = (
+            f"; skipped {skipped} files seen before ({self.unchanged} unchanged, "
+            f"{self.same_content} same content)"
+            if skipped
+            else ""
+        )
+        index = self.stats["index"]
+        return (
+            f"{self.documents} new documents in ({self.files} files{seen}): {self.kept} kept, "
+            f"{self.duplicates} duplicates "
+            f"({self.exact_duplicates} exact, {self.near_duplicates} near), "
+            f"{self.rejected} rejected{f' ({by_reason})' if by_reason else ''} "
+            f"in {self.seconds:.2f} s -> {self.stats['output']} "
+            f"(all runs: {index['records']} kept, {index['duplicates']} duplicates, "
+            f"{index['rejected']} rejected)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -565,11 +595,15 @@ def check_request(input_dir: Path, out_dir: Path, config: RunConfig) -> None:
     """Refuse a request that cannot run, before any work starts.
 
     Raises:
-        UsageError: ``input_dir`` is not a folder, equals ``out_dir``, or the boilerplate file does not load.
+        UsageError: ``input_dir`` is neither a folder nor a file, is ``out_dir`` (or a file right in it), or
+            the boilerplate file does not load.
     """
-    if not input_dir.is_dir():
-        raise UsageError(f"input folder not found: {input_dir}")
-    if out_dir.resolve() == input_dir.resolve():
+    if not input_dir.is_dir() and not input_dir.is_file():
+        raise UsageError(f"input folder or file not found: {input_dir}")
+    if out_dir.resolve() in (
+        input_dir.resolve(),
+        input_dir.resolve().parent if input_dir.is_file() else None,
+    ):
         raise UsageError("the output folder must differ from the input folder")
     try:
         _rules(config.cleanup.boilerplate_file)
@@ -587,28 +621,48 @@ class Selection:
     rows: list[tuple[str, int, int, str]] = field(default_factory=list)  # for the index's file table
     folders: list[tuple[str, int, list[str]]] = field(default_factory=list)  # folders listed, for the index
     started_ns: int = field(default_factory=time.time_ns)  # when the walk began
+    # The input held nothing to read: no file found, and (with --scan folders, which does not list the
+    # folders it saw unchanged) no file ever seen by an earlier run either.
+    empty: bool = False
+    only: str | None = None  # the one file looked at (a single file given as INPUT)
 
 
 def select_files(
-    input_dir: Path, out_dir: Path, index: Index, scan: str = "full", follow_symlinks: bool = False
+    input_dir: Path,
+    out_dir: Path,
+    index: Index,
+    scan: str = "full",
+    follow_symlinks: bool = False,
+    only: str | None = None,
 ) -> Selection:
     """Input files in sorted order that the index has not seen, by stat and then by content hash.
+    ``only``: the one file of ``input_dir`` to look at (a single file given as INPUT), by name.
 
     A file whose bytes changed under a path seen before is a new version: its ``source`` is
     ``path@HASH8``, so both versions stay accounted for. ``scan="folders"`` lists only folders whose
     modification time changed since an earlier run listed them (see README, "Incremental runs").
     ``follow_symlinks``: see :class:`~pipeline.load.InputBoundary`.
     """
-    selection = Selection([])
+    selection = Selection([], only=only)
     unchanged = index.unchanged_folder if scan == "folders" else None
-    walked = walk_inputs(
-        input_dir, out_dir, unchanged=unchanged, folders=selection.folders, follow_symlinks=follow_symlinks
-    )
+    if only is None:
+        walked = walk_inputs(
+            input_dir,
+            out_dir,
+            unchanged=unchanged,
+            folders=selection.folders,
+            follow_symlinks=follow_symlinks,
+        )
+    else:
+        walked = [(os.path.join(input_dir, only), source_of_path(only))]
+    selection.empty = not walked and (scan == "full" or not index.has_files)
     if not index.has_files:
         # A first run has no earlier hashes to compare with: the workers hash the files they read anyway.
         selection.files = walked
         return selection
-    if scan == "folders":  # a provisional rejection's file is read again even in a folder seen unchanged
+    if (
+        scan == "folders" and only is None
+    ):  # a provisional rejection's file is read again even in a folder seen unchanged
         listed = {rel for _, rel in walked}
         for rel in sorted(set(index.provisional().values()) - listed):
             path = os.path.join(input_dir, os.fsdecode(path_of_source(rel)))
@@ -784,12 +838,16 @@ def open_run(
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     check_request(input_dir, out_dir, config)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # A single file is read as the one file of its folder: its source is its name.
+    only = input_dir.name if input_dir.is_file() else None
     with output_lock(out_dir, config.wait, on_wait or log.warning):
-        yield from _open_locked(input_dir, out_dir, config, rebuild, started)
+        yield from _open_locked(
+            input_dir.parent if only else input_dir, out_dir, config, rebuild, started, only
+        )
 
 
 def _open_locked(
-    input_dir: Path, out_dir: Path, config: RunConfig, rebuild: bool, started: float
+    input_dir: Path, out_dir: Path, config: RunConfig, rebuild: bool, started: float, only: str | None
 ) -> Iterator[Run]:
     """:func:`open_run` once the output folder is this run's alone."""
     remove_leftovers(out_dir)
@@ -810,7 +868,7 @@ def _open_locked(
                     (folder / name).unlink(missing_ok=True)
             for name in PARQUET_FILES:
                 (out_dir / name).unlink(missing_ok=True)
-        selection = select_files(input_dir, out_dir, index, config.scan, config.follow_symlinks)
+        selection = select_files(input_dir, out_dir, index, config.scan, config.follow_symlinks, only)
         chunks = chunk_files(selection.files, config)
         spool_dir = Path(tempfile.mkdtemp(prefix=".spool-", dir=out_dir))
         try:
@@ -1063,7 +1121,7 @@ def finish(
     timings["worker_clean_seconds"] = clean_seconds
     documents = kept + exact + near + len(rejections)
     stats = {
-        "input": str(run.input_dir),
+        "input": str(run.input_dir / run.selection.only) if run.selection.only else str(run.input_dir),
         "output": str(run.out_dir),
         "files": run.files,
         "files_skipped": {"unchanged": run.selection.unchanged, "same_content": run.selection.same_content},
@@ -1126,6 +1184,7 @@ def finish(
         stats,
         run.selection.unchanged,
         run.selection.same_content,
+        run.selection.empty,
     )
 
 
@@ -1191,7 +1250,7 @@ def clean_folder(
     run: Run | None = None
     try:
         with open_run(input_dir, out_dir, config, rebuild, on_wait) as run:
-            report = progress or (lambda stage, done, total: None)
+            report = progress or silent
             if dask is None:
                 return _clean(run, report)
             from pipeline.cluster import cluster_client  # noqa: PLC0415 - distributed: cluster runs only
@@ -1224,11 +1283,14 @@ def _clean(run: Run, report: Progress, client: Any = None) -> Summary:
         loaded: list[LoadedChunk] = []
 
         def arrived() -> Iterator[LoadedChunk]:
-            done = 0
+            done = documents = 0
+            if run.files:
+                report("load", 0, run.files, 0)
             for chunk, files in zip(pool.map(load_chunk, *run.load_calls()), run.chunks, strict=True):
                 loaded.append(chunk)
                 done += files_in(files)
-                report("load", done, run.files)
+                documents += chunk.documents + chunk.rejected
+                report("load", done, run.files, documents)
                 yield chunk
 
         def counts() -> Iterator[LineCounts]:
@@ -1247,10 +1309,13 @@ def _clean(run: Run, report: Progress, client: Any = None) -> Summary:
         run.timings["load"] = time.perf_counter() - t0
 
         def reported(items: Iterable[CleanedChunk]) -> Iterator[CleanedChunk]:
-            done = 0
+            done = documents = 0
+            if run.files:
+                report("clean", 0, run.files, 0)
             for chunk, item in zip(run.chunks, items, strict=False):
                 done += files_in(chunk)
-                report("clean", done, run.files)
+                documents += item.documents + item.rejected
+                report("clean", done, run.files, documents)
                 yield item
 
         cleaned = pool.map(clean_chunk, *run.clean_calls(loaded, learned))  # submitted: workers start

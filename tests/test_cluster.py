@@ -20,6 +20,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.contract import validate_output
 from pipeline.index import DATA_DIR, INDEX_FILE
+from pipeline.options import CleanOptions
 from pipeline.run import RunConfig, clean_folder
 from tests.corpus import mixed_corpus
 
@@ -110,8 +111,8 @@ def test_a_worker_killed_mid_run_changes_nothing(corpus: Path, local_cluster: st
     pids = list(client.run(os.getpid).values())
     killed: list[int] = []
 
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage == "clean" and not killed:  # the first chunk cleaned: the others are in flight
+    def progress(stage: str, done: int, total: int, documents: int) -> None:
+        if stage == "clean" and done and not killed:  # the first chunk cleaned: the others are in flight
             os.kill(pids[0], signal.SIGKILL)
             killed.append(pids[0])
 
@@ -213,7 +214,7 @@ def test_the_flow_on_a_dask_task_runner(prefect_harness: None, corpus: Path, tmp
     ) as dask_cluster:
         runner = DaskTaskRunner(address=dask_cluster.scheduler_address)
         state = flow.with_options(task_runner=runner)(
-            str(corpus), str(cluster), chunk_size=10, return_state=True
+            str(corpus), str(cluster), CleanOptions(chunk_size=10), return_state=True
         )
         assert state.is_completed()
         with distributed.Client(dask_cluster) as client:  # the tasks ran on the cluster's workers

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import contract
+from pipeline.options import CleanOptions
 from pipeline.run import RunConfig
 from pipeline.run import clean_folder as library_clean_folder
 from tests.corpus import OUTPUT_NAMES, SEED
@@ -70,7 +71,7 @@ def test_flow_writes_the_library_output_and_publishes_artifacts(
 
     out = tmp_path / "out"
     # chunk_size=1: four chunks, so both passes map several task runs.
-    state = clean_folder(str(raw), str(out), chunk_size=1, return_state=True)
+    state = clean_folder(str(raw), str(out), CleanOptions(chunk_size=1), return_state=True)
     assert state.is_completed()
     summary = state.result()
 
@@ -138,7 +139,7 @@ def test_flow_without_decorators_is_plain_working_code(raw: Path, tmp_path: Path
     exec(compile(plain, "clean_folder_without_decorators.py", "exec"), module.__dict__)
 
     out = tmp_path / "out"
-    summary = module.clean_folder(str(raw), str(out), chunk_size=1)
+    summary = module.clean_folder(str(raw), str(out), CleanOptions(chunk_size=1))
     assert (summary.kept, summary.exact_duplicates, summary.rejected) == (2, 1, 1)
     assert contract.validate_output(out) == {"records": 2, "duplicates": 1, "rejected": 1}
 
@@ -161,14 +162,12 @@ def test_cli_missing_input_folder_is_a_one_line_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"python -m flows.clean_folder: error: input folder not found: {tmp_path / 'missing'}"
+        f"python -m flows.clean_folder: error: input folder or file not found: {tmp_path / 'missing'}"
     ]
     assert not (tmp_path / "out").exists()
 
 
 def test_cli_unknown_language_is_a_one_line_error_and_options_reach_the_config(tmp_path: Path) -> None:
-    from flows.clean_folder import run_config
-
     (tmp_path / "raw").mkdir()
     result = subprocess.run(
         [sys.executable, "-m", "flows.clean_folder", str(tmp_path / "raw"), "--languages", "en,xx"],
@@ -181,7 +180,7 @@ def test_cli_unknown_language_is_a_one_line_error_and_options_reach_the_config(t
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("python -m flows.clean_folder: error: unknown language code(s) xx")
-    config = run_config(0.8, 5, 128, 200, languages=["EN", "de"], min_words=3)
+    config = CleanOptions(languages=("EN", "de"), min_words=3).run_config()
     assert (config.language.keep, config.cleanup.min_words) == (("de", "en"), 3)
 
 
@@ -209,11 +208,11 @@ def test_flow_waits_for_another_run_on_its_output_then_fails_naming_it(
     try:
         assert hold.stdout is not None and hold.stdout.readline() == "held\n"
         with pytest.raises(OutputBusy, match="--wait"):
-            clean_folder(str(raw), str(out), wait=0.5)
+            clean_folder(str(raw), str(out), CleanOptions(wait=0.5))
         assert not (out / contract.RECORDS).exists()
     finally:
         hold.kill()
         hold.wait()
     with output_lock(out, 0):  # released with the process that held it
         pass
-    assert clean_folder(str(raw), str(out), wait=0).kept == 2
+    assert clean_folder(str(raw), str(out), CleanOptions(wait=0)).kept == 2

@@ -193,7 +193,7 @@ def test_invalid_cron_is_a_one_line_error_before_anything_starts(tmp_path: Path)
         (["--timezone", "Mars/Olympus"], 'Invalid timezone: "Mars/Olympus"'),
         (["--urls", "missing.txt"], "URL file not found: missing.txt"),
         (["--urls", "u.txt", "--feed", "http://x/feed"], "argument --feed: not allowed with argument --urls"),
-        (["--input", "nowhere"], "input folder not found: nowhere"),
+        (["--input", "nowhere"], "input folder or file not found: nowhere"),
         (["--sitemap", "http://x/s.xml", "--raw", "fetched"], "--input and --raw must be the same folder"),
         (
             ["--sitemap", "http://x/s.xml", "--out", "raw"],
@@ -276,5 +276,10 @@ def test_prefect_yaml_deploys_both_flows_to_a_process_work_pool(fresh_deployment
         assert deployment.pull_steps == working_directory
         assert deployment.global_concurrency_limit is not None
         assert deployment.global_concurrency_limit.limit == 1
-    assert clean.parameters == {"input_dir": "raw", "out": "clean", "threshold": 0.8}
-    assert fetch.parameters == {"urls_file": "urls.txt", "raw": "raw", "out": "clean", "threshold": 0.8}
+    assert clean.parameters == {"input_dir": "raw", "out": "clean", "options": {"threshold": 0.8}}
+    assert fetch.parameters == {
+        "urls_file": "urls.txt",
+        "raw": "raw",
+        "out": "clean",
+        "options": {"threshold": 0.8, "scan": "folders"},
+    }

@@ -529,10 +529,11 @@ def test_odd_names_in_a_subprocess_run_leave_valid_json_lines(tmp_path: Path) ->
 
 
 def test_the_flow_passes_follow_symlinks_through() -> None:
-    from flows.clean_folder import build_parser, clean_folder, run_config  # noqa: PLC0415 - imports Prefect
+    from flows.clean_folder import build_parser, clean_folder  # noqa: PLC0415 - imports Prefect
+    from pipeline.options import from_arguments  # noqa: PLC0415
 
     args = build_parser().parse_args(["raw", "--follow-symlinks"])
 
-    assert run_config(0.8, 5, 128, 200, "full", args.follow_symlinks).follow_symlinks
-    assert not run_config(0.8, 5, 128, 200).follow_symlinks
-    assert clean_folder.parameters.properties["follow_symlinks"]["default"] is False
+    assert from_arguments(args).run_config().follow_symlinks
+    assert not from_arguments(build_parser().parse_args(["raw"])).run_config().follow_symlinks
+    assert clean_folder.parameters.properties["options"]["default"]["follow_symlinks"] is False

@@ -24,6 +24,7 @@ import pytest
 from pipeline import contract, parquet
 from pipeline.cli import main
 from pipeline.index import DATA_DIR
+from pipeline.options import CleanOptions
 from pipeline.report import REPORT_HTML, REPORT_JSON, build_report, write_reports
 from pipeline.run import JOURNAL_DIR, RunConfig, Stopped, clean_folder
 from tests.corpus import mixed_corpus, syndicated_corpus
@@ -409,7 +410,7 @@ def test_the_flow_takes_the_format(prefect_harness: None, small_raw: Path, tmp_p
     from flows.clean_folder import clean_folder as flow
 
     out, ref = tmp_path / "out", tmp_path / "ref"
-    summary = flow(str(small_raw), str(out), output_format="parquet")
+    summary = flow(str(small_raw), str(out), CleanOptions(output_format="parquet"))
     clean_folder(small_raw, ref, config("jsonl"))
     assert summary.kept and summary.rejected == 1
     assert visible(out) == set(contract.PARQUET.values())

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from pipeline.fetch.config import FetchConfig, FetchResult
+from pipeline.progress import PROGRESS_INTERVAL
 
 
 def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +62,14 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="most URLs taken from one feed or sitemap, nested sitemaps included (default: %(default)s)",
     )
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=PROGRESS_INTERVAL,
+        metavar="SECONDS",
+        help="off a terminal, a progress line this often; a terminal gets a bar (default: %(default)g)",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary")
     parser.add_argument(
         "--allow-private",
         action="store_true",
@@ -121,7 +130,8 @@ def run_fetch(args: argparse.Namespace, progress: Callable[[int, int], None] | N
             raise UsageError(str(err)) from err
         raw.mkdir(parents=True, exist_ok=True)
         results = fetch_all(urls, raw, config, progress, session)
-    print(format_fetch_summary(results, [getattr(urls, "note", "")]))
+    if not args.quiet:
+        print(format_fetch_summary(results, [getattr(urls, "note", "")]))
     return 0
 
 
