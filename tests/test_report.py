@@ -1,14 +1,20 @@
-"""Tests for pipeline/report.py: report.json on a corpus with known clusters, the ``pipeline report`` command,
-escaping of hostile text in report.html, and the page's size budget. The page in a real browser:
-tests/test_report_browser.py."""
+"""Tests for pipeline/report/: report.json on a corpus with known clusters, the ``pipeline report`` command,
+escaping of hostile text in report.html, the page's size budget, and its files as package data. The page in
+a real browser: tests/test_report_browser.py."""
 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
+import webbrowser
+import zipfile
 from collections import Counter, defaultdict
 from html.parser import HTMLParser
 from pathlib import Path
@@ -203,9 +209,99 @@ def test_boilerplate_removed_most_often_per_source(corpus: tuple[Path, dict[str,
     top = sorted(expected.items(), key=lambda item: (-item[1], item[0]))[:20]
     assert [(i["line"], i["count"]) for i in ledger["top"]] == top
     assert len(rep["boilerplate"]) == 6  # the six sites
-    assert [s["lines_removed"] for s in rep["boilerplate"]] == sorted(
-        (s["lines_removed"] for s in rep["boilerplate"]), reverse=True
-    )
+    # most documents first, then most lines removed
+    order = [(-s["documents"], -s["lines_removed"], s["source"]) for s in rep["boilerplate"]]
+    assert order == sorted(order)
+    assert rep["boilerplate"][0]["documents"] > rep["boilerplate"][-1]["documents"]
+
+
+def sources_output(root: Path, documents: dict[str, int], learn_min_docs: int | None = 3) -> Path:
+    """An OUTPUT folder of kept records only, ``documents[host]`` of them per host; each record's
+    removed lines: ``Share this:`` (on every host), ``Footer of HOST`` and one line its own."""
+    out = root / "out"
+    out.mkdir(parents=True)
+    with (out / contract.RECORDS).open("w", encoding="utf-8") as records:
+        for host, n in documents.items():
+            for i in range(n):
+                record = {"id": f"{host}-{i}", "source": f"{host}/{i}.html", "url": f"https://{host}/{i}"}
+                record |= {"title": f"{host} {i}", "author": None, "text": "Text.", "date": None}
+                removed = ["Share this:", f"Footer of {host}", f"Only in {host}/{i}"]
+                record |= {"hostname": host, "content_hash": f"{host}{i}", "removed_lines": removed}
+                records.write(json.dumps(record) + "\n")
+    (out / contract.DUPLICATES).write_text("")
+    (out / contract.REJECTED).write_text("")
+    config: dict[str, Any] = {"minhash": {"threshold": 0.8}}
+    if learn_min_docs is not None:
+        config["cleanup"] = {"learn_min_docs": learn_min_docs}
+    (out / contract.STATS).write_text(json.dumps({"config": config}))
+    return out
+
+
+# a crawl of many small sites, as trafilatura's evaluation set is (most sources one or two documents)
+MANY_SMALL_SITES = (
+    {"big.example": 40, "mid.example": 12, "three.example": 3, "pair.example": 2}
+    | {f"site{i:02d}.example": 1 for i in range(30)}
+    | {"<b>bold</b>.example": 1}
+)
+
+
+def test_boilerplate_sources_by_documents_small_ones_folded(tmp_path: Path) -> None:
+    from pipeline.report.page import boilerplate_view
+
+    out = sources_output(tmp_path, MANY_SMALL_SITES)
+    rep, _ = report.build_report(out)
+    sources = rep["boilerplate"]
+    assert [s["source"] for s in sources[:4]] == [
+        "big.example",
+        "mid.example",
+        "three.example",
+        "pair.example",
+    ]
+    assert [s["documents"] for s in sources] == sorted((s["documents"] for s in sources), reverse=True)
+    assert len(sources) == len(MANY_SMALL_SITES)  # report.json lists every source
+
+    view = boilerplate_view(sources, ReportConfig(), min_documents=3)
+    # one by one: the sources the cleanup can learn boilerplate from (3 documents or more)
+    assert [s["source"] for s in view["sources"]] == ["big.example", "mid.example", "three.example"]
+    fold = view["folded"]
+    assert fold["count"] == 32 and fold["documents"] == 2 + 31 and fold["past_the_largest"] == 0
+    assert fold["lines_removed"] == 3 * (2 + 31)
+    assert [s["source"] for s in fold["sources"]][0] == "pair.example"
+    # across them: the line on every one of these hosts first, then by times
+    assert fold["top"][0] == {"line": "Share this:", "count": 33, "sources": 32}
+    assert fold["top"][1] == {"line": "Footer of pair.example", "count": 2, "sources": 1}
+
+    # past the largest: the one-by-one list is capped, the rest joins the group
+    view = boilerplate_view(sources, ReportConfig(html_sources=2, html_small_sources=5), min_documents=3)
+    assert [s["source"] for s in view["sources"]] == ["big.example", "mid.example"]
+    assert view["folded"]["count"] == 33 and view["folded"]["past_the_largest"] == 1
+    assert [s["source"] for s in view["folded"]["sources"]][:2] == ["three.example", "pair.example"]
+    assert len(view["folded"]["sources"]) == 5
+
+    # the run's own learning minimum decides (stats.json), with the cleanup's default when it does not say
+    view = boilerplate_view(sources, ReportConfig(), min_documents=2)
+    assert [s["source"] for s in view["sources"]][-1] == "pair.example"
+
+
+def test_boilerplate_tab_in_the_page(tmp_path: Path) -> None:
+    out = sources_output(tmp_path / "a", MANY_SMALL_SITES, learn_min_docs=None)
+    report.write_reports(out, ReportConfig(html_small_sources=10))
+    page = (out / REPORT_HTML).read_text(encoding="utf-8")
+    sections = re.findall(r'<section class="bp-source">\s*<h3><span class="bp-name">([^<]*)<', page)
+    assert sections == ["big.example", "mid.example", "three.example"]  # the cleanup's default: 3
+    assert page.count('<details class="bp-fold">') == 1 and '<details class="bp-fold" open' not in page
+    assert re.search(r'<span class="bp-fold-title">32 smaller sources</span>', page)
+    assert "33 documents, 99 lines removed" in page and "fewer than 3 documents each" in page
+    assert "The first 10 of them (report.json lists them all)" in page
+    fold = page[page.index('<details class="bp-fold">') : page.index("</details>")]
+    assert fold.count('<td class="bp-name">') == 10
+    assert "&lt;b&gt;bold&lt;/b&gt;.example" in page and "<b>" not in page  # escaped like every source
+    # the same with the run's own minimum
+    out = sources_output(tmp_path / "b", MANY_SMALL_SITES, learn_min_docs=2)
+    report.write_reports(out)
+    page = (out / REPORT_HTML).read_text(encoding="utf-8")
+    assert re.search(r'<span class="bp-fold-title">31 smaller sources</span>', page)
+    assert "Each of them" in page and "fewer than 2 documents each" in page
 
 
 def test_report_covers_every_run_and_is_rewritten_only_when_outputs_change(tmp_path: Path) -> None:
@@ -371,7 +467,7 @@ def test_cli_open_writes_a_missing_report_and_opens_it(
     shutil.copytree(hostile, out)
     (out / REPORT_HTML).unlink()
     opened: list[str] = []
-    monkeypatch.setattr(report.webbrowser, "open", lambda uri: opened.append(uri) or True)
+    monkeypatch.setattr(webbrowser, "open", lambda uri: opened.append(uri) or True)
     code, stdout, _ = run_cli(capsys, out, "--open")
     assert code == 0
     assert opened == [(out / REPORT_HTML).resolve().as_uri()]
@@ -425,15 +521,77 @@ def test_hostile_text_is_escaped_in_the_page(hostile: Path) -> None:
 
 
 def html_escaped(text: str) -> str:
-    import html
+    return html.escape(text, quote=False)
 
-    return html.escape(text, quote=True)
+
+class Texts(HTMLParser):
+    """The text of a page outside its script elements, as a browser reads it (entities decoded)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: list[str] = []
+        self._skip = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._skip = tag in ("script", "style")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._skip = False
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.texts.append(data)
+
+
+def test_every_value_the_template_prints_is_escaped(hostile: Path) -> None:
+    """Hostile text in every field that reaches the page's template outside the data block: the output
+    folder's name, settings read from stats.json, rejection reasons, boilerplate sources and lines, the
+    chart's threshold. Each comes out as text, never as an element or attribute."""
+    rep, _ = report.build_report(hostile)
+    rep["counts"]["rejected_by_reason"] = {"empty": 1}
+    clean_page = report.render_html(rep, {}, ReportConfig())
+    payloads = [
+        SCRIPT,
+        IMG,
+        BREAKOUT,
+        f'" onmouseover="{JS_URL}',
+        "' autofocus onfocus='alert(5)",
+        "{{ 7*7 }}",
+    ]
+    rep["output"] = " ".join(payloads)
+    rep["config"]["minhash"] = {"threshold": IMG, "containment": SCRIPT, "shingle_size": BREAKOUT}
+    rep["config"]["minhash_fingerprint"] = payloads[3]
+    rep["counts"]["rejected_by_reason"] = {payload: 1 for payload in payloads}
+    rep["boilerplate"] = [
+        {
+            "source": payload,
+            "documents": 3,
+            "lines_removed": 3,
+            "distinct_lines": 1,
+            "top": [{"line": payload, "count": 3}],
+        }
+        for payload in payloads
+    ]
+    page = report.render_html(rep, {}, ReportConfig())
+    clean, hostile_page = Elements(), Elements()
+    clean.feed(clean_page)
+    hostile_page.feed(page)
+    assert set(hostile_page.tags) == set(clean.tags)  # no element the page does not have anyway
+    assert hostile_page.tags["script"] == 2 and "img" not in hostile_page.tags
+    assert {name for _, name, _ in hostile_page.attributes} == {name for _, name, _ in clean.attributes}
+    assert not [a for a in hostile_page.attributes if a[2] and "alert" in a[2]]
+    texts = Texts()
+    texts.feed(page)
+    text = "".join(texts.texts)
+    for payload in payloads:
+        assert payload in text  # shown as written (a template expression too), where a reader can see it
 
 
 def test_page_allows_only_its_own_script_and_style(hostile: Path) -> None:
     page = (hostile / REPORT_HTML).read_text(encoding="utf-8")
     [csp] = re.findall(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)
-    assert "default-src &#x27;none&#x27;" in csp and "unsafe-inline" not in csp
+    csp = html.unescape(csp)
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # no external assets
 
 
@@ -518,3 +676,63 @@ def test_no_report_run_leaves_reports_to_pipeline_report(tmp_path: Path) -> None
     assert not (out / "report.json").exists()
     assert cli_main(["report", str(out), "--format", "json"]) == 0
     assert (out / "report.json").exists() and (out / "report.html").exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The page's files as package data
+
+
+PAGE_FILES = ("page.html", "report.css", "report.js")
+
+
+def test_page_files_are_read_through_importlib_resources() -> None:
+    from importlib import resources
+
+    from pipeline.report.page import asset
+
+    files = resources.files("pipeline.report")
+    for name in PAGE_FILES:
+        assert files.joinpath(name).is_file(), name
+        assert asset(name) == (REPO / "pipeline" / "report" / name).read_text(encoding="utf-8")
+    # each is inlined into a raw-text element of the page: neither may close it early
+    assert "</style" not in asset("report.css").lower()
+    assert "</script" not in asset("report.js").lower()
+
+
+def test_a_wheel_holds_the_page_files_and_its_install_writes_a_report(hostile: Path, tmp_path: Path) -> None:
+    """Built offline from a copy of the sources (nothing is written into the repository), unpacked as an
+    installer would, imported from there alone: its report.html carries the style and script."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    caches = shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi", "*.nbc")
+    for package in ("pipeline", "flows"):
+        shutil.copytree(REPO / package, src / package, ignore=caches)
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q"]
+    subprocess.run([*pip, "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True)
+    [wheel] = (tmp_path / "dist").glob("scrape_clean-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path / "site")
+    beside = [p.name for p in (REPO / "pipeline" / "report").iterdir() if p.is_file() and p.suffix != ".pyc"]
+    assert set(PAGE_FILES) <= set(beside)
+    assert {f"pipeline/report/{name}" for name in beside} <= names
+    assert "pipeline/boilerplate.txt" in names
+
+    out = tmp_path / "out"
+    shutil.copytree(hostile, out)
+    (out / REPORT_HTML).unlink()
+    code = (
+        "import sys; from pathlib import Path; import pipeline.report as r; "
+        "assert Path(r.__file__).is_relative_to(Path(sys.argv[1])), r.__file__; "
+        "r.write_reports(Path(sys.argv[2]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(tmp_path / "site")}
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "site"), str(out)], check=True, cwd=tmp_path, env=env
+    )
+    page = (out / REPORT_HTML).read_text(encoding="utf-8")
+    from pipeline.report.page import asset
+
+    assert asset("report.css") in page and asset("report.js") in page

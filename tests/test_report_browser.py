@@ -8,6 +8,7 @@ used (``playwright install`` is never run): ``executable_path`` points at the sy
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from pipeline.report import REPORT_HTML, load_report, word_diff
 from pipeline.run import RunConfig, clean_folder
 from tests.corpus import syndicated_corpus
 from tests.test_report import EDITED_FROM, EDITED_TO, HOSTILE_TITLE, IMG, write_hostile_documents
+from tests.test_report_chart import SHAPES
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -219,6 +221,67 @@ def test_boilerplate_view_lists_lines_per_source(visit: Visit, output: Path) -> 
     assert visit.errors == []
 
 
+def test_boilerplate_view_folds_the_smaller_sources(browser: Browser, tmp_path: Path) -> None:
+    """A crawl of many small sites: its big sources one by one, most documents first; the 32 sources of
+    fewer than 3 documents in one group that opens on a click, or when the filter finds a line in it."""
+    from playwright.sync_api import expect
+
+    from pipeline import report
+    from tests.test_report import MANY_SMALL_SITES, sources_output
+
+    out = sources_output(tmp_path, MANY_SMALL_SITES)
+    report.write_reports(out)
+    visit = Visit(browser, out / REPORT_HTML)
+    page = visit.page
+    page.locator("#tab-boilerplate").click()
+    expect(page.locator(".bp-source h3")).to_have_text(["big.example", "mid.example", "three.example"])
+    fold = page.locator("details.bp-fold")
+    expect(fold.locator("summary")).to_contain_text("32 smaller sources")
+    expect(fold.locator("summary")).to_contain_text(
+        "33 documents, 99 lines removed; fewer than 3 documents each"
+    )
+    rows = fold.locator(".bp-fold-sources tbody tr")
+    expect(rows).to_have_count(32)
+    expect(rows.first).to_be_hidden()  # folded
+    fold.locator("summary").click()
+    expect(rows.first).to_be_visible()
+    expect(rows.first.locator("td").first).to_have_text("pair.example")
+    lines = [
+        "Footer of pair.example ×2",
+        "Share this: ×2",
+        "Only in pair.example/0",
+        "Only in pair.example/1",
+    ]
+    expect(rows.first.locator("li")).to_have_text(lines)  # most often first, ties by line
+    expect(fold.locator(".bp-fold-lines tbody tr").first).to_have_text(re.compile(r"Share this:\s*32\s*33"))
+    expect(page.locator("body")).to_contain_text("<b>bold</b>.example")
+    fold.locator("summary").click()
+    expect(rows.first).to_be_hidden()
+
+    # the filter opens the group on a match inside it, shows only what matches, and closes it again
+    page.locator("#bp-search").fill("ONLY IN SITE07")
+    expect(fold).to_have_js_property("open", True)
+    expect(page.locator(".bp-fold-sources tbody tr:visible")).to_have_count(1)
+    expect(page.locator(".bp-fold-sources tbody tr:visible td").first).to_have_text("site07.example")
+    expect(page.locator(".bp-source:visible")).to_have_count(0)
+    page.locator("#bp-search").fill("")
+    expect(fold).to_have_js_property("open", False)
+    expect(rows.first).to_be_hidden()
+    page.locator("#bp-search").fill("share this")
+    expect(page.locator(".bp-source:visible")).to_have_count(3)
+    expect(page.locator(".bp-fold-sources tbody tr:visible")).to_have_count(32)
+    page.locator("#bp-search").fill("no such line")
+    expect(fold).to_be_hidden()
+    # opened by the reader, it stays open when the filter is cleared
+    page.locator("#bp-search").fill("")
+    fold.locator("summary").click()
+    page.locator("#bp-search").fill("pair.example")
+    page.locator("#bp-search").fill("")
+    expect(fold).to_have_js_property("open", True)
+    assert visit.errors == []
+    visit.context.close()
+
+
 def test_injected_payloads_do_not_run(browser: Browser, output: Path) -> None:
     """The escaping alone must hold: this visit bypasses the page's Content-Security-Policy, which
     would otherwise block an injected script as a second line of defence."""
@@ -304,3 +367,85 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     from pipeline.contract import read_jsonl
 
     return read_jsonl(path)
+
+
+# The page's charts: no text over another, a bar or a line, none outside the chart, on the boxes Chromium
+# draws (the layout works on estimated ones: tests/test_report_chart.py).
+
+CHART_BOXES = """() => {
+  const svg = document.querySelector("svg.histogram");
+  const rect = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  return {
+    chart: rect(svg),
+    scale: svg.getBoundingClientRect().width / svg.viewBox.baseVal.width,
+    texts: Array.from(svg.querySelectorAll("text"), (t) => {
+      const b = t.getBBox();
+      return [t.getAttribute("class") + " " + JSON.stringify(t.textContent), rect(t), [b.width, b.height]];
+    }),
+    others: [
+      ...Array.from(svg.querySelectorAll("rect"), (r) => ["bar " + r.textContent, rect(r)]),
+      ...Array.from(svg.querySelectorAll("line"), (l) => ["line " + l.getAttribute("class"), rect(l)]),
+    ],
+  };
+}"""
+
+
+def drawn_clashes(page: Page) -> tuple[list[str], list[str]]:
+    """What the chart's texts overlap, as Chromium draws them; and the texts it draws, by class and text."""
+    drawn = page.evaluate(CHART_BOXES)
+    half_stroke = 0.5 * drawn["scale"]
+
+    def overlap(a: list[float], b: list[float]) -> bool:
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    others = [(name, [b[0] - half_stroke, b[1] - half_stroke, b[2] + half_stroke, b[3] + half_stroke])
+              for name, b in drawn["others"]]  # fmt: skip
+    problems = []
+    x0, y0, x1, y1 = drawn["chart"]
+    texts = drawn["texts"]
+    for i, (name, box, _) in enumerate(texts):
+        if box[0] < x0 or box[1] < y0 or box[2] > x1 or box[3] > y1:
+            problems.append(f"{name} outside the chart")
+        for other, other_box in others + [(t[0], t[1]) for t in texts[i + 1 :]]:
+            if overlap(box, other_box):
+                problems.append(f"{name} over {other}")
+    return problems, [name for name, _, _ in texts]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_chart_labels_never_overlap(browser: Browser, tmp_path: Path, shape: str) -> None:
+    from pipeline import report
+    from pipeline.report import ReportConfig
+    from pipeline.report.chart import similarity_histogram
+    from tests.test_report import synthetic_output
+
+    histogram, threshold = SHAPES[shape]
+    out = synthetic_output(tmp_path, clusters=2, copies=2)
+    rep, _ = report.build_report(out)
+    rep["similarity_histogram"] = histogram
+    rep["config"]["minhash"]["threshold"] = threshold
+    (tmp_path / "page.html").write_text(report.render_html(rep, {}, ReportConfig()), encoding="utf-8")
+    visit = Visit(browser, tmp_path / "page.html")
+    problems, drawn = drawn_clashes(visit.page)
+    assert problems == []
+    expected = similarity_histogram(histogram, threshold)
+    assert drawn == [f"{label.role} {json.dumps(label.text)}" for label in expected.labels]
+    # the layout's estimates hold every text as this Chromium draws it (in the chart's own units)
+    sizes = visit.page.evaluate(
+        "() => Array.from(document.querySelectorAll('svg.histogram text'), t => [t.getBBox().width, "
+        "t.getBBox().height])"
+    )
+    for label, (width, height) in zip(expected.labels, sizes, strict=True):
+        box = label.box
+        assert width <= box.x1 - box.x0 if not label.rotated else width <= box.y1 - box.y0, label
+        assert height <= box.y1 - box.y0 if not label.rotated else height <= box.x1 - box.x0, label
+    assert visit.errors == []
+    visit.context.close()
+
+
+def test_chart_labels_of_a_cleaned_corpus_never_overlap(visit: Visit) -> None:
+    problems, drawn = drawn_clashes(visit.page)
+    assert problems == []
+    assert any(name.startswith("count ") for name in drawn) and any(
+        name.startswith("threshold-label") for name in drawn
+    )
