@@ -146,7 +146,9 @@ def _records(
                 return
             if record is None:
                 break
-            last = records.offset  # the current record's first byte (warcio's, absolute: see above)
+            # the current record's first byte (warcio's, absolute: see above); in a damaged gzip stream
+            # warcio's offset can go back, even below 0 (hypothesis found one): then the next free offset
+            last = max(records.offset, last + 1)
             if stop is not None and last >= stop:
                 return  # the next part's
             item = _guarded_record(record, f"{source}#{last}")
