@@ -122,14 +122,16 @@ def clean_folder(
         if client is not None and context.files:
             warm_up(client)
         t0 = time.perf_counter()
-        loaded = map_in_order(load_chunk, *context.load_calls(), done=_reporter("load", context, progress))
+        loaded = map_in_order(
+            load_chunk, *context.load_calls(), done=run.chunk_progress("load", context, progress)
+        )
         # In the flow body, not a task: it reads and updates the run's index (an SQLite connection).
         counts = [c.counts for c in loaded] if client is None else [merged_counts(client, loaded)]
         learned = context.learn(counts, loaded)
         context.timings["load"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         calls = context.clean_calls(loaded, learned)
-        cleaned = map_in_order(clean_chunk, *calls, done=_reporter("clean", context, progress))
+        cleaned = map_in_order(clean_chunk, *calls, done=run.chunk_progress("clean", context, progress))
         context.timings["clean"] = time.perf_counter() - t1
         rejections = [r for c in loaded for r in c.rejections]
         if client is None:
@@ -170,21 +172,6 @@ def _progress(options: CleanOptions, logger: Any) -> Iterator[Progress]:
         return
     with ProgressLines(logger.info, options.progress_every) as lines:
         yield lines
-
-
-def _reporter(stage: str, context: Run, progress: Progress) -> Callable[[int, Any], None]:
-    """What :func:`map_in_order` calls as chunk ``i`` of ``stage`` is done: the progress of the stage."""
-    done = documents = 0
-    if context.files:
-        progress(stage, 0, context.files, 0)
-
-    def chunk_done(i: int, chunk: LoadedChunk | CleanedChunk) -> None:
-        nonlocal done, documents
-        done += run.files_in(context.chunks[i])
-        documents += chunk.documents + chunk.rejected
-        progress(stage, done, context.files, documents)
-
-    return chunk_done
 
 
 def dask_client() -> Any:
@@ -349,10 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     except OutputBusy as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return EXIT_BUSY
+    return command_end(PROG, summary, options.quiet)
+
+
+def command_end(prog: str, summary: Summary, quiet: bool) -> int:
+    """How a flow's command ends after its run: the summary line (on standard error and exit status
+    66 when the input held nothing to read), nothing with ``quiet``; else 0."""
     if summary.empty:
-        print(f"{PROG}: {summary.line()}", file=sys.stderr)
+        print(f"{prog}: {summary.line()}", file=sys.stderr)
         return EXIT_EMPTY
-    if not options.quiet:
+    if not quiet:
         print(summary.line())
     return 0
 

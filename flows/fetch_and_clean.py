@@ -34,12 +34,12 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from flows.clean_folder import clean_folder, map_in_order
+from flows.clean_folder import clean_folder, command_end, map_in_order
 from pipeline import fetch
 from pipeline.fetch import DiscoveryError, FetchConfig, FetchResult, FetchSession
 from pipeline.lock import EXIT_BUSY, OutputBusy
 from pipeline.options import CleanOptions, add_arguments, from_arguments
-from pipeline.run import EXIT_EMPTY, Summary, UsageError
+from pipeline.run import Summary, UsageError
 
 COUNTS_ARTIFACT = "fetch-and-clean-fetch-counts"
 FAILURES_ARTIFACT = "fetch-and-clean-fetch-summary"
@@ -382,12 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     except OutputBusy as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return EXIT_BUSY
-    if summary.empty:
-        print(f"{PROG}: {summary.line()}", file=sys.stderr)
-        return EXIT_EMPTY
-    if not options.quiet:
-        print(summary.line())
-    return 0
+    return command_end(PROG, summary, options.quiet)
 
 
 if __name__ == "__main__":

@@ -1283,14 +1283,10 @@ def _clean(run: Run, report: Progress, client: Any = None) -> Summary:
         loaded: list[LoadedChunk] = []
 
         def arrived() -> Iterator[LoadedChunk]:
-            done = documents = 0
-            if run.files:
-                report("load", 0, run.files, 0)
-            for chunk, files in zip(pool.map(load_chunk, *run.load_calls()), run.chunks, strict=True):
+            chunk_done = chunk_progress("load", run, report)
+            for i, chunk in enumerate(pool.map(load_chunk, *run.load_calls())):
                 loaded.append(chunk)
-                done += files_in(files)
-                documents += chunk.documents + chunk.rejected
-                report("load", done, run.files, documents)
+                chunk_done(i, chunk)
                 yield chunk
 
         def counts() -> Iterator[LineCounts]:
@@ -1309,18 +1305,32 @@ def _clean(run: Run, report: Progress, client: Any = None) -> Summary:
         run.timings["load"] = time.perf_counter() - t0
 
         def reported(items: Iterable[CleanedChunk]) -> Iterator[CleanedChunk]:
-            done = documents = 0
-            if run.files:
-                report("clean", 0, run.files, 0)
-            for chunk, item in zip(run.chunks, items, strict=False):
-                done += files_in(chunk)
-                documents += item.documents + item.rejected
-                report("clean", done, run.files, documents)
+            chunk_done = chunk_progress("clean", run, report)
+            for i, item in enumerate(items):
+                chunk_done(i, item)
                 yield item
 
         cleaned = pool.map(clean_chunk, *run.clean_calls(loaded, learned))  # submitted: workers start
         run.record_inputs()  # while they clean
         return finish(run, reported(cleaned), learned, [r for c in loaded for r in c.rejections], client)
+
+
+def chunk_progress(
+    stage: str, run: Run, progress: Progress
+) -> Callable[[int, LoadedChunk | CleanedChunk], None]:
+    """What to call as chunk ``i`` of the pass ``stage`` is done: it reports the stage's files and
+    documents so far to ``progress`` (and reports the stage's start now, if the run has files)."""
+    done = documents = 0
+    if run.files:
+        progress(stage, 0, run.files, 0)
+
+    def chunk_done(i: int, chunk: LoadedChunk | CleanedChunk) -> None:
+        nonlocal done, documents
+        done += files_in(run.chunks[i])
+        documents += chunk.documents + chunk.rejected
+        progress(stage, done, run.files, documents)
+
+    return chunk_done
 
 
 @contextmanager
