@@ -298,15 +298,23 @@ def test_server_error_without_retries_fails_as_retryable(site: HTTPServer, tmp_p
     assert requested(site).count("/down") == 1
 
 
-def test_closed_port_is_connection_error(tmp_path: Path) -> None:
+def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # free, and nothing listens once the socket is closed
-    config = local(timeout=0.5, total_timeout=2, per_host_delay=0, retries=0, respect_robots=False)
+        return int(probe.getsockname()[1])  # free, and nothing listens once the socket is closed
+
+
+@pytest.mark.parametrize("respect_robots", [False, True], ids=["page", "robots.txt first"])
+def test_closed_port_is_connection_error(respect_robots: bool, tmp_path: Path) -> None:
+    """A refused connection is named for what it is, also when the request refused was for robots.txt."""
+    port = closed_port()
+    config = local(timeout=0.5, total_timeout=2, per_host_delay=0, retries=0, respect_robots=respect_robots)
 
     result = fetch_url(f"http://127.0.0.1:{port}/x", tmp_path, config)
 
     assert_failed(result, "connection_error", tmp_path)
+    assert "ConnectError" in result.detail
+    assert ("robots.txt unreachable" in result.detail) == respect_robots
 
 
 def test_every_reason_written_is_a_contract_reason(site: HTTPServer, tmp_path: Path) -> None:

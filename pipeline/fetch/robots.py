@@ -22,14 +22,15 @@ class RobotsRules:
     rules: tuple[tuple[bool, re.Pattern[str], int], ...] = ()  # (allow, pattern, length of the rule)
     crawl_delay: float | None = None
     note: str = ""  # why the site is off limits as a whole (robots.txt unreachable ...)
+    reason: str = "robots_disallowed"  # the reason code of a page these rules refuse
 
     @classmethod
     def allow_all(cls) -> RobotsRules:
         return cls()
 
     @classmethod
-    def disallow_all(cls, note: str) -> RobotsRules:
-        return cls(rules=((False, re.compile(""), 1),), note=note)
+    def disallow_all(cls, note: str, reason: str = "robots_disallowed") -> RobotsRules:
+        return cls(rules=((False, re.compile(""), 1),), note=note, reason=reason)
 
     @classmethod
     def parse(cls, text: str, token: str) -> RobotsRules:

@@ -366,12 +366,14 @@ class FetchSession:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         if not rules.allows(target):
             why = rules.note or f"{origin}/robots.txt disallows {target} for {self.config.robots_token}"
-            raise _Failed("robots_disallowed", why, final_url=url)
+            raise _Failed(rules.reason, why, final_url=url)
 
     def _load_robots(self, origin: str) -> RobotsRules:
         """Fetch and parse ``origin/robots.txt``. A 4xx answer (no file) allows everything, except 401 and
         403, which disallow everything like urllib.robotparser; an unreachable file (5xx, 429, time-out,
-        connection error) disallows everything for the run, as RFC 9309 section 2.3.1.4 requires."""
+        connection error) disallows everything for the run, as RFC 9309 section 2.3.1.4 requires. Where no
+        answer came at all (connection refused, time-out), each page is refused with that cause as its
+        reason (``connection_error``, ``timeout``): the host was down, robots.txt did not forbid anything."""
         url = f"{origin}/robots.txt"
         try:
             response = self._get(url, _ROBOTS, check_robots=False)
@@ -389,7 +391,8 @@ class FetchSession:
             else:
                 log.warning("%s unreachable (%s): no page of this site is fetched in this run", url, failure)
                 rules = RobotsRules.disallow_all(
-                    f"{url} unreachable ({failure.reason}: {failure.detail}): treated as disallow-all"
+                    f"{url} unreachable ({failure.reason}: {failure.detail}): treated as disallow-all",
+                    "robots_disallowed" if failure.status is not None else failure.reason,
                 )
         else:
             rules = RobotsRules.parse(response.body.decode("utf-8", "replace"), self.config.robots_token)
