@@ -15,11 +15,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pipeline.run import RunConfig, UsageError, check_request
+from pipeline import options as clean_options
+from pipeline.run import UsageError, check_request
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -75,14 +80,18 @@ def build_deployments(
     sitemap: str | None = None,
     timezone: str = DEFAULT_TIMEZONE,
     fetch_options: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> list[RunnerDeployment]:
     """The deployments to serve, each with one cron schedule in ``timezone``.
 
     ``clean-folder/clean-folder-scheduled`` cleans ``input_dir`` into ``out``. With a URL source (at most
     one of ``urls_file``, ``feed``, ``sitemap``) also ``fetch-and-clean/fetch-and-clean-scheduled``, which
     fetches into ``raw`` and cleans ``raw`` into ``out``, with ``fetch_options`` as further parameters
-    (``allow_private``, ``max_urls``). Folder parameters are stored as absolute paths, so a run started
-    from the UI or ``prefect deployment run`` does not depend on a working directory.
+    (``allow_private``, ``max_urls``). ``options`` are clean options (fields of
+    :class:`~pipeline.options.CleanOptions`) for both deployments, each over its flow's defaults
+    (fetch-and-clean keeps ``scan: folders`` unless ``options`` says otherwise). Folder parameters are
+    stored as absolute paths, so a run started from the UI or ``prefect deployment run`` does not depend
+    on a working directory.
 
     Raises:
         UsageError: a bad schedule, more than one URL source, or folders :func:`check_layout` refuses.
@@ -92,6 +101,9 @@ def build_deployments(
     from flows.clean_folder import clean_folder
 
     check_schedule(cron, timezone)
+    options = dict(options or {})
+    if options.get("boilerplate"):
+        options["boilerplate"] = _absolute(options["boilerplate"])
     sources = {"urls_file": urls_file, "feed": feed, "sitemap": sitemap}
     given = {name: value for name, value in sources.items() if value is not None}
     if len(given) > 1:
@@ -103,17 +115,24 @@ def build_deployments(
         clean_folder.to_deployment(
             name=CLEAN_DEPLOYMENT,
             schedules=[Cron(cron, timezone=timezone)],
-            parameters={"input_dir": _absolute(input_dir), "out": _absolute(out)},
+            parameters={
+                "input_dir": _absolute(input_dir),
+                "out": _absolute(out),
+                **({"options": options} if options else {}),
+            },
             description=f"Clean {input_dir} into {out}, on cron {cron!r} ({timezone}).",
             tags=["scrape-clean"],
         )
     ]
     if given:
         # Imported only when asked for: serving clean-folder alone needs nothing of the fetcher.
-        from flows.fetch_and_clean import fetch_and_clean
+        from flows.fetch_and_clean import FETCH_CLEAN_OPTIONS, fetch_and_clean
 
         name, source = next(iter(given.items()))
         value = _absolute(source) if name == "urls_file" else str(source)
+        # in full: a partial options object would take CleanOptions' scan, not the flow's
+        full = clean_options.as_parameter(replace(FETCH_CLEAN_OPTIONS, **options))
+        fetch_clean = {"options": full} if options else {}
         deployments.append(
             fetch_and_clean.to_deployment(
                 name=FETCH_DEPLOYMENT,
@@ -123,6 +142,7 @@ def build_deployments(
                     "raw": _absolute(raw),
                     "out": _absolute(out),
                     **(fetch_options or {}),
+                    **fetch_clean,
                 },
                 description=f"Fetch {source} into {raw}, clean {raw} into {out}, on cron {cron!r} "
                 f"({timezone}).",
@@ -143,6 +163,7 @@ def serve(
     timezone: str = DEFAULT_TIMEZONE,
     limit: int = 1,
     fetch_options: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Register the deployments of :func:`build_deployments` and run their flow runs until interrupted.
 
@@ -152,9 +173,44 @@ def serve(
     from prefect import serve as prefect_serve
 
     deployments = build_deployments(
-        cron, input_dir, out, raw, urls_file, feed, sitemap, timezone, fetch_options
+        cron, input_dir, out, raw, urls_file, feed, sitemap, timezone, fetch_options, options
     )
     prefect_serve(*deployments, limit=limit)
+
+
+@contextmanager
+def prefect_api(prog: str = PROG) -> Iterator[None]:
+    """The Prefect API to serve against: PREFECT_API_URL's, or else one temporary server for this process
+    and the flow runs it starts (they inherit its address), stopped when the block ends.
+
+    Left to itself, Prefect starts a temporary server in the serving process and another in each flow-run
+    process, which then reports to a server nobody looks at; and the address of the first is never shown,
+    so ``prefect deployment run`` from another terminal cannot reach it.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    try:  # a signal while it starts (a new database's migration takes seconds) must stop it too
+        server.start()
+        print(
+            f"{prog}: PREFECT_API_URL is not set: serving against a temporary Prefect server, "
+            f"{server.api_url}, which stops with this process (a lasting one: 'prefect server start'); "
+            f"trigger a run with PREFECT_API_URL={server.api_url} prefect deployment run "
+            f"'clean-folder/{CLEAN_DEPLOYMENT}'",
+            file=sys.stderr,
+            flush=True,
+        )
+        os.environ["PREFECT_API_URL"] = server.api_url  # for the flow-run processes
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
 
 
 def _absolute(path: str | Path) -> str:
@@ -214,6 +270,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         default=1,
         help="flow runs at once (default: %(default)s, so runs writing the same output never overlap)",
     )
+    clean = parser.add_argument_group(
+        "clean options", "for both deployments; those left out keep each flow's defaults"
+    )
+    clean_options.add_arguments(clean, given_only=True)
     return parser
 
 
@@ -224,7 +284,7 @@ def check_folders(args: argparse.Namespace) -> None:
 
     Raises:
         UsageError: see :func:`pipeline.run.check_request`; a missing URL file; a bad ``--limit``; with a
-            URL source, an input folder other than RAW.
+            URL source, an input folder other than RAW; a clean option out of range, or ``--rebuild``.
     """
     fetching = args.urls or args.feed or args.sitemap
     args.raw = args.raw or args.input
@@ -236,7 +296,16 @@ def check_folders(args: argparse.Namespace) -> None:
         check_layout(args.input, args.out, args.raw)
         # fetch-and-clean fills RAW; clean-folder, serving it too, must find it from the first run.
         Path(args.raw).mkdir(parents=True, exist_ok=True)
-    check_request(Path(args.input), Path(args.out), RunConfig())
+    if getattr(args, "rebuild", False):
+        raise UsageError(
+            "--rebuild would forget the index at every scheduled run: rebuild once with "
+            "'pipeline clean INPUT --out OUTPUT --rebuild', then serve"
+        )
+    try:
+        options = clean_options.CleanOptions(**clean_options.given(args))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    check_request(Path(args.input), Path(args.out), options.run_config())
 
 
 def fetch_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -265,32 +334,25 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         # one-line error, not a traceback from a half-started runner.
         check_schedule(args.cron, args.timezone)
         check_folders(args)
-        options = fetch_options(args)
+        fetching = fetch_options(args)
     except UsageError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
 
-    from prefect.settings import PREFECT_API_URL
-
-    if not PREFECT_API_URL.value():
-        print(
-            f"{prog}: warning: PREFECT_API_URL is not set: serving against a temporary Prefect server that "
-            "stops with this process; start one with 'prefect server start' and set "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api",
-            file=sys.stderr,
+    with prefect_api(prog):
+        serve(
+            args.cron,
+            args.input,
+            args.out,
+            args.raw,
+            args.urls,
+            args.feed,
+            args.sitemap,
+            timezone=args.timezone,
+            limit=args.limit,
+            fetch_options=fetching,
+            options=clean_options.given(args),
         )
-    serve(
-        args.cron,
-        args.input,
-        args.out,
-        args.raw,
-        args.urls,
-        args.feed,
-        args.sitemap,
-        timezone=args.timezone,
-        limit=args.limit,
-        fetch_options=options,
-    )
     return 0
 
 

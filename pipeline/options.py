@@ -161,8 +161,17 @@ def flags(option: Field[Any]) -> list[str]:
     return [meta["flag"] or "--" + option.name.replace("_", "-"), *filter(None, [meta["short"]])]
 
 
-def add_arguments(parser: argparse.ArgumentParser, defaults: CleanOptions | None = None) -> None:
-    """One argument per option, with ``defaults`` (CleanOptions() unless given) as the defaults."""
+def add_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    defaults: CleanOptions | None = None,
+    *,
+    given_only: bool = False,
+) -> None:
+    """One argument per option, with ``defaults`` (CleanOptions() unless given) as the defaults.
+
+    ``given_only``: an option left off the command line is absent from the parsed arguments (the help
+    still shows its default), for a caller that passes on only what was asked for (:func:`given`).
+    """
     defaults = defaults or CleanOptions()
     for f in fields(CleanOptions):
         meta, default = f.metadata, getattr(defaults, f.name)
@@ -178,9 +187,32 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: CleanOptions | None
                 )
         elif kwargs["action"] == "store_true":
             default = bool(default)
+        if given_only:
+            default = argparse.SUPPRESS
         parser.add_argument(*flags(f), dest=f.name, default=default, help=help_text, **kwargs)
 
 
 def from_arguments(args: argparse.Namespace) -> CleanOptions:
     """The options of parsed arguments (those of :func:`add_arguments`)."""
     return CleanOptions(**{f.name: getattr(args, f.name) for f in fields(CleanOptions)})
+
+
+def given(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given on a command line parsed with ``add_arguments(..., given_only=True)``, checked,
+    as a flow's ``options`` parameter (see :func:`as_parameter`).
+
+    Raises:
+        ValueError: a value out of range (see :meth:`CleanOptions.run_config`).
+    """
+    names = [f.name for f in fields(CleanOptions) if hasattr(args, f.name)]
+    options = CleanOptions(**{name: getattr(args, name) for name in names})
+    options.run_config()
+    return as_parameter(options, names)
+
+
+def as_parameter(options: CleanOptions, names: list[str] | None = None) -> dict[str, Any]:
+    """The options (those in ``names``, else all) as JSON values for a flow's ``options`` parameter: the
+    language codes as a list."""
+    chosen = names if names is not None else [f.name for f in fields(CleanOptions)]
+    values = {name: getattr(options, name) for name in chosen}
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}

@@ -8,6 +8,7 @@ deployment is triggered and completed without waiting for the clock.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -200,6 +201,10 @@ def test_invalid_cron_is_a_one_line_error_before_anything_starts(tmp_path: Path)
             "the output folder must differ from the raw folder",
         ),
         (["--limit", "0"], "--limit must be at least 1"),
+        (["--threshold", "3"], "threshold must be in (0, 1]"),
+        (["--languages", "xx"], "unknown language"),
+        (["--boilerplate", "missing.txt"], "boilerplate file: "),
+        (["--rebuild"], "--rebuild would forget the index at every scheduled run"),
     ],
 )
 def test_usage_errors(
@@ -220,6 +225,131 @@ def test_usage_errors(
     assert status == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("pipeline serve: error: ") and message in line
+
+
+def test_clean_options_reach_both_deployments_over_each_flows_defaults(raw: Path, tmp_path: Path) -> None:
+    from flows.fetch_and_clean import FETCH_CLEAN_OPTIONS
+    from flows.serve import build_deployments, build_parser
+    from pipeline.options import CleanOptions, as_parameter, given
+
+    rules = tmp_path / "rules.txt"
+    rules.write_text("[line]\nExit mobile version\n", encoding="utf-8")
+    args = build_parser().parse_args(
+        ["--threshold", "0.7", "--languages", "en,de", "--boilerplate", str(rules), "-w", "1"]
+    )
+    options = given(args)
+    assert options == {"threshold": 0.7, "workers": 1, "boilerplate": str(rules), "languages": ["de", "en"]}
+
+    clean, fetch = build_deployments(
+        HOURLY, input_dir=raw, raw=raw, out=tmp_path / "out", sitemap="http://x/s.xml", options=options
+    )
+    assert clean.parameters["options"] == options  # the rest: CleanOptions' defaults, the flow's own
+    assert fetch.parameters["options"] == as_parameter(
+        CleanOptions(**{**as_parameter(FETCH_CLEAN_OPTIONS), **options})
+    )
+    assert fetch.parameters["options"]["scan"] == "folders"  # spelled out: a partial object would say full
+    assert build_deployments(HOURLY, input_dir=raw)[0].parameters.keys() == {"input_dir", "out"}
+
+
+def test_serving_without_an_api_url_runs_one_temporary_server_and_stops_it(raw: Path, tmp_path: Path) -> None:
+    """No PREFECT_API_URL: the serving process starts one temporary server, says where it is, its flow runs
+    report to it (not to servers of their own), and Ctrl-C stops it without a traceback."""
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.serve import CLEAN_DEPLOYMENT
+
+    out = tmp_path / "out"
+    log = tmp_path / "serve.log"
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    command = [sys.executable, "-m", "pipeline", "serve", "--input", str(raw), "--out", str(out)]
+    with log.open("wb") as log_file:
+        server_side = subprocess.Popen(
+            [*command, "--threshold", "0.7"],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        api_url = wait_for_line(r"trigger a run with PREFECT_API_URL=(\S+) ", server_side, log)
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            wait_for_deployment(f"clean-folder/{CLEAN_DEPLOYMENT}", server_side, log)
+            flow_run = run_deployment(f"clean-folder/{CLEAN_DEPLOYMENT}", timeout=60, poll_interval=1)
+            with get_client(sync_client=True) as client:
+                flow_runs = client.read_flow_runs()
+    finally:
+        stop(server_side)
+
+    text = log.read_text(errors="replace")
+    assert flow_run.state is not None and flow_run.state.is_completed(), f"{flow_run.state!r}\n{text}"
+    assert flow_run.parameters["options"] == {"threshold": 0.7}
+    assert [run.id for run in flow_runs] == [flow_run.id]
+    assert contract.validate_output(out) == {"records": 1, "duplicates": 1, "rejected": 0}
+    assert text.count("serving against a temporary Prefect server") == 1, text
+    assert "Starting temporary server" not in text, text  # Prefect's own, as the flow run's process did
+    assert "Traceback" not in text and "Error" not in text, text
+    assert server_side.returncode == 0
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{api_url}/health", timeout=2)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_the_temporary_server_starts_stops_it_too(
+    signum: signal.Signals, raw: Path, tmp_path: Path
+) -> None:
+    """Stopped before it serves (a new database's migration takes seconds), the command leaves no server
+    process behind: the temporary server is its child, and goes with it."""
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    command = [sys.executable, "-m", "pipeline", "serve", "--input", str(raw), "--out", str(tmp_path / "out")]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (servers := children(process.pid, "uvicorn")):
+            assert process.poll() is None and time.monotonic() < deadline, "no server started"
+            time.sleep(0.05)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in servers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in servers if Path(f"/proc/{pid}").exists()], (
+        "the temporary server outlived serve"
+    )
+    assert b"Traceback" not in stderr, stderr.decode(errors="replace")
+
+
+def children(parent: int, word: str) -> list[int]:
+    """The processes whose parent is ``parent`` and whose command line holds ``word`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if f"\nPPid:\t{parent}\n" in status and word.encode() in command:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for_line(pattern: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> str:
+    """The first group of ``pattern`` once it appears in the served process's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := re.search(pattern, log.read_text(errors="replace")):
+            return found.group(1)
+        assert process.poll() is None, f"serve exited {process.returncode}:\n{log.read_text()}"
+        time.sleep(0.2)
+    raise AssertionError(f"no {pattern!r} within {timeout} s:\n{log.read_text()}")
 
 
 def test_the_library_refuses_two_url_sources_and_two_raw_folders() -> None:

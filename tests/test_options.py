@@ -54,6 +54,7 @@ def defaults(parser: argparse.ArgumentParser) -> dict[str, object]:
 
 
 OPTION_FLAGS = {flags(f)[0] for f in fields(CleanOptions)}
+OPTION_NAMES = {f.name for f in fields(CleanOptions)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -61,12 +62,14 @@ OPTION_FLAGS = {flags(f)[0] for f in fields(CleanOptions)}
 
 
 def test_every_entry_point_takes_every_option_with_the_same_defaults() -> None:
-    from flows import clean_folder, fetch_and_clean
+    from flows import clean_folder, fetch_and_clean, serve
 
     clean = subcommand("clean")
     assert long_flags(clean) == OPTION_FLAGS | {"--out", "--version"} - {"--version"}
     assert long_flags(clean_folder.build_parser()) == long_flags(clean)
     assert OPTION_FLAGS <= long_flags(fetch_and_clean.build_parser())
+    assert OPTION_FLAGS <= long_flags(serve.build_parser())  # for its deployments' options parameter
+    assert vars(serve.build_parser().parse_args([])).keys().isdisjoint(OPTION_NAMES)  # only those given
 
     expected = {f.name: getattr(CleanOptions(), f.name) for f in fields(CleanOptions)}
     assert defaults(clean) == defaults(clean_folder.build_parser()) == expected
@@ -123,7 +126,7 @@ def test_readme_usage_lines_list_every_flag_of_each_command() -> None:
 
     assert readme_usage("pipeline clean") == long_flags(subcommand("clean"))
     assert readme_usage("pipeline fetch") == long_flags(subcommand("fetch"))
-    assert readme_usage("pipeline serve") == long_flags(serve.build_parser())
+    assert readme_usage("pipeline serve") | OPTION_FLAGS == long_flags(serve.build_parser())
     # the flows' command lines: their own flags, then "[every option of pipeline clean]"
     assert readme_usage("python -m flows.clean_folder") | OPTION_FLAGS == long_flags(
         clean_folder.build_parser()
