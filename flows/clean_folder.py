@@ -38,7 +38,7 @@ from prefect.context import FlowRunContext
 from prefect.settings import get_current_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline import report, run
+from pipeline import remote, report, run
 from pipeline.cleanup import CleanupConfig
 from pipeline.cluster import LOCAL, check_address, local_cluster, merged_counts, warm_up
 from pipeline.contract import Rejection
@@ -114,8 +114,9 @@ def clean_folder(
     logger = get_run_logger() if FlowRunContext.get() is not None else None
     client = dask_client()
     with (
+        remote.staged(input_dir, out) as (input_path, out_path),
         run.open_run(
-            Path(input_dir), Path(out), config, options.rebuild, logger.warning if logger else None
+            input_path, out_path, config, options.rebuild, logger.warning if logger else None
         ) as context,
         _progress(options, logger) as progress,
     ):
@@ -141,7 +142,7 @@ def clean_folder(
     if logger is not None and not options.quiet:
         (logger.warning if summary.empty else logger.info)(summary.line())
     publish_summary(summary)
-    publish_report(Path(out))
+    publish_report(out_path)
     return summary
 
 
@@ -326,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Refuse a bad request before the flow starts a Prefect server and logs a traceback.
         options = from_arguments(args)
-        run.check_request(Path(args.input), Path(args.out), options.run_config())
+        if not (remote.is_url(args.input) or remote.is_url(args.out)):  # a URL's is checked once staged
+            run.check_request(Path(args.input), Path(args.out), options.run_config())
         if options.dask not in (None, LOCAL):
             check_address(options.dask)
         summary = clean_folder(args.input, args.out, options)

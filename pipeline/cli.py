@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import NoReturn
 
-from pipeline import __version__, contract
+from pipeline import __version__, contract, remote
 from pipeline.fetch import add_fetch_arguments, run_fetch
 from pipeline.index import INDEX_FILE
 from pipeline.interrupt import exit_status, signal_name, terminate_as_interrupt
@@ -214,17 +214,18 @@ def _say(message: str) -> None:
 
 
 def _run_clean(input_arg: str, out_arg: str, options: CleanOptions, config: RunConfig) -> Summary:
-    """The run of ``pipeline clean``, with ``-`` as INPUT or OUTPUT staged (see :mod:`pipeline.streams`)
-    and the progress where the user sees it: a bar on a terminal, lines on standard error otherwise."""
+    """The run of ``pipeline clean``, with ``-`` as INPUT or OUTPUT staged (see :mod:`pipeline.streams`),
+    fsspec URLs too (:mod:`pipeline.remote`), and the progress where the user sees it: a bar on a
+    terminal, lines on standard error otherwise."""
 
     with ExitStack() as stack:
         staged = input_arg == STDIO
-        input_path = stack.enter_context(staged_input(sys.stdin.buffer)) if staged else Path(input_arg)
+        input_path, out = stack.enter_context(remote.staged(input_arg, out_arg))
+        if staged:
+            input_path = stack.enter_context(staged_input(sys.stdin.buffer))
         if out_arg == STDIO:
             out = stack.enter_context(staged_output())
             config = replace(config, report=False)  # nobody could open it
-        else:
-            out = Path(out_arg)
         with progress_for(options.quiet, options.progress_every, _say) as progress:
             summary = clean_folder(
                 input_path, out, config, progress, rebuild=options.rebuild, on_wait=_say, dask=options.dask
