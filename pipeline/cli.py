@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     except WorkerLost as err:
         return _fail(str(err), 1)
     except (OSError, sqlite3.Error) as err:
-        return _fail(_fault(err, Path(args.out)), 1)
+        return _fail(_fault(err, args.out), 1)
     except KeyboardInterrupt as err:
-        return _interrupted(err, Path(args.out))
+        return _interrupted(err, args.out)
     if summary.empty:
         print(f"pipeline: {summary.line()}", file=sys.stderr)
         return EXIT_EMPTY
@@ -157,26 +157,28 @@ def _fail(message: str, status: int) -> int:
     return status
 
 
-def _fault(err: OSError | sqlite3.Error, out: Path) -> str:
+def _fault(err: OSError | sqlite3.Error, out: str | Path) -> str:
     """One line for a failure of the file system under the run: what failed, on which path."""
     if isinstance(err, sqlite3.OperationalError):  # SQLite names no file; the index is the only database
-        return f"index {out / INDEX_FILE}: {err}"
+        return f"index {out}/{INDEX_FILE}: {err}"
     if isinstance(err, sqlite3.Error):  # not a database, a malformed page: not a fault of this machine
-        return f"index {out / INDEX_FILE} is damaged ({err}): run again with --rebuild to clean every input"
+        return f"index {out}/{INDEX_FILE} is damaged ({err}): run again with --rebuild to clean every input"
     where = ": ".join(str(name) for name in (err.filename, err.filename2) if name is not None)
     cause = err.strerror or str(err)
     # A failed write names no file (only a failed open does); the run writes only under OUTPUT.
     return f"{cause}: {where}" if where else f"{cause} (writing to {out})"
 
 
-def _interrupted(err: KeyboardInterrupt, out: Path) -> int:
+def _interrupted(err: KeyboardInterrupt, out: str) -> int:
     """One line saying what the interrupted run committed; exit status 128 + the signal's number."""
     cause = err.cause if isinstance(err, Stopped) and isinstance(err.cause, KeyboardInterrupt) else err
-    what = (
-        "this run was committed before it stopped (stats.json and the report may be the previous run's)"
-        if isinstance(err, Stopped) and err.committed
-        else f"nothing of this run was committed: {out} is as the last committed run left it"
-    )
+    committed = isinstance(err, Stopped) and err.committed
+    if committed and remote.is_url(out):
+        what = f"this run was committed to the working copy of {out}, not uploaded: the next run uploads it"
+    elif committed:
+        what = "this run was committed before it stopped (stats.json and the report may be an earlier run's)"
+    else:
+        what = f"nothing of this run was committed: {out} is as the last committed run left it"
     print(f"pipeline: interrupted ({signal_name(cause)}): {what}", file=sys.stderr)
     return exit_status(cause)
 
