@@ -1321,14 +1321,15 @@ def chunk_progress(
     """What to call as chunk ``i`` of the pass ``stage`` is done: it reports the stage's files and
     documents so far to ``progress`` (and reports the stage's start now, if the run has files)."""
     done = documents = 0
-    if run.files:
-        progress(stage, 0, run.files, 0)
+    total = run.files  # counted once: each chunk's count costs a walk of every chunk
+    if total:
+        progress(stage, 0, total, 0)
 
     def chunk_done(i: int, chunk: LoadedChunk | CleanedChunk) -> None:
         nonlocal done, documents
         done += files_in(run.chunks[i])
         documents += chunk.documents + chunk.rejected
-        progress(stage, done, run.files, documents)
+        progress(stage, done, total, documents)
 
     return chunk_done
 

@@ -137,3 +137,28 @@ def test_an_interrupt_during_the_index_commit_takes_effect_just_after_it():
             done.append("the block ran to its end")
     assert done == ["the block ran to its end"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_chunk_progress_counts_the_files_once_not_per_chunk() -> None:
+    """The run's file count walks every chunk: counted per finished chunk it made progress quadratic in
+    the chunks (1.7 s of the client's 5 s of CPU on 20,000 files through --dask local)."""
+    from types import SimpleNamespace
+
+    from pipeline.load import InputPart
+
+    class Counted(SimpleNamespace):
+        walks = 0
+
+        @property
+        def files(self) -> int:
+            Counted.walks += 1
+            return sum(run.files_in(c) for c in self.chunks)
+
+    chunks = [[InputPart(f"f{i}-{j}", f"f{i}-{j}") for j in range(3)] for i in range(50)]
+    seen: list[tuple[str, int, int, int]] = []
+    chunk_done = run.chunk_progress("load", Counted(chunks=chunks), lambda *a: seen.append(a))  # type: ignore[arg-type]
+    for i in range(len(chunks)):
+        chunk_done(i, SimpleNamespace(documents=3, rejected=0))  # type: ignore[arg-type]
+
+    assert Counted.walks == 1
+    assert seen[0] == ("load", 0, 150, 0) and seen[-1] == ("load", 150, 150, 150)
