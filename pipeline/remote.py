@@ -113,10 +113,18 @@ def _modified(info: dict[str, Any]) -> float | None:
     return float(when) if isinstance(when, int | float) else None
 
 
-def _safe_relative(relative: str) -> bool:
-    """Whether a key below INPUT can be a path below the mirror (no ``..``, no empty or absolute part)."""
-    parts = PurePosixPath(relative).parts
-    return bool(parts) and not relative.startswith("/") and all(p not in ("", ".", "..") for p in parts)
+def _placeable(relatives: list[str]) -> tuple[list[str], list[str]]:
+    """The keys below INPUT that can be paths below the mirror, and those that cannot: a key with a ``..``,
+    ``.`` or empty part (``a//b``, which would land on another key's path, or outside the mirror), or one
+    below a key that is a file itself (``a`` and ``a/b.txt``: the first keeps its path)."""
+    files = set(relatives)
+    good, bad = [], []
+    for relative in relatives:
+        path = PurePosixPath(relative)
+        normal = path.as_posix() == relative and all(p not in (".", "..") for p in path.parts)
+        under_a_file = any(parent.as_posix() in files for parent in list(path.parents)[:-1])
+        (good if normal and relative and not under_a_file else bad).append(relative)
+    return good, bad
 
 
 def _mirrored(url: str) -> Path:
@@ -132,13 +140,16 @@ def _mirrored(url: str) -> Path:
         located = {name: root}
     else:
         found = _calling(url, lambda: fs.find(root, detail=True, withdirs=False))
-        listing, located = {}, {}
-        for path, info in sorted(found.items()):
-            relative = path[len(root) :].lstrip("/")
-            if not _safe_relative(relative):
-                log.warning("%s: %r cannot be a local path below the mirror: not read", url, relative)
-                continue
-            listing[relative], located[relative] = info, path
+        by_relative = {
+            path[len(root) + 1 :]: (path, info)
+            for path, info in found.items()
+            if not (path.endswith("/") and not info.get("size"))  # a folder's marker object
+        }
+        good, bad = _placeable(sorted(by_relative))
+        for relative in bad:
+            log.warning("%s: key %r cannot be a file below a local folder: not read", url, relative)
+        listing = {rel: by_relative[rel][1] for rel in good}
+        located = {rel: by_relative[rel][0] for rel in good}
     manifest_path = mirror.with_name(mirror.name + ".json")
     known = json.loads(manifest_path.read_text()) if manifest_path.exists() and mirror.is_dir() else {}
     wanted = {rel: _version(info) for rel, info in listing.items()}

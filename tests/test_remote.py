@@ -201,3 +201,29 @@ def test_the_flow_takes_urls_too(s3: Any, prefect_harness: None, tmp_path: Path)
 
     assert summary.stats["kept"] > 0
     assert stored_outputs(s3, "corpus/flow-out") == local_outputs(tmp_path / "local")
+
+
+def test_keys_that_cannot_be_local_paths_are_left_out_with_a_warning(
+    s3: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store's keys are any strings: none may leave the mirror or land on another key's file."""
+    import boto3
+
+    client = boto3.client("s3")
+    keys = ["ok.txt", "../escape.txt", "..", "./ok.txt", "a//double.txt", "ok.txt/inner.txt", "sub/"]
+    for key in keys:
+        client.put_object(Bucket="corpus", Key=f"raw/{key}", Body=f"The story of {key}. ".encode() * 30)
+    client.put_object(Bucket="corpus", Key="raw/folder/", Body=b"")  # a console's folder marker
+    client.put_object(Bucket="corpus", Key="raw/folder/café.txt", Body="Le café. ".encode() * 30)
+    s3.invalidate_cache()
+
+    with caplog.at_level("WARNING", logger="pipeline.remote"):
+        mirror = remote._mirrored("s3://corpus/raw")
+
+    files = sorted(p.relative_to(mirror).as_posix() for p in mirror.rglob("*") if p.is_file())
+    assert files == ["folder/café.txt", "ok.txt"]
+    assert (mirror / "ok.txt").read_bytes().startswith(b"The story of ok.txt.")  # not ./ok.txt's bytes
+    warnings = [r.getMessage() for r in caplog.records if r.name == "pipeline.remote"]
+    warned = sorted(message.split(": key ")[1].split(" cannot")[0] for message in warnings)
+    assert warned == sorted(repr(k) for k in keys[1:])
+    assert not (mirror.parent / "escape.txt").exists()
