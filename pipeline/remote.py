@@ -118,7 +118,8 @@ def _placeable(relatives: list[str]) -> tuple[list[str], list[str]]:
     ``.`` or empty part (``a//b``, which would land on another key's path, or outside the mirror), or one
     below a key that is a file itself (``a`` and ``a/b.txt``: the first keeps its path)."""
     files = set(relatives)
-    good, bad = [], []
+    good: list[str] = []
+    bad: list[str] = []
     for relative in relatives:
         path = PurePosixPath(relative)
         normal = path.as_posix() == relative and all(p not in (".", "..") for p in path.parts)
