@@ -113,11 +113,10 @@ def clean_folder(
     config = options.run_config()
     logger = get_run_logger() if FlowRunContext.get() is not None else None
     client = dask_client()
+    say = logger.warning if logger else None
     with (
-        remote.staged(input_dir, out) as (input_path, out_path),
-        run.open_run(
-            input_path, out_path, config, options.rebuild, logger.warning if logger else None
-        ) as context,
+        remote.staged(input_dir, out, config.wait, say) as (input_path, out_path),
+        run.open_run(input_path, out_path, config, options.rebuild, say) as context,
         _progress(options, logger) as progress,
     ):
         if client is not None and context.files:

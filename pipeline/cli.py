@@ -222,7 +222,7 @@ def _run_clean(input_arg: str, out_arg: str, options: CleanOptions, config: RunC
 
     with ExitStack() as stack:
         staged = input_arg == STDIO
-        input_path, out = stack.enter_context(remote.staged(input_arg, out_arg))
+        input_path, out = stack.enter_context(remote.staged(input_arg, out_arg, config.wait, _say))
         if staged:
             input_path = stack.enter_context(staged_input(sys.stdin.buffer))
         if out_arg == STDIO:

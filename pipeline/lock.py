@@ -26,17 +26,24 @@ class OutputBusy(Exception):
 
 @contextmanager
 def output_lock(
-    out_dir: Path, wait: float = DEFAULT_WAIT, on_wait: Callable[[str], None] | None = None
+    out_dir: Path,
+    wait: float = DEFAULT_WAIT,
+    on_wait: Callable[[str], None] | None = None,
+    name: str = LOCK_FILE,
+    label: str | None = None,
 ) -> Iterator[None]:
-    """Hold ``out_dir``'s lock; wait up to ``wait`` seconds for another run to release it.
+    """Hold ``out_dir``'s lock (the file ``name`` in it); wait up to ``wait`` seconds for another run to
+    release it.
 
-    ``on_wait`` is told once, in a sentence, when the run has to wait.
+    ``on_wait`` is told once, in a sentence, when the run has to wait; the sentences name ``label`` (by
+    default ``out_dir``).
 
     Raises:
         OutputBusy: the lock is still held after ``wait`` seconds.
         OSError: the lock file cannot be created (a read-only or missing folder, no permission).
     """
-    path = out_dir / LOCK_FILE
+    path = out_dir / name
+    label = label or str(out_dir)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         deadline = time.monotonic() + wait
@@ -49,11 +56,11 @@ def output_lock(
                 holder = _holder(fd)
                 if time.monotonic() >= deadline:
                     raise OutputBusy(
-                        f"another run{holder} still holds {out_dir} after {wait:g} s; try again later or "
+                        f"another run{holder} still holds {label} after {wait:g} s; try again later or "
                         "give it longer with --wait SECONDS"
                     ) from None
                 if not told and on_wait is not None:
-                    on_wait(f"waiting for another run on {out_dir}{holder} to finish (up to {wait:g} s)")
+                    on_wait(f"waiting for another run on {label}{holder} to finish (up to {wait:g} s)")
                     told = True
                 time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         os.ftruncate(fd, 0)

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from pipeline.lock import LOCK_FILE
+from pipeline.lock import DEFAULT_WAIT, LOCK_FILE, output_lock
 from pipeline.run import UsageError
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,22 @@ def cache_root() -> Path:
 
 
 @contextmanager
-def staged(input_location: str | Path, out_location: str | Path) -> Iterator[tuple[Path, Path]]:
+def staged(
+    input_location: str | Path,
+    out_location: str | Path,
+    wait: float = DEFAULT_WAIT,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[tuple[Path, Path]]:
     """Local paths for a run's INPUT and OUTPUT: a URL's mirror or working copy, a path as it is. OUTPUT's
     working copy is uploaded when the block ends without an exception.
 
+    A mirror and a working copy are each held by one run of this machine at a time, from before their sync
+    to the end of the block (another waits ``wait`` seconds, as for an output folder's lock): no run syncs
+    a folder another is reading or writing.
+
     Raises:
         UsageError: a URL with no driver installed, INPUT missing on its store, OUTPUT equal to INPUT.
+        OutputBusy: another run still holds the mirror or the working copy after ``wait``.
         OSError: the store could not be listed, read or written.
     """
     if is_url(input_location) and is_url(out_location):
@@ -66,11 +76,22 @@ def staged(input_location: str | Path, out_location: str | Path) -> Iterator[tup
     with ExitStack() as stack:
         source = Path(input_location)
         if is_url(input_location):
-            source = _mirrored(str(input_location))
+            url = str(input_location)
+            stack.enter_context(_held(_folder_for("input", url), url, wait, on_wait))
+            source = _mirrored(url)
         out = Path(out_location)
         if is_url(out_location):
-            out = stack.enter_context(_working_copy(str(out_location)))
+            url = str(out_location)
+            stack.enter_context(_held(_folder_for("output", url), url, wait, on_wait))
+            out = stack.enter_context(_working_copy(url))
         yield source, out
+
+
+def _held(folder: Path, url: str, wait: float, on_wait: Callable[[str], None] | None) -> Any:
+    """The lock of a cache folder (``FOLDER.lock`` beside it), named for its URL in what a waiting run
+    says."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return output_lock(folder.parent, wait, on_wait, name=folder.name + ".lock", label=url)
 
 
 def _store(url: str) -> tuple[Any, str]:

@@ -227,3 +227,19 @@ def test_keys_that_cannot_be_local_paths_are_left_out_with_a_warning(
     warned = sorted(message.split(": key ")[1].split(" cannot")[0] for message in warnings)
     assert warned == sorted(repr(k) for k in keys[1:])
     assert not (mirror.parent / "escape.txt").exists()
+
+
+def test_a_second_run_of_this_machine_waits_for_the_working_copy(s3: Any, tmp_path: Path) -> None:
+    """The working copy is held from before its sync to the end of the upload: another run of this machine
+    waits (here --wait 1, then exit 75) instead of syncing a folder in use."""
+    s3.pipe({"corpus/raw/a.txt": b"Alpha story. " * 40})
+    copy = remote._folder_for("output", "s3://corpus/clean")
+    with remote._held(copy, "s3://corpus/clean", 0, None):
+        result = clean("s3://corpus/raw", "--out", "s3://corpus/clean", "--wait", "1")
+    assert result.returncode == 75, result.stderr
+    assert (
+        result.stderr.splitlines()[-1].startswith("pipeline: error: another run (process ")
+        and "still holds s3://corpus/clean after 1 s" in result.stderr
+    )
+    assert not s3.exists("corpus/clean/records.jsonl")
+    assert clean("s3://corpus/raw", "--out", "s3://corpus/clean").returncode == 0
