@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pipeline import options as clean_options
-from pipeline.run import UsageError, check_request
+from pipeline import remote
+from pipeline.run import UsageError, check_request, check_rules
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -62,8 +63,13 @@ def check_layout(input_dir: str | Path, out: str | Path, raw: str | Path) -> Non
     cleaned: clean-folder's INPUT and fetch-and-clean's RAW must be one folder, or their files would mix.
 
     Raises:
-        UsageError: INPUT is not RAW, or OUTPUT is RAW.
+        UsageError: RAW is a URL (the fetcher writes pages into a local folder), INPUT is not RAW, or
+            OUTPUT is RAW.
     """
+    if remote.is_url(raw):
+        raise UsageError(
+            "with a URL source, --raw (and --input) must be a local folder: the fetcher writes there"
+        )
     if Path(raw).resolve() != Path(input_dir).resolve():
         raise UsageError("with a URL source, --input and --raw must be the same folder")
     if Path(raw).resolve() == Path(out).resolve():
@@ -214,7 +220,8 @@ def prefect_api(prog: str = PROG) -> Iterator[None]:
 
 
 def _absolute(path: str | Path) -> str:
-    return str(Path(path).expanduser().resolve())
+    """A folder as an absolute path (a URL as it is)."""
+    return str(path) if remote.is_url(path) else str(Path(path).expanduser().resolve())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -305,7 +312,10 @@ def check_folders(args: argparse.Namespace) -> None:
         options = clean_options.CleanOptions(**clean_options.given(args))
     except ValueError as err:
         raise UsageError(str(err)) from None
-    check_request(Path(args.input), Path(args.out), options.run_config())
+    if remote.is_url(args.input) or remote.is_url(args.out):  # a store is reached at the first run
+        check_rules(options.run_config())
+    else:
+        check_request(Path(args.input), Path(args.out), options.run_config())
 
 
 def fetch_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -605,6 +605,11 @@ def check_request(input_dir: Path, out_dir: Path, config: RunConfig) -> None:
         input_dir.resolve().parent if input_dir.is_file() else None,
     ):
         raise UsageError("the output folder must differ from the input folder")
+    check_rules(config)
+
+
+def check_rules(config: RunConfig) -> None:
+    """Refuse a boilerplate rule file that does not load (UsageError)."""
     try:
         _rules(config.cleanup.boilerplate_file)
     except (OSError, ValueError) as err:

@@ -205,6 +205,7 @@ def test_invalid_cron_is_a_one_line_error_before_anything_starts(tmp_path: Path)
         (["--languages", "xx"], "unknown language"),
         (["--boilerplate", "missing.txt"], "boilerplate file: "),
         (["--rebuild"], "--rebuild would forget the index at every scheduled run"),
+        (["--input", "s3://b/raw", "--sitemap", "http://x/s.xml"], "--raw (and --input) must be a local"),
     ],
 )
 def test_usage_errors(
@@ -249,6 +250,8 @@ def test_clean_options_reach_both_deployments_over_each_flows_defaults(raw: Path
     )
     assert fetch.parameters["options"]["scan"] == "folders"  # spelled out: a partial object would say full
     assert build_deployments(HOURLY, input_dir=raw)[0].parameters.keys() == {"input_dir", "out"}
+    [on_a_store] = build_deployments(HOURLY, input_dir="s3://corpus/raw", out="s3://corpus/clean")
+    assert on_a_store.parameters == {"input_dir": "s3://corpus/raw", "out": "s3://corpus/clean"}
 
 
 def test_serving_without_an_api_url_runs_one_temporary_server_and_stops_it(raw: Path, tmp_path: Path) -> None:
