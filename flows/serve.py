@@ -9,6 +9,7 @@
     python -m flows.serve --cron "0 * * * *" --sitemap https://example.org/sitemap.xml
     prefect deployment run 'clean-folder/clean-folder-scheduled'   # a run now, not at the next hour
 
+Without PREFECT_API_URL it starts a server of its own for as long as it serves (:func:`prefect_api`).
 ``pipeline serve ...`` is the same command: it delegates to :func:`main`.
 """
 
@@ -16,9 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -184,39 +190,101 @@ def serve(
     prefect_serve(*deployments, limit=limit)
 
 
+class ServerDidNotStart(Exception):
+    """The Prefect server started for serving did not answer."""
+
+
+SERVER_START_TIMEOUT = 120.0  # seconds for a new server to answer (a new database's migrations: ~20 s here)
+
+
 @contextmanager
 def prefect_api(prog: str = PROG) -> Iterator[None]:
-    """The Prefect API to serve against: PREFECT_API_URL's, or else one temporary server for this process
-    and the flow runs it starts (they inherit its address), stopped when the block ends.
+    """The Prefect API to serve against: PREFECT_API_URL's, or else a Prefect server started for this
+    process (``prefect server start`` on 127.0.0.1, no UI, its database in PREFECT_HOME), which the flow
+    runs it starts reach through the inherited PREFECT_API_URL, stopped when the block ends.
 
-    Left to itself, Prefect starts a temporary server in the serving process and another in each flow-run
-    process, which then reports to a server nobody looks at; and the address of the first is never shown,
-    so ``prefect deployment run`` from another terminal cannot reach it.
+    Not Prefect's temporary server: it runs no scheduler service, so no cron schedule would ever make a
+    run, and each flow-run process would start another one. The server is in a session of its own, so a
+    Ctrl-C at the terminal reaches the runner alone, which pauses its schedules through the server before
+    the server stops; on Linux it also stops if this process dies without stopping it.
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     if PREFECT_API_URL.value():
         yield
         return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    try:  # a signal while it starts (a new database's migration takes seconds) must stop it too
-        server.start()
-        print(
-            f"{prog}: PREFECT_API_URL is not set: serving against a temporary Prefect server, "
-            f"{server.api_url}, which stops with this process (a lasting one: 'prefect server start'); "
-            f"trigger a run with PREFECT_API_URL={server.api_url} prefect deployment run "
-            f"'clean-folder/{CLEAN_DEPLOYMENT}'",
-            file=sys.stderr,
-            flush=True,
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api_url = f"http://127.0.0.1:{port}/api"
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(
+            [*command, "--no-ui", "--analytics-off"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_stop_with_parent,
         )
-        os.environ["PREFECT_API_URL"] = server.api_url  # for the flow-run processes
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            yield
-    finally:
-        os.environ.pop("PREFECT_API_URL", None)
-        server.stop()
+        try:  # a signal while it starts (a new database's migrations take seconds) must stop it too
+            _wait_until_up(server, api_url, log)
+            print(
+                f"{prog}: PREFECT_API_URL is not set: serving against a Prefect server started for this "
+                f"process, {api_url} (no UI; it stops with this process; a lasting one: 'prefect server "
+                f"start'); trigger a run with PREFECT_API_URL={api_url} prefect deployment run "
+                f"'clean-folder/{CLEAN_DEPLOYMENT}'",
+                file=sys.stderr,
+                flush=True,
+            )
+            os.environ["PREFECT_API_URL"] = api_url  # for the flow-run processes
+            with temporary_settings({PREFECT_API_URL: api_url}):
+                yield
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
+            _stop(server)
+
+
+def _wait_until_up(server: subprocess.Popen[bytes], api_url: str, log: Any) -> None:
+    import httpx
+
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            log.seek(0)
+            last = log.read().decode(errors="replace").strip().splitlines()[-1:]
+            status = server.returncode
+            raise ServerDidNotStart(f"the Prefect server did not start (exit {status}): {' '.join(last)}")
+        try:
+            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    within = f"within {SERVER_START_TIMEOUT:g} s"
+    raise ServerDidNotStart(f"the Prefect server did not answer at {api_url} {within}")
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's session (its own process group), SIGKILL if it is still there in 15 s."""
+    if server.poll() is not None:
+        return
+    with suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def _stop_with_parent() -> None:
+    """In the server's process before it runs: SIGTERM when this process dies (Linux' PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 def _absolute(path: str | Path) -> str:
@@ -349,20 +417,28 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
 
-    with prefect_api(prog):
-        serve(
-            args.cron,
-            args.input,
-            args.out,
-            args.raw,
-            args.urls,
-            args.feed,
-            args.sitemap,
-            timezone=args.timezone,
-            limit=args.limit,
-            fetch_options=fetching,
-            options=clean_options.given(args),
-        )
+    # Prefect's runner shuts down cleanly on Ctrl-C under asyncio's own SIGINT handler, which asyncio.run
+    # installs only over Python's default one; `pipeline`'s entry point has put its own in place, which
+    # raises KeyboardInterrupt wherever the loop is (a connection's task then dies with a traceback).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with prefect_api(prog):
+            serve(
+                args.cron,
+                args.input,
+                args.out,
+                args.raw,
+                args.urls,
+                args.feed,
+                args.sitemap,
+                timezone=args.timezone,
+                limit=args.limit,
+                fetch_options=fetching,
+                options=clean_options.given(args),
+            )
+    except ServerDidNotStart as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

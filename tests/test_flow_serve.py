@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -254,9 +255,12 @@ def test_clean_options_reach_both_deployments_over_each_flows_defaults(raw: Path
     assert on_a_store.parameters == {"input_dir": "s3://corpus/raw", "out": "s3://corpus/clean"}
 
 
-def test_serving_without_an_api_url_runs_one_temporary_server_and_stops_it(raw: Path, tmp_path: Path) -> None:
-    """No PREFECT_API_URL: the serving process starts one temporary server, says where it is, its flow runs
-    report to it (not to servers of their own), and Ctrl-C stops it without a traceback."""
+def test_serving_without_an_api_url_runs_one_server_that_schedules_and_stops_with_it(
+    raw: Path, tmp_path: Path
+) -> None:
+    """No PREFECT_API_URL: the serving process starts one Prefect server, says where it is; the server's
+    scheduler makes the cron schedule's runs (Prefect's temporary server has none), the flow runs report to
+    it (not to servers of their own), and Ctrl-C stops it, after the runner, without a traceback."""
     import httpx
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
@@ -283,37 +287,42 @@ def test_serving_without_an_api_url_runs_one_temporary_server_and_stops_it(raw: 
         with temporary_settings({PREFECT_API_URL: api_url}):
             wait_for_deployment(f"clean-folder/{CLEAN_DEPLOYMENT}", server_side, log)
             flow_run = run_deployment(f"clean-folder/{CLEAN_DEPLOYMENT}", timeout=60, poll_interval=1)
+            scheduled = wait_for_scheduled_runs()
             with get_client(sync_client=True) as client:
                 flow_runs = client.read_flow_runs()
+                deployment = client.read_deployment_by_name(f"clean-folder/{CLEAN_DEPLOYMENT}")
     finally:
         stop(server_side)
 
     text = log.read_text(errors="replace")
     assert flow_run.state is not None and flow_run.state.is_completed(), f"{flow_run.state!r}\n{text}"
     assert flow_run.parameters["options"] == {"threshold": 0.7}
-    assert [run.id for run in flow_runs] == [flow_run.id]
+    assert {run.id for run in flow_runs} == {flow_run.id, *scheduled}  # one server saw them all
+    assert all(run.deployment_id == deployment.id for run in flow_runs)
     assert contract.validate_output(out) == {"records": 1, "duplicates": 1, "rejected": 0}
-    assert text.count("serving against a temporary Prefect server") == 1, text
-    assert "Starting temporary server" not in text, text  # Prefect's own, as the flow run's process did
+    assert text.count("serving against a Prefect server started for this process") == 1, text
+    assert "temporary server" not in text, text  # Prefect's own, as the flow run's process started
     assert "Traceback" not in text and "Error" not in text, text
     assert server_side.returncode == 0
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{api_url}/health", timeout=2)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_while_the_temporary_server_starts_stops_it_too(
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["SIGTERM", "SIGINT", "SIGKILL"]
+)
+def test_a_signal_while_the_server_starts_stops_it_too(
     signum: signal.Signals, raw: Path, tmp_path: Path
 ) -> None:
-    """Stopped before it serves (a new database's migration takes seconds), the command leaves no server
-    process behind: the temporary server is its child, and goes with it."""
+    """Stopped before it serves (a new database's migrations take seconds), even by SIGKILL, the command
+    leaves no server process behind."""
     env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
     command = [sys.executable, "-m", "pipeline", "serve", "--input", str(raw), "--out", str(tmp_path / "out")]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        while not (servers := children(process.pid, "uvicorn")):
+        while not (servers := children(process.pid, "server\0start")):
             assert process.poll() is None and time.monotonic() < deadline, "no server started"
             time.sleep(0.05)
         process.send_signal(signum)
@@ -322,12 +331,18 @@ def test_a_signal_while_the_temporary_server_starts_stops_it_too(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in servers) and time.monotonic() < deadline:
+    while any(map(alive, servers)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [pid for pid in servers if Path(f"/proc/{pid}").exists()], (
-        "the temporary server outlived serve"
-    )
+    assert not any(map(alive, servers)), "the server outlived serve"
     assert b"Traceback" not in stderr, stderr.decode(errors="replace")
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped by whoever adopted it, does not)."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
 
 
 def children(parent: int, word: str) -> list[int]:
@@ -342,6 +357,24 @@ def children(parent: int, word: str) -> list[int]:
         if f"\nPPid:\t{parent}\n" in status and word.encode() in command:
             found.append(int(entry.name))
     return found
+
+
+def wait_for_scheduled_runs(timeout: float = 60) -> set[UUID]:
+    """The ids of the runs the server's scheduler has made for the hourly schedule, once there are any."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    only_scheduled = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+    )
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            if found := client.read_flow_runs(flow_run_filter=only_scheduled):
+                return {run.id for run in found}
+            time.sleep(0.5)
+    raise AssertionError(f"no scheduled run within {timeout} s: the server schedules nothing")
 
 
 def wait_for_line(pattern: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> str:
