@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
@@ -70,9 +71,12 @@ def staged(
         OutputBusy: another run still holds the mirror or the working copy after ``wait``.
         OSError: the store could not be listed, read or written.
     """
-    if is_url(input_location) and is_url(out_location):
-        if str(out_location).rstrip("/") == str(input_location).rstrip("/"):
-            raise UsageError("the output folder must differ from the input folder")
+    if is_url(input_location):
+        input_location = str(input_location).rstrip("/")
+    if is_url(out_location):
+        out_location = str(out_location).rstrip("/")
+    if is_url(input_location) and out_location == input_location:
+        raise UsageError("the output folder must differ from the input folder")
     with ExitStack() as stack:
         source = Path(input_location)
         if is_url(input_location):
@@ -173,7 +177,7 @@ def _mirrored(url: str) -> Path:
         listing = {rel: by_relative[rel][1] for rel in good}
         located = {rel: by_relative[rel][0] for rel in good}
     manifest_path = mirror.with_name(mirror.name + ".json")
-    known = json.loads(manifest_path.read_text()) if manifest_path.exists() and mirror.is_dir() else {}
+    known = (_read_json(manifest_path) or {}) if mirror.is_dir() else {}
     wanted = {rel: _version(info) for rel, info in listing.items()}
     for rel in set(known) - set(wanted):
         (mirror / rel).unlink(missing_ok=True)
@@ -216,11 +220,14 @@ def _working_copy(url: str) -> Iterator[Path]:
     fs, root = _store(url)
     copy = _folder_for("output", url)
     synced_path = copy.with_name(copy.name + ".json")
-    synced = json.loads(synced_path.read_text()) if synced_path.exists() and copy.is_dir() else None
+    synced = _read_json(synced_path) if copy.is_dir() else None
     manifest_url = f"{root}/{MANIFEST}"
-    stored = None
-    if _calling(url, lambda: fs.exists(manifest_url)):
-        stored = json.loads(_calling(url, lambda: fs.cat_file(manifest_url)))
+    stored = _stored_manifest(fs, url, manifest_url)
+    if stored is None and _calling(url, lambda: fs.exists(root) and bool(fs.ls(root))):
+        raise UsageError(
+            f"{url} holds files but no {MANIFEST}: not an output of this tool (or its first upload was "
+            "cut short); give an empty or new location"
+        )
     if stored is None or synced is None or stored.get("run") != synced.get("run"):
         synced_path.unlink(missing_ok=True)  # until the copy is whole again
         shutil.rmtree(copy, ignore_errors=True)
@@ -238,23 +245,48 @@ def _working_copy(url: str) -> Iterator[Path]:
     gone = sorted(set(synced["files"]) - set(now))
     if not changed and not gone:
         return
-    if _calling(url, lambda: fs.exists(manifest_url)):
-        now_stored = json.loads(_calling(url, lambda: fs.cat_file(manifest_url)))
-        if now_stored.get("run") != synced["run"]:
-            raise OSError(
-                f"{url}: another run wrote this output while this one ran: this run's result is not "
-                "uploaded; run again to clean the new inputs onto the other run's output"
-            )
+    now_stored = _stored_manifest(fs, url, manifest_url) or {}
+    if now_stored.get("run") != synced["run"]:
+        raise OSError(
+            f"{url}: another run wrote this output while this one ran: this run's result is not "
+            "uploaded; run again to clean the new inputs onto the other run's output"
+        )
     if changed:
         _calling(
             url, lambda: fs.put([str(copy / rel) for rel in changed], [f"{root}/{rel}" for rel in changed])
         )
     if gone:
         _calling(url, lambda: fs.rm([f"{root}/{rel}" for rel in gone]))
-    run_id = hashlib.sha256(json.dumps(now, sort_keys=True).encode()).hexdigest()[:16]
+    run_id = uuid.uuid4().hex
     manifest = {"run": run_id, "files": {rel: state[0] for rel, state in now.items()}}
     _calling(url, lambda: fs.pipe_file(manifest_url, json.dumps(manifest, indent=1).encode()))
     _write_json(synced_path, {"run": run_id, "files": now})
+
+
+def _stored_manifest(fs: Any, url: str, manifest_url: str) -> dict[str, Any] | None:
+    """The store's manifest, None if there is none.
+
+    Raises:
+        OSError: one that is not JSON of ours (its writer is not this tool, or it was damaged).
+    """
+    if not _calling(url, lambda: fs.exists(manifest_url)):
+        return None
+    try:
+        manifest = json.loads(_calling(url, lambda: fs.cat_file(manifest_url)))
+        if isinstance(manifest, dict) and isinstance(manifest.get("files"), dict):
+            return manifest
+    except ValueError:
+        pass
+    raise OSError(f"{url}/{MANIFEST} is damaged or not this tool's: the output cannot be synced")
+
+
+def _read_json(path: Path) -> Any:
+    """A cache file's JSON, None if it is missing or damaged (the folder it describes is then synced
+    again)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _write_json(path: Path, value: Any) -> None:

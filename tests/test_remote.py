@@ -243,3 +243,24 @@ def test_a_second_run_of_this_machine_waits_for_the_working_copy(s3: Any, tmp_pa
     )
     assert not s3.exists("corpus/clean/records.jsonl")
     assert clean("s3://corpus/raw", "--out", "s3://corpus/clean").returncode == 0
+
+
+def test_an_output_location_that_is_not_ours_is_never_written(s3: Any) -> None:
+    """Files but no manifest (somebody else's data), or a manifest that is not ours: nothing is uploaded
+    over them."""
+    s3.pipe({"corpus/raw/a.txt": b"Alpha story. " * 40, "corpus/theirs/records.jsonl": b'{"theirs": 1}\n'})
+
+    refused = clean("s3://corpus/raw", "--out", "s3://corpus/theirs")
+
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines() == [
+        "pipeline: error: s3://corpus/theirs holds files but no .sync.json: not an output of this tool (or "
+        "its first upload was cut short); give an empty or new location"
+    ]
+    s3.pipe({"corpus/damaged/.sync.json": b"{not json", "corpus/damaged/records.jsonl": b"{}\n"})
+    damaged = clean("s3://corpus/raw", "--out", "s3://corpus/damaged")
+    assert damaged.returncode == 1, damaged.stderr
+    assert "s3://corpus/damaged/.sync.json is damaged or not this tool's" in damaged.stderr
+    s3.invalidate_cache()
+    assert s3.cat_file("corpus/theirs/records.jsonl") == b'{"theirs": 1}\n'
+    assert s3.cat_file("corpus/damaged/records.jsonl") == b"{}\n"
