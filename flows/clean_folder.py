@@ -138,6 +138,7 @@ def clean_folder(
             summary = finish(context, cleaned, learned, rejections)
         else:  # not a task, which would run on a worker: it writes the index; its pairs go to the cluster
             summary = run.finish(context, cleaned, learned, rejections, client)
+    remote.name_locations(summary.stats, input_dir, out)
     if logger is not None and not options.quiet:
         (logger.warning if summary.empty else logger.info)(summary.line())
     publish_summary(summary)

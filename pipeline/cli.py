@@ -232,6 +232,7 @@ def _run_clean(input_arg: str, out_arg: str, options: CleanOptions, config: RunC
             summary = clean_folder(
                 input_path, out, config, progress, rebuild=options.rebuild, on_wait=_say, dask=options.dask
             )
+        remote.name_locations(summary.stats, input_arg, out_arg)
         if out_arg == STDIO and not summary.empty:
             send_records(journal_path(out, contract.RECORDS, config.output_format), sys.stdout.buffer)
             summary.stats["output"] = "standard output"

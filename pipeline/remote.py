@@ -91,6 +91,13 @@ def staged(
         yield source, out
 
 
+def name_locations(stats: dict[str, Any], input_location: str | Path, out_location: str | Path) -> None:
+    """A run's summary ``stats`` naming the URLs it was given, not the local folders it worked in."""
+    for key, location in (("input", input_location), ("output", out_location)):
+        if is_url(location):
+            stats[key] = str(location)
+
+
 def _held(folder: Path, url: str, wait: float, on_wait: Callable[[str], None] | None) -> Any:
     """The lock of a cache folder (``FOLDER.lock`` beside it), named for its URL in what a waiting run
     says."""

@@ -91,6 +91,7 @@ def test_a_run_from_s3_to_s3_equals_the_local_run_and_continues_on_another_machi
     first = clean("s3://corpus/raw", "--out", "s3://corpus/clean")
 
     assert first.returncode == 0, first.stderr
+    assert " -> s3://corpus/clean (all runs: " in first.stdout, first.stdout  # the URL, not the copy
     assert stored_outputs(s3, "corpus/clean") == local_outputs(tmp_path / "local")
     assert contract.validate_output(tmp_path / "local")["records"] > 0
     manifest = json.loads(s3.cat_file(f"corpus/clean/{remote.MANIFEST}"))
