@@ -313,10 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         default="raw",
         metavar="INPUT",
-        help="folder or file of raw inputs (default: %(default)s)",
+        help="folder or file of raw inputs, or an fsspec URL (default: %(default)s)",
     )
     parser.add_argument(
-        "--out", "-o", default="clean", metavar="OUTPUT", help="output folder (default: %(default)s)"
+        "--out",
+        "-o",
+        default="clean",
+        metavar="OUTPUT",
+        help="output folder or fsspec URL (default: %(default)s)",
     )
     add_arguments(parser)
     return parser

@@ -61,16 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         default="raw",
         metavar="INPUT",
-        help="folder of raw inputs, one file, or - for standard input (JSON lines, or one plain text) "
-        "(default: raw)",
+        help="folder of raw inputs, one file, an fsspec URL (s3://bucket/raw, with the store's driver "
+        "installed), or - for standard input (JSON lines, or one plain text) (default: raw)",
     )
     clean.add_argument(
         "--out",
         "-o",
         default="clean",
         metavar="OUTPUT",
-        help="output folder (default: clean); - sends the kept records to standard output as JSON lines "
-        "(no index is kept: each such run stands alone)",
+        help="output folder (default: clean), or an fsspec URL (synced through a local working copy); - "
+        "sends the kept records to standard output as JSON lines (no index is kept: each such run "
+        "stands alone)",
     )
     add_arguments(clean)
     fetch = commands.add_parser(
