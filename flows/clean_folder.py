@@ -216,22 +216,22 @@ def map_in_order(
     caller may remove the spool folder. A plain function (the decorators deleted) runs with ``map``.
     """
     if not isinstance(step, Task):
-        results = []
-        for i, result in enumerate(map(step, *iterables)):
-            results.append(result)
-            if done is not None:
-                done(i, result)
-        return results
+        return _collected(map(step, *iterables), done)
     futures = step.map(*iterables)
     try:
-        results = []
-        for i, future in enumerate(futures):
-            results.append(future.result())
-            if done is not None:
-                done(i, results[-1])
-        return results
+        return _collected((future.result() for future in futures), done)
     finally:
         futures.wait()
+
+
+def _collected(results: Iterable[Any], done: Callable[[int, Any], None] | None) -> list[Any]:
+    """``results`` as a list, with ``done(i, result)`` called for each as it arrives."""
+    collected = []
+    for i, result in enumerate(results):
+        collected.append(result)
+        if done is not None:
+            done(i, result)
+    return collected
 
 
 def publish_summary(summary: Summary) -> None:
@@ -331,8 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Refuse a bad request before the flow starts a Prefect server and logs a traceback.
         options = from_arguments(args)
-        if not (remote.is_url(args.input) or remote.is_url(args.out)):  # a URL's is checked once staged
-            run.check_request(Path(args.input), Path(args.out), options.run_config())
+        remote.check_request(args.input, args.out, options.run_config())
         if options.dask not in (None, LOCAL):
             check_address(options.dask)
         summary = clean_folder(args.input, args.out, options)

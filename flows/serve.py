@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pipeline import options as clean_options
 from pipeline import remote
-from pipeline.run import UsageError, check_request, check_rules
+from pipeline.run import UsageError
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -380,10 +380,7 @@ def check_folders(args: argparse.Namespace) -> None:
         options = clean_options.CleanOptions(**clean_options.given(args))
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if remote.is_url(args.input) or remote.is_url(args.out):  # a store is reached at the first run
-        check_rules(options.run_config())
-    else:
-        check_request(Path(args.input), Path(args.out), options.run_config())
+    remote.check_request(args.input, args.out, options.run_config())
 
 
 def fetch_options(args: argparse.Namespace) -> dict[str, Any]:

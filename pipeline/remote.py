@@ -30,7 +30,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from pipeline.lock import DEFAULT_WAIT, LOCK_FILE, output_lock
-from pipeline.run import UsageError
+from pipeline.run import RunConfig, UsageError, check_rules
+from pipeline.run import check_request as check_local_request
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,19 @@ def staged(
             stack.enter_context(_held(_folder_for("output", url), url, wait, on_wait))
             out = stack.enter_context(_working_copy(url))
         yield source, out
+
+
+def check_request(input_location: str | Path, out_location: str | Path, config: RunConfig) -> None:
+    """:func:`pipeline.run.check_request` for local paths; with a URL at either end, what can be checked
+    before a store is reached (the rule file): the rest is checked once the ends are staged.
+
+    Raises:
+        UsageError: see :func:`pipeline.run.check_request`.
+    """
+    if is_url(input_location) or is_url(out_location):
+        check_rules(config)
+    else:
+        check_local_request(Path(input_location), Path(out_location), config)
 
 
 def name_locations(stats: dict[str, Any], input_location: str | Path, out_location: str | Path) -> None:

@@ -665,9 +665,8 @@ def select_files(
         # A first run has no earlier hashes to compare with: the workers hash the files they read anyway.
         selection.files = walked
         return selection
-    if (
-        scan == "folders" and only is None
-    ):  # a provisional rejection's file is read again even in a folder seen unchanged
+    # a provisional rejection's file is read again even in a folder seen unchanged
+    if scan == "folders" and only is None:
         listed = {rel for _, rel in walked}
         for rel in sorted(set(index.provisional().values()) - listed):
             path = os.path.join(input_dir, os.fsdecode(path_of_source(rel)))
